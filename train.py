@@ -1,0 +1,18 @@
+"""Train pix2pix or CycleGAN: ``python train.py [experiment=...] [group=option ...] [key=value ...]``."""
+
+import hydra
+from omegaconf import DictConfig
+
+from translate.config import run_cli
+from translate.train import fit
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = run_cli(fit, cfg)
+    # Sweepers (Optuna) optimise the returned value: the last logged generator loss.
+    return metrics.get("loss/G") if metrics else None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""Built-in procedural demo data: no download, deterministic by seed.
+
+- ``sketch2photo`` (paired): line drawings of simple scenes -> shaded colour renderings. Shape kinds have
+  fixed colours (discs red, boxes blue, triangles gold) and light comes from the upper left, so the mapping
+  is learnable from the outlines alone.
+- ``day2night`` (unpaired): houses, trees and street lamps under a day palette (trainA) and a night palette
+  with a starry sky, a moon, lit windows and glowing lamps (trainB), from different scenes.
+
+Images are rendered at twice the size and averaged down (anti-aliasing), then written once into a cache
+folder in the standard layouts, so the regular datasets read them and users can look at them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from translate.data.modules import AlignedData, UnalignedData
+
+FORMAT = 1  # bump when the rendering changes, so old caches are regenerated
+
+
+def cache_dir() -> Path:
+    """``$TRANSLATE_CACHE`` or ``~/.cache/translate``."""
+    return Path(os.environ.get("TRANSLATE_CACHE", Path.home() / ".cache" / "translate")).expanduser()
+
+
+class Canvas:
+    """A float RGB image in [0, 1] with label-map bookkeeping (for outlines) and shape rasterisers."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.rgb = np.zeros((size, size, 3), np.float32)
+        self.labels = np.zeros((size, size), np.int32)
+        ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+        self.x, self.y = xs / size, ys / size  # coordinates in [0, 1]
+        self.next_label = 1
+
+    def paint(self, mask: np.ndarray, colour: np.ndarray, shade: np.ndarray | float = 1.0) -> None:
+        colour = np.asarray(colour, np.float32)
+        if np.ndim(shade):
+            shade = shade[..., None]
+        self.rgb = np.where(mask[..., None], np.clip(colour * shade, 0, 1), self.rgb)
+        self.labels[mask] = self.next_label
+        self.next_label += 1
+
+    def disc(self, cx, cy, r):
+        return (self.x - cx) ** 2 + (self.y - cy) ** 2 <= r * r
+
+    def box(self, x0, y0, x1, y1):
+        return (self.x >= x0) & (self.x <= x1) & (self.y >= y0) & (self.y <= y1)
+
+    def triangle(self, p0, p1, p2):
+        def side(a, b):
+            return (b[0] - a[0]) * (self.y - a[1]) - (b[1] - a[1]) * (self.x - a[0])
+
+        s0, s1, s2 = side(p0, p1), side(p1, p2), side(p2, p0)
+        return ((s0 >= 0) & (s1 >= 0) & (s2 >= 0)) | ((s0 <= 0) & (s1 <= 0) & (s2 <= 0))
+
+    def outlines(self, thickness: int = 1) -> np.ndarray:
+        """Boundaries between differently labelled regions: a binary line drawing."""
+        lab = self.labels
+        edge = np.zeros_like(lab, bool)
+        edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
+        edge[1:, :] |= lab[1:, :] != lab[:-1, :]
+        for _ in range(thickness - 1):
+            grown = edge.copy()
+            grown[1:, :] |= edge[:-1, :]
+            grown[:, 1:] |= edge[:, :-1]
+            edge = grown
+        return edge
+
+
+def _downsample(rgb: np.ndarray) -> np.ndarray:
+    h, w, c = rgb.shape
+    return rgb.reshape(h // 2, 2, w // 2, 2, c).mean((1, 3))
+
+
+def _to_pil(rgb: np.ndarray) -> Image.Image:
+    return Image.fromarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8))
+
+
+def render_sketch2photo(seed: int, size: int) -> tuple[Image.Image, Image.Image]:
+    """One (sketch, photo) pair."""
+    rng = np.random.default_rng(seed)
+    c = Canvas(size * 2)
+    horizon = rng.uniform(0.5, 0.72)
+    sky = c.y < horizon
+    c.paint(sky, [0.45, 0.7, 0.95], 0.75 + 0.35 * (c.y / horizon))
+    c.paint(~sky, [0.3, 0.62, 0.25], 1.1 - 0.5 * (c.y - horizon))
+    palette = {"disc": [0.85, 0.2, 0.15], "box": [0.2, 0.35, 0.85], "triangle": [0.95, 0.75, 0.15]}
+    for _ in range(rng.integers(1, 4)):
+        kind = rng.choice(list(palette))
+        cx, cy, r = rng.uniform(0.2, 0.8), rng.uniform(0.3, 0.8), rng.uniform(0.1, 0.2)
+        if kind == "disc":
+            mask = c.disc(cx, cy, r)
+        elif kind == "box":
+            mask = c.box(cx - r, cy - r * rng.uniform(0.6, 1.2), cx + r, cy + r)
+        else:
+            mask = c.triangle((cx - r, cy + r), (cx + r, cy + r), (cx, cy - r))
+        # Light from the upper left: brighter towards (cx - r, cy - r).
+        d = np.sqrt((c.x - (cx - 0.6 * r)) ** 2 + (c.y - (cy - 0.6 * r)) ** 2) / (2.2 * r)
+        c.paint(mask, palette[kind], 1.15 - 0.7 * np.clip(d, 0, 1))
+    lines = c.outlines(thickness=2)
+    sketch = np.where(lines[..., None], 0.0, 1.0).repeat(3, -1).astype(np.float32)
+    return _to_pil(_downsample(sketch)), _to_pil(_downsample(c.rgb))
+
+
+def render_day_night(seed: int, size: int, night: bool) -> Image.Image:
+    """A street scene under the day or the night palette."""
+    rng = np.random.default_rng(seed)
+    c = Canvas(size * 2)
+    horizon = rng.uniform(0.6, 0.75)
+    sky = c.y < horizon
+    if night:
+        c.paint(sky, [0.05, 0.07, 0.22], 0.6 + 0.8 * c.y / horizon)
+        stars = sky & (rng.random(sky.shape) < 0.004)
+        c.rgb[stars] = [0.95, 0.95, 0.85]
+        c.paint(~sky, [0.06, 0.14, 0.08], 1.0)
+    else:
+        c.paint(sky, [0.5, 0.75, 1.0], 0.8 + 0.3 * c.y / horizon)
+        c.paint(~sky, [0.35, 0.68, 0.28], 1.0)
+    # Sun by day, moon by night, in the same place.
+    ox, oy = rng.uniform(0.1, 0.9), rng.uniform(0.08, 0.25)
+    c.paint(c.disc(ox, oy, 0.06), [0.92, 0.92, 0.8] if night else [1.0, 0.9, 0.3])
+    glow = np.zeros(c.labels.shape, np.float32)
+    x = rng.uniform(-0.05, 0.1)
+    while x < 0.95:
+        w, h = rng.uniform(0.15, 0.3), rng.uniform(0.2, 0.4)
+        top = horizon - h
+        if rng.random() < 0.25:  # a tree: trunk and crown
+            c.paint(c.box(x + w / 2 - 0.015, horizon - 0.12, x + w / 2 + 0.015, horizon + 0.02), [0.4, 0.25, 0.1],
+                    0.35 if night else 1.0)
+            c.paint(c.disc(x + w / 2, horizon - 0.15, 0.07), [0.15, 0.5, 0.15], 0.3 if night else 1.0)
+        else:
+            wall = np.array([[0.85, 0.75, 0.6], [0.75, 0.35, 0.25], [0.8, 0.8, 0.8]][rng.integers(3)], np.float32)
+            c.paint(c.box(x, top, x + w, horizon + 0.02), wall * ([0.35, 0.38, 0.55] if night else 1.0))
+            c.paint(c.triangle((x - 0.02, top), (x + w + 0.02, top), (x + w / 2, top - 0.1)),
+                    [0.45, 0.15, 0.1] if not night else [0.12, 0.06, 0.08])
+            for wx in np.arange(x + 0.03, x + w - 0.05, 0.07):
+                for wy in np.arange(top + 0.04, horizon - 0.06, 0.09):
+                    lit = night and rng.random() < 0.7
+                    colour = [1.0, 0.85, 0.35] if lit else ([0.1, 0.12, 0.2] if night else [0.6, 0.75, 0.9])
+                    c.paint(c.box(wx, wy, wx + 0.04, wy + 0.05), colour)
+        x += w + rng.uniform(0.02, 0.08)
+    for lx in rng.uniform(0.05, 0.95, size=rng.integers(1, 3)):  # street lamps
+        c.paint(c.box(lx - 0.006, horizon - 0.2, lx + 0.006, horizon + 0.1), [0.25, 0.25, 0.28])
+        c.paint(c.disc(lx, horizon - 0.21, 0.02), [1.0, 0.9, 0.5] if night else [0.6, 0.6, 0.6])
+        if night:
+            glow += np.exp(-((c.x - lx) ** 2 + (c.y - horizon + 0.21) ** 2) / 0.004)
+    if night:
+        c.rgb = np.clip(c.rgb + glow[..., None] * np.array([0.5, 0.4, 0.15], np.float32), 0, 1)
+    return _to_pil(_downsample(c.rgb))
+
+
+def _write_atomically(root: Path, build) -> None:
+    """Build a dataset folder in a temporary sibling and rename it into place (safe under concurrency)."""
+    if (root / "meta.json").exists():
+        return
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
+    try:
+        build(tmp)
+        try:
+            os.rename(tmp, root)
+        except OSError:
+            if not (root / "meta.json").exists():  # someone else finished first: fine; otherwise a real error
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_sketch2photo(root: Path, *, size: int, num_train: int, num_val: int, seed: int) -> Path:
+    """Render the paired demo into ``root/{train,val}/{A,B}`` (A = sketch, B = photo)."""
+
+    def build(tmp: Path) -> None:
+        offset = 0
+        for split, n in (("train", num_train), ("val", num_val)):
+            (tmp / split / "A").mkdir(parents=True)
+            (tmp / split / "B").mkdir(parents=True)
+            for i in range(n):
+                sketch, photo = render_sketch2photo(seed * 1_000_003 + offset + i, size)
+                sketch.save(tmp / split / "A" / f"{i:05d}.png")
+                photo.save(tmp / split / "B" / f"{i:05d}.png")
+            offset += n
+        (tmp / "meta.json").write_text(json.dumps({"task": "sketch2photo", "format": FORMAT, "size": size}))
+
+    _write_atomically(root, build)
+    return root
+
+
+def write_day2night(root: Path, *, size: int, num_train: int, num_val: int, seed: int) -> Path:
+    """Render the unpaired demo into ``root/{train,val}{A,B}`` (A = day, B = night; unrelated scenes)."""
+
+    def build(tmp: Path) -> None:
+        offset = 0
+        for split, n in (("train", num_train), ("val", num_val)):
+            for domain, night in (("A", False), ("B", True)):
+                folder = tmp / f"{split}{domain}"
+                folder.mkdir(parents=True)
+                base = seed * 1_000_003 + offset + (500_000 if night else 0)
+                for i in range(n):
+                    render_day_night(base + i, size, night).save(folder / f"{i:05d}.png")
+            offset += n
+        (tmp / "meta.json").write_text(json.dumps({"task": "day2night", "format": FORMAT, "size": size}))
+
+    _write_atomically(root, build)
+    return root
+
+
+def _root(task: str, root: str | Path | None, size: int, num_train: int, num_val: int, seed: int) -> Path:
+    if root:
+        return Path(root).expanduser()
+    return cache_dir() / "demo" / f"{task}-v{FORMAT}-s{size}-n{num_train}-{num_val}-seed{seed}"
+
+
+def sketch2photo(
+    *, root: str | None = None, size: int = 64, num_train: int = 400, num_val: int = 8, seed: int = 0, **kwargs
+) -> AlignedData:
+    """The paired demo as ``AlignedData`` (generated on first use). Other keywords go to AlignedData."""
+    path = write_sketch2photo(
+        _root("sketch2photo", root, size, num_train, num_val, seed),
+        size=size, num_train=num_train, num_val=num_val, seed=seed,
+    )
+    return AlignedData(root=path, **kwargs)
+
+
+def day2night(
+    *, root: str | None = None, size: int = 64, num_train: int = 400, num_val: int = 8, seed: int = 0, **kwargs
+) -> UnalignedData:
+    """The unpaired demo as ``UnalignedData`` (generated on first use). Other keywords go to UnalignedData."""
+    path = write_day2night(
+        _root("day2night", root, size, num_train, num_val, seed),
+        size=size, num_train=num_train, num_val=num_val, seed=seed,
+    )
+    return UnalignedData(root=path, **kwargs)

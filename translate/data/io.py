@@ -1,0 +1,126 @@
+"""Image files: discovery, loading with clear errors, and atomic saving."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision.transforms.v2 import functional as TF
+
+from translate.errors import DataError
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_images(folder: str | Path, *, recursive: bool = False) -> list[Path]:
+    """Sorted image files in ``folder``; a clear error if it is missing or holds no images."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise DataError(f"{folder}: no such folder")
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder")
+    pattern = "**/*" if recursive else "*"
+    files = sorted(p for p in folder.glob(pattern) if p.is_file() and is_image_file(p))
+    if not files:
+        raise DataError(f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return files
+
+
+def check_header(path: Path) -> str | None:
+    """Cheap validity check reading only the header: None if fine, else the reason."""
+    try:
+        if path.stat().st_size == 0:
+            return "empty file"
+        with Image.open(path) as im:
+            im.size  # noqa: B018 - forces the header to be parsed
+    except UnidentifiedImageError:
+        return "not an image or unsupported format"
+    except OSError as e:
+        return f"unreadable ({e})"
+    return None
+
+
+def filter_readable(files: list[Path], what: str) -> list[Path]:
+    """Drop files whose header cannot be read, warning once per file and once with the count."""
+    good = []
+    bad = 0
+    for f in files:
+        reason = check_header(f)
+        if reason is None:
+            good.append(f)
+        else:
+            bad += 1
+            warnings.warn(f"{f}: skipped, {reason}", stacklevel=2)
+    if bad:
+        warnings.warn(f"{what}: skipped {bad} of {len(files)} files that could not be read", stacklevel=2)
+    if not good:
+        raise DataError(f"{what}: none of the {len(files)} image files could be read")
+    return good
+
+
+def load_image(path: str | Path, channels: int) -> torch.Tensor:
+    """Load an image as a uint8 tensor [C, H, W] with ``channels`` 1 (grayscale) or 3 (RGB).
+
+    EXIF orientation is applied; RGBA/palette images are converted. Raises DataError naming the file.
+    """
+    if channels not in (1, 3):
+        raise DataError(f"{path}: {channels} channels requested; images must be loaded with 1 or 3 channels")
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                # 16-bit: scale to 8 bits rather than letting PIL clip.
+                im = im.point(lambda v: v / 256).convert("L")
+            im = im.convert("L" if channels == 1 else "RGB")
+            return TF.pil_to_tensor(im)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"{path}: cannot decode image ({e})") from None
+
+
+def to_float(image: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1]."""
+    return image.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(image: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255]."""
+    return ((image.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder and rename, so readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_image(image: torch.Tensor, path: str | Path) -> None:
+    """Save a [-1, 1] float or uint8 tensor [C, H, W] atomically (format from the suffix)."""
+    import io
+
+    if image.dtype != torch.uint8:
+        image = to_uint8(image)
+    pil = TF.to_pil_image(image.cpu())
+    buf = io.BytesIO()
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(Path(path).suffix.lower(), None)
+    pil.save(buf, format=fmt or Image.registered_extensions().get(Path(path).suffix.lower(), "PNG"))
+    atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,102 @@
+"""The ``data`` config group's targets: what to load and how, for each split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from translate.data.datasets import AlignedDataset, SingleDataset, UnalignedDataset
+from translate.data.transforms import PairedTransform, Preprocess
+from translate.errors import ConfigError, DataError
+
+
+class ImageData:
+    """Settings shared by every layout; ``dataset(split, train=...)`` builds the dataset of a split."""
+
+    def __init__(
+        self,
+        *,
+        root: str | Path,
+        load_size: int = 286,
+        crop_size: int = 256,
+        preprocess: Preprocess = "resize_and_crop",
+        flip: bool = True,
+        input_nc: int = 3,
+        output_nc: int = 3,
+        batch_size: int = 1,
+        num_workers: int = 2,
+        size_multiple: int = 4,
+        max_size: int | None = None,
+        train_split: str = "train",
+        val_split: str = "val",
+    ):
+        if root is None or str(root) in ("", "???"):
+            raise ConfigError("data.root is not set: give the dataset folder, e.g. data.root=/data/facades")
+        for name, nc in (("data.input_nc", input_nc), ("data.output_nc", output_nc)):
+            if nc not in (1, 3):
+                raise ConfigError(f"{name}={nc}: images have 1 (grayscale) or 3 (RGB) channels")
+        if batch_size < 1:
+            raise ConfigError(f"data.batch_size={batch_size} must be >= 1")
+        self.root = Path(root).expanduser()
+        self.load_size, self.crop_size, self.preprocess, self.flip = load_size, crop_size, preprocess, flip
+        self.input_nc, self.output_nc = input_nc, output_nc
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.size_multiple, self.max_size = size_multiple, max_size
+        self.train_split, self.val_split = train_split, val_split
+
+    def transform(self, train: bool) -> PairedTransform:
+        return PairedTransform(
+            preprocess=self.preprocess,
+            load_size=self.load_size,
+            crop_size=self.crop_size,
+            flip=self.flip,
+            train=train,
+            size_multiple=self.size_multiple,
+        )
+
+    def dataset(self, split: str, *, train: bool = True) -> Dataset:
+        raise NotImplementedError
+
+    def train_dataset(self) -> Dataset:
+        return self.dataset(self.train_split, train=True)
+
+    def sample_dataset(self) -> Dataset:
+        """Fixed inputs for sample grids: the val split when there is one, else the training images."""
+        try:
+            return self.dataset(self.val_split, train=False)
+        except DataError:  # a missing val split is normal
+            return self.dataset(self.train_split, train=False)
+
+
+class AlignedData(ImageData):
+    """Paired A/B images (pix2pix)."""
+
+    def dataset(self, split: str, *, train: bool = True) -> Dataset:
+        return AlignedDataset(
+            self.root, split, self.transform(train), input_nc=self.input_nc, output_nc=self.output_nc,
+            max_size=self.max_size,
+        )
+
+
+class UnalignedData(ImageData):
+    """Unpaired ``trainA``/``trainB`` folders (CycleGAN)."""
+
+    def __init__(self, *, serial: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.serial = serial
+
+    def dataset(self, split: str, *, train: bool = True) -> Dataset:
+        return UnalignedDataset(
+            self.root, split, self.transform(train), input_nc=self.input_nc, output_nc=self.output_nc,
+            serial=self.serial or not train, max_size=self.max_size,
+        )
+
+
+class SingleData(ImageData):
+    """One folder of images (inference or evaluation inputs)."""
+
+    def dataset(self, split: str, *, train: bool = True) -> Dataset:
+        return SingleDataset(
+            self.root, split, self.transform(train), input_nc=self.input_nc, max_size=self.max_size
+        )

@@ -1,0 +1,131 @@
+"""GAN objectives, gradient penalty and feature matching.
+
+Each objective turns discriminator logits into named loss tensors. Logits may be a tensor or a list of
+tensors (one per scale of a multi-scale discriminator); scales are averaged. Losses are computed in float32
+even under autocast, so fp16/bf16 logits never overflow the loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Logits = torch.Tensor | Sequence[torch.Tensor]
+
+
+def _scales(logits: Logits) -> list[torch.Tensor]:
+    return [t.float() for t in logits] if isinstance(logits, (list, tuple)) else [logits.float()]
+
+
+def _mean_over_scales(fn: Callable[[torch.Tensor], torch.Tensor], logits: Logits) -> torch.Tensor:
+    terms = [fn(t) for t in _scales(logits)]
+    return torch.stack(terms).mean()
+
+
+class GANObjective:
+    """Base class. ``d_loss`` returns the real and fake terms; ``g_loss`` the generator's adversarial term."""
+
+    #: Weight of the discriminator's gradient penalty; 0 means none is computed.
+    gp_weight: float = 0.0
+
+    def d_loss(self, real: Logits, fake: Logits) -> dict[str, torch.Tensor]:
+        return {"real": _mean_over_scales(self.d_real, real), "fake": _mean_over_scales(self.d_fake, fake)}
+
+    def g_loss(self, fake: Logits) -> torch.Tensor:
+        return _mean_over_scales(self.g_fake, fake)
+
+    def d_real(self, logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def d_fake(self, logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def g_fake(self, logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class VanillaGAN(GANObjective):
+    """The original GAN objective: binary cross-entropy on logits (non-saturating for G). The reference
+    halves D's loss, (real + fake) / 2, which the models apply uniformly for every objective."""
+
+    def d_real(self, logits):
+        return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+
+    def d_fake(self, logits):
+        return F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
+
+    g_fake = d_real
+
+
+class LSGAN(GANObjective):
+    """Least-squares GAN: MSE against 1 for real and 0 for fake."""
+
+    def d_real(self, logits):
+        return F.mse_loss(logits, torch.ones_like(logits))
+
+    def d_fake(self, logits):
+        return F.mse_loss(logits, torch.zeros_like(logits))
+
+    g_fake = d_real
+
+
+class HingeGAN(GANObjective):
+    """Hinge loss (SAGAN/BigGAN): D minimises relu(1 - real) + relu(1 + fake); G minimises -fake."""
+
+    def d_real(self, logits):
+        return F.relu(1.0 - logits).mean()
+
+    def d_fake(self, logits):
+        return F.relu(1.0 + logits).mean()
+
+    def g_fake(self, logits):
+        return -logits.mean()
+
+
+class WGANGP(GANObjective):
+    """Wasserstein GAN with gradient penalty (Gulrajani et al.): D minimises fake - real + gp_weight * GP."""
+
+    def __init__(self, gp_weight: float = 10.0):
+        self.gp_weight = float(gp_weight)
+
+    def d_real(self, logits):
+        return -logits.mean()
+
+    def d_fake(self, logits):
+        return logits.mean()
+
+    def g_fake(self, logits):
+        return -logits.mean()
+
+    def __repr__(self) -> str:
+        return f"WGANGP(gp_weight={self.gp_weight})"
+
+
+def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """(||grad_x D(x)||_2 - 1)^2 at random interpolates of real and fake samples (one alpha per sample)."""
+    alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+    x = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    out = _scales(D(x))
+    grads = torch.autograd.grad(
+        outputs=[o.sum() for o in out], inputs=x, create_graph=True, retain_graph=True
+    )[0]
+    norms = grads.float().flatten(1).norm(2, dim=1)
+    return ((norms - 1.0) ** 2).mean()
+
+
+def feature_matching(real_feats: list[list[torch.Tensor]], fake_feats: list[list[torch.Tensor]]) -> torch.Tensor:
+    """pix2pixHD's discriminator feature-matching loss: L1 between D's intermediate activations on real and
+    fake pairs, averaged over layers (the logits excluded) and scales."""
+    terms = []
+    for real_scale, fake_scale in zip(real_feats, fake_feats):
+        for r, f in zip(real_scale[:-1], fake_scale[:-1]):
+            terms.append(F.l1_loss(f.float(), r.detach().float()))
+    if not terms:
+        raise ValueError("feature matching needs a discriminator with at least one hidden layer")
+    return torch.stack(terms).sum() / len(real_feats) / max(len(real_feats[0]) - 1, 1)

@@ -1,0 +1,124 @@
+"""Discriminators: PatchGAN (70x70 with n_layers=3), 1x1 pixel GAN, and a pix2pixHD multi-scale wrapper.
+
+Every discriminator has ``forward(x) -> logits`` (a list of logit maps, one per scale, for the multi-scale
+one) and ``features(x) -> list[list[Tensor]]``: per scale, the intermediate activations ending with the
+logits, for feature matching.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+from translate.networks.layers import Norm, conv_bias, norm_layer
+
+
+def _sn(layer: nn.Module, enabled: bool) -> nn.Module:
+    return _spectral_norm(layer) if enabled else layer
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN: ``n_layers`` strided 4x4 convs; n_layers=3 is the 70x70 PatchGAN (256x256 -> 30x30 logits)."""
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 6,
+        ndf: int = 64,
+        n_layers: int = 3,
+        norm: Norm = "batch",
+        spectral_norm: bool = False,
+    ):
+        super().__init__()
+        bias = conv_bias(norm)
+        # Each stage is one Sequential so that features() can return the activation after each.
+        stages: list[nn.Module] = [
+            nn.Sequential(_sn(nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), spectral_norm), nn.LeakyReLU(0.2))
+        ]
+        mult = 1
+        for n in range(1, n_layers + 1):
+            prev, mult = mult, min(2**n, 8)
+            stride = 2 if n < n_layers else 1
+            stages.append(
+                nn.Sequential(
+                    _sn(nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=bias), spectral_norm),
+                    norm_layer(norm, ndf * mult),
+                    nn.LeakyReLU(0.2),
+                )
+            )
+        stages.append(_sn(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1), spectral_norm))
+        self.stages = nn.ModuleList(stages)
+
+    def features(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        feats = []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return [feats]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages:
+            x = stage(x)
+        return x
+
+
+class PixelDiscriminator(nn.Module):
+    """1x1 PatchGAN: classifies each pixel independently (a colour critic)."""
+
+    def __init__(
+        self, *, in_channels: int = 6, ndf: int = 64, norm: Norm = "batch", spectral_norm: bool = False
+    ):
+        super().__init__()
+        bias = conv_bias(norm)
+        self.stages = nn.ModuleList(
+            [
+                nn.Sequential(_sn(nn.Conv2d(in_channels, ndf, 1), spectral_norm), nn.LeakyReLU(0.2)),
+                nn.Sequential(
+                    _sn(nn.Conv2d(ndf, ndf * 2, 1, bias=bias), spectral_norm),
+                    norm_layer(norm, ndf * 2),
+                    nn.LeakyReLU(0.2),
+                ),
+                _sn(nn.Conv2d(ndf * 2, 1, 1, bias=bias), spectral_norm),
+            ]
+        )
+
+    features = PatchDiscriminator.features
+    forward = PatchDiscriminator.forward
+
+
+class MultiscaleDiscriminator(nn.Module):
+    """``num_D`` PatchGANs on the input downsampled by 1, 2, 4, ... (pix2pixHD). Returns one logit map per scale."""
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 6,
+        ndf: int = 64,
+        n_layers: int = 3,
+        norm: Norm = "instance",
+        num_D: int = 3,
+        spectral_norm: bool = False,
+    ):
+        super().__init__()
+        if num_D < 1:
+            raise ValueError(f"num_D={num_D} must be >= 1")
+        self.discriminators = nn.ModuleList(
+            PatchDiscriminator(
+                in_channels=in_channels, ndf=ndf, n_layers=n_layers, norm=norm, spectral_norm=spectral_norm
+            )
+            for _ in range(num_D)
+        )
+        self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+
+    def _scales(self, x: torch.Tensor):
+        for i, d in enumerate(self.discriminators):
+            if i > 0:
+                x = self.downsample(x)
+            yield d, x
+
+    def features(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        return [d.features(xs)[0] for d, xs in self._scales(x)]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [d(xs) for d, xs in self._scales(x)]

@@ -1,0 +1,175 @@
+"""Generators: the reference U-Net and ResNet encoder-decoder, layer for layer.
+
+Both are plain modules with typed keyword arguments. Parameter counts equal the reference
+pix2pix/CycleGAN networks for every preset and norm (checked against ``shared/reference/official_arch.json``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from translate.networks.layers import Norm, Padding, conv_bias, norm_layer, padding_layer
+
+
+class UnetDown(nn.Module):
+    """One encoder level: LeakyReLU -> strided conv -> norm (the outermost level is the bare conv)."""
+
+    def __init__(self, in_ch: int, out_ch: int, *, norm: Norm, outermost: bool = False, innermost: bool = False):
+        super().__init__()
+        bias = conv_bias(norm)
+        self.act = nn.Identity() if outermost else nn.LeakyReLU(0.2)
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel_size=4, stride=2, padding=1, bias=bias)
+        self.norm = nn.Identity() if (outermost or innermost) else norm_layer(norm, out_ch)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (skip, output). The skip is the activated input: the reference's in-place LeakyReLU
+        overwrites the tensor it keeps for the skip connection, and we reproduce that explicitly."""
+        a = self.act(x)
+        return a, self.norm(self.conv(a))
+
+
+class UnetUp(nn.Module):
+    """One decoder level: ReLU -> transposed conv -> norm (+ dropout); the outermost ends in tanh."""
+
+    def __init__(
+        self, in_ch: int, out_ch: int, *, norm: Norm, dropout: bool, outermost: bool = False
+    ):
+        super().__init__()
+        self.act = nn.ReLU()
+        # The outermost transposed conv always has a bias (nothing normalises after it).
+        bias = True if outermost else conv_bias(norm)
+        self.conv = nn.ConvTranspose2d(in_ch, out_ch, kernel_size=4, stride=2, padding=1, bias=bias)
+        self.norm = nn.Identity() if outermost else norm_layer(norm, out_ch)
+        self.dropout = nn.Dropout(0.5) if dropout else nn.Identity()
+        self.out = nn.Tanh() if outermost else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(self.norm(self.conv(self.act(x)))))
+
+
+class UnetGenerator(nn.Module):
+    """U-Net generator (pix2pix). ``num_downs`` halvings: 8 for 256x256 inputs, 7 for 128x128.
+
+    Inputs must have sides divisible by ``2 ** num_downs``.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        num_downs: int = 8,
+        ngf: int = 64,
+        norm: Norm = "batch",
+        dropout: bool = True,
+    ):
+        super().__init__()
+        if num_downs < 5:
+            raise ValueError(f"num_downs={num_downs}: the U-Net needs at least 5 levels")
+        self.num_downs = num_downs
+        # Channel widths level by level, outermost first: ngf, 2ngf, 4ngf, 8ngf, 8ngf, ...
+        widths = [ngf * min(2**i, 8) for i in range(num_downs)]
+        downs = [UnetDown(in_channels, widths[0], norm=norm, outermost=True)]
+        for i in range(1, num_downs):
+            downs.append(UnetDown(widths[i - 1], widths[i], norm=norm, innermost=i == num_downs - 1))
+        self.downs = nn.ModuleList(downs)
+        # Decoder, innermost first. Dropout sits in the 8*ngf blocks between the innermost and the 4ngf level,
+        # exactly as the reference places it (num_downs - 5 of them).
+        ups = [UnetUp(widths[-1], widths[-2], norm=norm, dropout=False)]
+        for i in range(num_downs - 2, 0, -1):
+            use_dropout = dropout and 4 <= i <= num_downs - 2
+            ups.append(UnetUp(widths[i] * 2, widths[i - 1], norm=norm, dropout=use_dropout))
+        ups.append(UnetUp(widths[0] * 2, out_channels, norm=norm, dropout=False, outermost=True))
+        self.ups = nn.ModuleList(ups)
+
+    @property
+    def stride(self) -> int:
+        """Input sides must be multiples of this."""
+        return 2**self.num_downs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        h = x
+        for down in self.downs:
+            skip, h = down(h)
+            skips.append(skip)
+        # skips[0] is the raw input of the outermost level, which has no skip connection.
+        h = self.ups[0](h)
+        for up, skip in zip(self.ups[1:], reversed(skips[1:])):
+            h = up(torch.cat([skip, h], dim=1))
+        return h
+
+
+class ResnetBlock(nn.Module):
+    """Two 3x3 convs with a residual connection (dropout between them when enabled)."""
+
+    def __init__(self, dim: int, *, norm: Norm, dropout: bool, padding: Padding):
+        super().__init__()
+        bias = conv_bias(norm)
+        layers: list[nn.Module] = []
+        for i in range(2):
+            pads, conv_pad = padding_layer(padding, 1)
+            layers += pads
+            layers += [nn.Conv2d(dim, dim, kernel_size=3, padding=conv_pad, bias=bias), norm_layer(norm, dim)]
+            if i == 0:
+                layers.append(nn.ReLU())
+                if dropout:
+                    layers.append(nn.Dropout(0.5))
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """ResNet encoder-decoder generator (CycleGAN): two stride-2 downsamplings, ``n_blocks`` residual blocks,
+    two upsamplings. Input sides must be multiples of 4."""
+
+    stride = 4
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        n_blocks: int = 9,
+        ngf: int = 64,
+        norm: Norm = "instance",
+        dropout: bool = False,
+        padding: Padding = "reflect",
+    ):
+        super().__init__()
+        if n_blocks < 0:
+            raise ValueError(f"n_blocks={n_blocks} must be >= 0")
+        bias = conv_bias(norm)
+        pads, conv_pad = padding_layer("reflect", 3)  # the 7x7 stem always reflects, as in the reference
+        layers: list[nn.Module] = [
+            *pads,
+            nn.Conv2d(in_channels, ngf, kernel_size=7, padding=conv_pad, bias=bias),
+            norm_layer(norm, ngf),
+            nn.ReLU(),
+        ]
+        for i in range(2):
+            mult = 2**i
+            layers += [
+                nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=bias),
+                norm_layer(norm, ngf * mult * 2),
+                nn.ReLU(),
+            ]
+        layers += [ResnetBlock(ngf * 4, norm=norm, dropout=dropout, padding=padding) for _ in range(n_blocks)]
+        for i in range(2):
+            mult = 2 ** (2 - i)
+            layers += [
+                nn.ConvTranspose2d(
+                    ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1, output_padding=1, bias=bias
+                ),
+                norm_layer(norm, ngf * mult // 2),
+                nn.ReLU(),
+            ]
+        pads, conv_pad = padding_layer("reflect", 3)
+        layers += [*pads, nn.Conv2d(ngf, out_channels, kernel_size=7, padding=conv_pad), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)

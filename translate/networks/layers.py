@@ -1,0 +1,96 @@
+"""Building blocks shared by the generators and discriminators: norm layers, padding, weight init."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+Norm = Literal["batch", "instance", "none", "syncbatch"]
+Padding = Literal["reflect", "replicate", "zero"]
+
+NORMS = ("batch", "instance", "none", "syncbatch")
+PADDINGS = ("reflect", "replicate", "zero")
+INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise a one-line ValueError when a string option is not one of its choices."""
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}")
+
+
+def norm_layer(norm: Norm, channels: int) -> nn.Module:
+    """A 2-D norm layer as the reference builds it.
+
+    BatchNorm is affine with running statistics; InstanceNorm has neither (so it adds no state_dict keys);
+    ``none`` is an identity.
+    """
+    check_choice("norm", norm, NORMS)
+    if norm == "batch":
+        return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
+    if norm == "syncbatch":
+        # Converted from BatchNorm so that DDP runs share statistics across processes; on a single process it
+        # behaves exactly like BatchNorm2d.
+        return nn.SyncBatchNorm(channels, affine=True, track_running_stats=True)
+    if norm == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    return nn.Identity()
+
+
+def conv_bias(norm: Norm) -> bool:
+    """Whether a conv feeding a norm layer gets a bias.
+
+    The reference gives such convs a bias only for instance norm (BatchNorm has its own shift; for ``none``
+    the reference drops it too). We keep that rule so parameter counts and checkpoints match.
+    """
+    return norm == "instance"
+
+
+def padding_layer(padding: Padding, amount: int) -> tuple[list[nn.Module], int]:
+    """Explicit padding modules plus the padding to give the conv itself (for zero padding)."""
+    check_choice("padding", padding, PADDINGS)
+    if padding == "reflect":
+        return [nn.ReflectionPad2d(amount)], 0
+    if padding == "replicate":
+        return [nn.ReplicationPad2d(amount)], 0
+    return [], amount
+
+
+def _init_target(module: nn.Module, name: str) -> torch.Tensor | None:
+    """The tensor to initialise: the original weight behind a parametrization (e.g. spectral norm)."""
+    parametrizations = getattr(module, "parametrizations", None)
+    if parametrizations is not None and name in parametrizations:
+        return parametrizations[name].original
+    value = getattr(module, name, None)
+    return value if isinstance(value, torch.Tensor) else None
+
+
+@torch.no_grad()
+def init_weights(net: nn.Module, init_type: str = "normal", gain: float = 0.02) -> nn.Module:
+    """Initialise conv/linear weights as the reference does; norm layers get weight ~ N(1, gain), bias 0."""
+    check_choice("init_type", init_type, INIT_TYPES)
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            weight = _init_target(m, "weight")
+            if weight is not None:
+                if init_type == "normal":
+                    nn.init.normal_(weight, 0.0, gain)
+                elif init_type == "xavier":
+                    nn.init.xavier_normal_(weight, gain=gain)
+                elif init_type == "kaiming":
+                    nn.init.kaiming_normal_(weight, a=0, mode="fan_in")
+                else:
+                    nn.init.orthogonal_(weight, gain=gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+    return net
+
+
+def count_parameters(net: nn.Module) -> int:
+    """Number of trainable parameters (what the reference prints)."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)

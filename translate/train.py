@@ -1,0 +1,372 @@
+"""The training loop: optimizers, schedules, precision, EMA, checkpoints, logging, resume.
+
+``fit(cfg)`` is what ``train.py`` calls; tests call it directly with a composed config.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from translate.checkpoint import FORMAT_VERSION, LAST, atomic_save, load_checkpoint, rng_state, set_rng_state
+from translate.config import build, build_model, to_container
+from translate.data.datasets import EpochSampler
+from translate.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError
+from translate.logging import RunFolder, sample_grid
+from translate.models.base import TranslationModel
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.device=cuda but no CUDA device is available (use trainer.device=auto or cpu)")
+    return device
+
+
+class StopRequest:
+    """Turns the first SIGINT/SIGTERM into a request to stop after the current step (so the checkpoint
+    holds a whole step); a second one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nStopping after this step and saving a checkpoint (press Ctrl-C again to abort)...", file=sys.stderr)
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class Trainer:
+    """Holds the state of one run. Use through ``fit``."""
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        t = cfg.trainer
+        if t.precision not in PRECISIONS:
+            raise ConfigError(f"trainer.precision={t.precision!r} is not one of {', '.join(PRECISIONS)}")
+        self.device = pick_device(t.device)
+        if t.precision == "fp16" and self.device.type != "cuda":
+            raise ConfigError("trainer.precision=fp16 needs a CUDA device (on CPU use fp32 or bf16)")
+        self.amp_dtype = PRECISIONS[t.precision]
+        self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = not t.deterministic
+        if t.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        seed_everything(t.seed)
+
+        self.data = build(cfg.data)
+        self.dataset = self.data.train_dataset()
+        batch_size = self.data.batch_size
+        self.steps_per_epoch = len(self.dataset) // batch_size
+        if self.steps_per_epoch == 0:
+            raise DataError(
+                f"{self.data.root}: {len(self.dataset)} training images is fewer than data.batch_size={batch_size}"
+            )
+        if t.max_steps:
+            self.total_steps = int(t.max_steps)
+        elif t.max_epochs:
+            self.total_steps = int(t.max_epochs) * self.steps_per_epoch
+        else:
+            raise ConfigError("set trainer.max_steps or trainer.max_epochs")
+        self.sampler = EpochSampler(len(self.dataset), seed=t.seed, shuffle=True)
+        workers = int(self.data.num_workers)
+        self.loader = DataLoader(
+            self.dataset,
+            batch_size=batch_size,
+            sampler=self.sampler,
+            num_workers=workers,
+            drop_last=True,  # equal batches: BatchNorm statistics and step counts stay regular
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=workers > 0,
+            # Its own generator, so creating loader iterators never advances the global RNG (exact resume).
+            generator=torch.Generator(),
+        )
+
+        self.model: TranslationModel = build_model(cfg).to(self.device, memory_format=self.memory_format)
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        self.scalers: dict[str, torch.amp.GradScaler] = {}
+        for name, nets in self.model.optimizer_groups().items():
+            params = [p for net in nets for p in net.parameters()]
+            self.optimizers[name] = build(cfg.optim[name])(params)
+            self.schedulers[name] = build(cfg.scheduler)(self.optimizers[name], total_steps=self.total_steps)
+            # Loss scaling is for fp16 only; a disabled scaler is a pass-through.
+            self.scalers[name] = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
+        self.ema: dict[str, AveragedModel] = {}
+        if t.ema.enabled:
+            for name, net in self.model.generators().items():
+                self.ema[name] = AveragedModel(
+                    net, multi_avg_fn=get_ema_multi_avg_fn(t.ema.decay), use_buffers=True
+                )
+        if t.compile:
+            for net in [*self.model.generators().values(), *self.model.discriminators().values()]:
+                net.compile()  # in place: state_dict keys stay the same
+
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.wandb_run_id: str | None = None
+        self.last_metrics: dict[str, float] = {}
+        self.run_dir = Path(cfg.run_dir)
+        self.folder = RunFolder(self.run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.logger = build(cfg.logger)
+        if cfg.resume:
+            self.load(cfg.resume)
+        self.fixed_batch = self._fixed_batch(int(t.num_samples))
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        nets = {**self.model.generators(), **self.model.discriminators()}
+        return {
+            "format_version": FORMAT_VERSION,
+            "config": to_container(self.cfg),
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "networks": {name: net.state_dict() for name, net in nets.items()},
+            "ema": {name: avg.state_dict() for name, avg in self.ema.items()},
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
+            "scalers": {name: s.state_dict() for name, s in self.scalers.items()},
+            "model_state": self.model.extra_state(),
+            "rng": rng_state(),
+            "wandb_run_id": self.wandb_run_id,
+            "metrics": self.last_metrics,
+        }
+
+    def load(self, path: str | Path) -> None:
+        ckpt = load_checkpoint(path, map_location=self.device)
+        nets = {**self.model.generators(), **self.model.discriminators()}
+        try:
+            if set(ckpt["networks"]) != set(nets):
+                raise ValueError(f"it holds networks {sorted(ckpt['networks'])}, this model has {sorted(nets)}")
+            for name, net in nets.items():
+                net.load_state_dict(ckpt["networks"][name])
+            if set(ckpt["ema"]) != set(self.ema):
+                raise ValueError("trainer.ema.enabled differs from the checkpoint's run")
+            for name, avg in self.ema.items():
+                avg.load_state_dict(ckpt["ema"][name])
+            for group in ("optimizers", "schedulers", "scalers"):
+                for name, obj in getattr(self, group).items():
+                    obj.load_state_dict(ckpt[group][name])
+        except (RuntimeError, ValueError, KeyError) as e:
+            first = str(e).strip().splitlines()[0]
+            raise CheckpointError(f"{path}: does not fit this configuration ({first})") from None
+        self.model.load_extra_state(ckpt["model_state"])
+        self.step, self.epoch, self.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
+        self.wandb_run_id = ckpt.get("wandb_run_id")
+        self._resume_rng = ckpt["rng"]
+        print(f"Resumed from {path} at step {self.step}", file=sys.stderr)
+
+    def save(self, *, numbered: bool = False) -> Path:
+        state = self.state_dict()
+        path = atomic_save(state, self.ckpt_dir / LAST)
+        keep = int(self.cfg.trainer.keep_checkpoints)
+        if numbered and keep > 0:
+            atomic_save(state, self.ckpt_dir / f"step_{self.step:07d}.pt")
+            for old in sorted(self.ckpt_dir.glob("step_*.pt"))[:-keep]:
+                old.unlink(missing_ok=True)
+        return path
+
+    # ----------------------------------------------------------------- steps
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return {
+            k: v.to(self.device, non_blocking=True, memory_format=self.memory_format)
+            if isinstance(v, torch.Tensor) else v
+            for k, v in batch.items()
+        }
+
+    def _update(self, name: str, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(f"loss/{name} is {loss.item()} at step {self.step + 1}")
+        opt, scaler = self.optimizers[name], self.scalers[name]
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """One pix2pix/CycleGAN iteration in the reference order: generate, update D, update G."""
+        batch = self._to_device(batch)
+        with self._autocast():
+            out = self.model.generate(batch)
+            d_losses = self.model.d_step(batch, out)
+        self._update("D", d_losses["loss/D"])
+        with self._autocast():
+            g_losses = self.model.g_step(batch, out)
+        self._update("G", g_losses["loss/G"])
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+        for name, avg in self.ema.items():
+            avg.update_parameters(self.model.generators()[name])
+        return {k: v.detach() for k, v in {**d_losses, **g_losses}.items()}
+
+    # ----------------------------------------------------------------- outputs
+    def _fixed_batch(self, n: int) -> dict[str, Any] | None:
+        if n <= 0:
+            return None
+        dataset = self.data.sample_dataset()
+        items = [dataset[(i, i)] for i in range(min(n, len(dataset)))]
+        return {k: torch.stack([it[k] for it in items]) for k in items[0] if isinstance(items[0][k], torch.Tensor)}
+
+    def sample_generators(self) -> dict[str, nn.Module]:
+        """The generators used for samples and export: the EMA copies when enabled."""
+        if self.ema:
+            return {name: avg.module for name, avg in self.ema.items()}
+        return self.model.generators()
+
+    @torch.no_grad()
+    def write_samples(self) -> Path | None:
+        if self.fixed_batch is None:
+            return None
+        gens = self.sample_generators()
+        modes = {name: g.training for name, g in gens.items()}
+        for g in gens.values():
+            g.eval()
+        try:
+            with self._autocast():
+                columns = self.model.sample_rows(self._to_device(self.fixed_batch), gens)
+        finally:
+            for name, g in gens.items():
+                g.train(modes[name])
+        path = self.folder.save_grid(columns, self.step)
+        self.logger.log_images("samples", sample_grid(columns), self.step)
+        return path
+
+    # ----------------------------------------------------------------- loop
+    def batches(self) -> Iterator[dict[str, Any]]:
+        """Endless batches, epoch after epoch, starting where a resumed run stopped."""
+        while True:
+            self.sampler.set_epoch(self.epoch, start=self.batch_in_epoch * self.data.batch_size)
+            for batch in self.loader:
+                yield batch
+
+    def fit(self) -> dict[str, float]:
+        t = self.cfg.trainer
+        self.folder.save_config(to_container(self.cfg))
+        self.wandb_run_id = self.logger.start(
+            run_dir=self.run_dir, config=to_container(self.cfg), run_id=self.wandb_run_id
+        ) or self.wandb_run_id
+        if getattr(self, "_resume_rng", None) is not None:
+            set_rng_state(self._resume_rng)  # last, after everything that drew random numbers while building
+        sums: dict[str, torch.Tensor] = {}
+        count = 0
+        tick, tick_step = time.perf_counter(), self.step
+        bar = tqdm(total=self.total_steps, initial=self.step, desc="train", dynamic_ncols=True,
+                   disable=not t.progress_bar, file=sys.stderr)
+        stop = StopRequest()
+        try:
+            with stop:
+                if self.step >= self.total_steps:
+                    print(f"Already at step {self.step} of {self.total_steps}: nothing to train", file=sys.stderr)
+                batches = self.batches()
+                while self.step < self.total_steps:
+                    losses = self.train_step(next(batches))
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    if self.batch_in_epoch == self.steps_per_epoch:
+                        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                    for k, v in losses.items():
+                        sums[k] = sums.get(k, 0) + v
+                    count += 1
+                    bar.update(1)
+                    last = self.step == self.total_steps
+                    if self.step % t.log_every == 0 or last:
+                        now = time.perf_counter()
+                        metrics = {k: float(v) / count for k, v in sums.items()}
+                        metrics |= {f"lr/{n}": s.get_last_lr()[0] for n, s in self.schedulers.items()}
+                        metrics["perf/it_per_s"] = (self.step - tick_step) / max(now - tick, 1e-9)
+                        metrics["epoch"] = self.epoch
+                        self.last_metrics = metrics
+                        self.folder.log_metrics(metrics, self.step)
+                        self.logger.log_metrics(metrics, self.step)
+                        bar.set_postfix({k.removeprefix("loss/"): f"{metrics[k]:.3f}" for k in ("loss/G", "loss/D")})
+                        sums, count, tick, tick_step = {}, 0, now, self.step
+                    if self.step % t.sample_every == 0 or last:
+                        self.write_samples()
+                    if self.step % t.checkpoint_every == 0 or last:
+                        self.save(numbered=True)
+                    if stop.requested:
+                        self.save()
+                        print(f"Stopped at step {self.step}; checkpoint: {self.ckpt_dir / LAST}", file=sys.stderr)
+                        break
+        except NonFiniteLossError as e:
+            # Every optimizer step so far used finite losses, so the weights are finite: keep them.
+            path = self.save()
+            raise NonFiniteLossError(f"{e}; training stopped, last finite state saved to {path}") from None
+        except KeyboardInterrupt:
+            print(f"Aborted at step {self.step}; the last checkpoint is {self.ckpt_dir / LAST}", file=sys.stderr)
+            raise
+        finally:
+            bar.close()
+            self.logger.finish()
+        return {**self.last_metrics, "step": self.step}
+
+
+def default_run_dir() -> Path:
+    return Path("runs") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def fit(cfg: DictConfig) -> dict[str, float]:
+    """Train the model described by ``cfg`` and return the last logged metrics.
+
+    ``cfg.run_dir`` is where everything is written (the Hydra run folder under ``train.py``). With
+    ``cfg.resume`` set to a checkpoint or run folder, training continues from it exactly.
+    """
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        if not cfg.get("run_dir"):
+            if cfg.get("resume"):
+                stored = load_checkpoint(cfg.resume)["config"].get("run_dir")
+                cfg.run_dir = stored or str(default_run_dir())
+            else:
+                cfg.run_dir = str(default_run_dir())
+        cfg.run_dir = str(Path(cfg.run_dir).resolve())
+    OmegaConf.resolve(cfg)
+    if not math.isfinite(float(cfg.trainer.ema.decay)) or not 0 < float(cfg.trainer.ema.decay) < 1:
+        raise ConfigError(f"trainer.ema.decay={cfg.trainer.ema.decay} must be between 0 and 1")
+    return Trainer(cfg).fit()
