@@ -94,7 +94,9 @@ class Trainer:
             torch.use_deterministic_algorithms(True, warn_only=True)
         seed_everything(t.seed)
 
+        self.model: TranslationModel = build_model(cfg)
         self.data = build(cfg.data)
+        self._check_sizes()
         self.dataset = self.data.train_dataset()
         batch_size = self.data.batch_size
         self.steps_per_epoch = len(self.dataset) // batch_size
@@ -122,7 +124,7 @@ class Trainer:
             generator=torch.Generator(),
         )
 
-        self.model: TranslationModel = build_model(cfg).to(self.device, memory_format=self.memory_format)
+        self.model.to(self.device, memory_format=self.memory_format)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         self.scalers: dict[str, torch.amp.GradScaler] = {}
@@ -152,6 +154,16 @@ class Trainer:
         if cfg.resume:
             self.load(cfg.resume)
         self.fixed_batch = self._fixed_batch(int(t.num_samples))
+
+    def _check_sizes(self) -> None:
+        """Images must fit the generators' stride (e.g. 256 for unet_256): fail now, not in a conv layer."""
+        stride = max(getattr(G, "stride", 1) for G in self.model.generators().values())
+        self.data.size_multiple = math.lcm(int(self.data.size_multiple), stride)
+        if self.data.preprocess.endswith("crop") and self.data.crop_size % stride:
+            raise ConfigError(
+                f"data.crop_size={self.data.crop_size} is not a multiple of {stride}, which the generator needs "
+                f"(pick a crop size that is, or a shallower generator)"
+            )
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -197,7 +209,14 @@ class Trainer:
         self._resume_rng = ckpt["rng"]
         print(f"Resumed from {path} at step {self.step}", file=sys.stderr)
 
+    def weights_finite(self) -> bool:
+        nets = [*self.model.generators().values(), *self.model.discriminators().values()]
+        return all(bool(torch.isfinite(t).all()) for net in nets for t in net.state_dict().values()
+                   if t.is_floating_point())
+
     def save(self, *, numbered: bool = False) -> Path:
+        if not self.weights_finite():
+            raise NonFiniteLossError(f"the weights became NaN or infinite by step {self.step}")
         state = self.state_dict()
         path = atomic_save(state, self.ckpt_dir / LAST)
         keep = int(self.cfg.trainer.keep_checkpoints)
@@ -335,9 +354,15 @@ class Trainer:
                         print(f"Stopped at step {self.step}; checkpoint: {self.ckpt_dir / LAST}", file=sys.stderr)
                         break
         except NonFiniteLossError as e:
-            # Every optimizer step so far used finite losses, so the weights are finite: keep them.
-            path = self.save()
-            raise NonFiniteLossError(f"{e}; training stopped, last finite state saved to {path}") from None
+            # No optimizer step has used a non-finite loss, but a huge finite one can still overflow the
+            # weights: save only a state whose weights are all finite, never over a good checkpoint.
+            if self.weights_finite():
+                where = f"last finite state saved to {self.save()}"
+            elif (self.ckpt_dir / LAST).exists():
+                where = f"the weights are no longer finite; the last good checkpoint is {self.ckpt_dir / LAST}"
+            else:
+                where = "the weights are no longer finite and no checkpoint was written yet"
+            raise NonFiniteLossError(f"{e}; training stopped, {where} (try a lower learning rate)") from None
         except KeyboardInterrupt:
             print(f"Aborted at step {self.step}; the last checkpoint is {self.ckpt_dir / LAST}", file=sys.stderr)
             raise

@@ -1,0 +1,277 @@
+"""The training loop end to end on tiny configs: experiments, exact resume, checkpoints, failures, logging."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import open_dict
+
+from translate.checkpoint import FORMAT_VERSION, load_checkpoint
+from translate.config import compose, resume_config
+from translate.errors import CheckpointError, NonFiniteLossError
+from translate.train import Trainer, fit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    return {f"{net}.{k}": v for net, sd in ckpt["networks"].items() for k, v in sd.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["model=pix2pix", "generator=unet_64", "data=aligned"],
+        ["model=cyclegan", "generator=resnet_6blocks", "data=unaligned"],
+    ],
+    ids=["pix2pix", "cyclegan"],
+)
+def test_resume_is_exact(tmp_path, tiny_cfg, aligned_root, unaligned_root, extra):
+    """N steps, resume, N more == 2N uninterrupted steps, bit for bit (CPU, fp32, fixed seed)."""
+    root = aligned_root if "data=aligned" in extra else unaligned_root
+    # Dropout, batch norm, shuffling over epoch boundaries (6 images / batch 2 = 3 steps an epoch), pools.
+    common = [*extra, f"data.root={root}", "data.batch_size=2", "data.load_size=72", "data.crop_size=64",
+              "trainer.checkpoint_every=3", "trainer.sample_every=100"]
+    full = tiny_cfg(*common, "trainer.max_steps=8", run_dir=tmp_path / "full")
+    fit(full)
+
+    # The same run killed during step 4 (after the checkpoint of step 3), then resumed.
+    crashed = tiny_cfg(*common, "trainer.max_steps=8", run_dir=tmp_path / "split")
+    original = Trainer.train_step
+    calls = []
+
+    def crash_on_fourth(self, batch):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Trainer, "train_step", crash_on_fourth)
+        with pytest.raises(KeyboardInterrupt):
+            fit(crashed)
+    assert load_checkpoint(tmp_path / "split")["step"] == 3
+    metrics = fit(resume_config(str(tmp_path / "split"), []))
+    assert metrics["step"] == 8
+
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "split")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ca = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")
+    cb = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
+    assert torch.equal(ca["rng"]["torch"], cb["rng"]["torch"])
+    assert ca["optimizers"]["G"]["state"][0]["exp_avg"].equal(cb["optimizers"]["G"]["state"][0]["exp_avg"])
+
+
+@pytest.mark.slow
+def test_checkpoint_describes_itself(tmp_path, tiny_cfg, aligned_root):
+    cfg = tiny_cfg("data=aligned", "generator=unet_64", f"data.root={aligned_root}", "trainer.ema.enabled=true",
+                   "trainer.keep_checkpoints=2", "trainer.checkpoint_every=1", "trainer.max_steps=4",
+                   "data.load_size=64", "data.crop_size=64")
+    fit(cfg)
+    run = Path(cfg.run_dir)
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)  # loads with weights_only
+    assert ckpt["format_version"] == FORMAT_VERSION
+    assert ckpt["step"] == 4 and set(ckpt["networks"]) == {"G", "D"} and set(ckpt["ema"]) == {"G"}
+    assert {"optimizers", "schedulers", "scalers", "rng", "config", "epoch", "batch_in_epoch"} <= ckpt.keys()
+    assert ckpt["config"]["generator"]["_target_"] == "translate.networks.UnetGenerator"
+    assert sorted(p.name for p in (run / "checkpoints").glob("step_*.pt")) == ["step_0000003.pt", "step_0000004.pt"]
+    assert not list((run / "checkpoints").glob(".*tmp"))  # atomic writes leave no temporaries
+    # The run folder has the resolved config, JSON-lines metrics and sample grids.
+    assert (run / "config.yaml").is_file()
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["step"] == 4 and {"loss/G/gan", "loss/G/l1", "loss/D/real", "loss/D/fake", "lr/G"} <= lines[-1].keys()
+    assert (run / "samples" / "step_0000004.png").is_file()
+    # The rebuilt generator from the checkpoint's config alone gives the EMA weights.
+    from translate.config import build
+    from omegaconf import OmegaConf
+
+    stored = OmegaConf.create(ckpt["config"])
+    G = build(stored.generator)(in_channels=3, out_channels=3)
+    ema_sd = {k.removeprefix("module."): v for k, v in ckpt["ema"]["G"].items() if k.startswith("module.")}
+    G.load_state_dict(ema_sd)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", ["demo", "demo_day2night", "facades", "maps", "edges2shoes", "night2day",
+                                        "horse2zebra"])
+def test_every_experiment_runs_a_few_steps(tmp_path, aligned_root, unaligned_root, experiment):
+    from translate.config import compose as _compose
+
+    paired = experiment not in ("horse2zebra", "demo_day2night")
+    overrides = [f"experiment={experiment}", "debug=fast", "trainer.progress_bar=false", "trainer.max_steps=2"]
+    if experiment.startswith("demo"):
+        overrides += ["data.num_train=6", "data.num_val=2", "data.load_size=64", "data.crop_size=64"]
+    else:
+        overrides += [f"data.root={aligned_root if paired else unaligned_root}", "data.load_size=256",
+                      "data.crop_size=256", "data.val_split=val"]
+    cfg = _compose(overrides)
+    with open_dict(cfg):
+        cfg.run_dir = str(tmp_path / experiment)
+    metrics = fit(cfg)
+    assert metrics["step"] == 2 and torch.isfinite(torch.tensor(metrics["loss/G"]))
+
+
+@pytest.mark.slow
+def test_bf16_autocast_on_cpu(tiny_cfg, aligned_root):
+    metrics = fit(tiny_cfg("data=aligned", "generator=unet_64", f"data.root={aligned_root}", "trainer.precision=bf16",
+                           "data.load_size=64", "data.crop_size=64"))
+    assert metrics["step"] == 4
+
+
+def test_crop_size_must_fit_the_generator(tiny_cfg, aligned_root):
+    from translate.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.crop_size=32 is not a multiple of 64"):
+        fit(tiny_cfg("data=aligned", "generator=unet_64", f"data.root={aligned_root}"))
+
+
+def test_fp16_on_cpu_is_refused(tiny_cfg, aligned_root):
+    from translate.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        fit(tiny_cfg("data=aligned", f"data.root={aligned_root}", "trainer.precision=fp16", "trainer.device=cpu"))
+
+
+@pytest.mark.slow
+def test_non_finite_loss_stops_with_a_checkpoint(tiny_cfg, aligned_root, monkeypatch):
+    from translate.models import Pix2Pix
+
+    original, calls = Pix2Pix.g_step, []
+
+    def nan_on_third(self, batch, out):
+        calls.append(1)
+        losses = original(self, batch, out)
+        if len(calls) == 3:
+            losses["loss/G"] = losses["loss/G"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(Pix2Pix, "g_step", nan_on_third)
+    cfg = tiny_cfg("data=aligned", "generator=unet_64", f"data.root={aligned_root}", "trainer.max_steps=50",
+                   "data.load_size=64", "data.crop_size=64")
+    with pytest.raises(NonFiniteLossError, match=r"loss/G is nan at step 3.*last finite state saved"):
+        fit(cfg)
+    ckpt = load_checkpoint(Path(cfg.run_dir) / "checkpoints" / "last.pt")
+    assert ckpt["step"] == 2
+    assert all(torch.isfinite(v).all() for sd in ckpt["networks"].values() for v in sd.values() if v.is_floating_point())
+
+
+@pytest.mark.slow
+def test_exploding_weights_never_overwrite_a_good_checkpoint(tiny_cfg, aligned_root):
+    cfg = tiny_cfg("data=aligned", "generator=unet_64", f"data.root={aligned_root}", "optim.G.lr=1e30",
+                   "optim.D.lr=1e30", "trainer.max_steps=50", "data.load_size=64", "data.crop_size=64",
+                   "trainer.checkpoint_every=1")
+    with pytest.raises(NonFiniteLossError, match="NaN or infinite|no longer finite"):
+        fit(cfg)
+    last = Path(cfg.run_dir) / "checkpoints" / "last.pt"
+    if last.exists():
+        ckpt = load_checkpoint(last)
+        assert all(torch.isfinite(v).all() for sd in ckpt["networks"].values() for v in sd.values()
+                   if v.is_floating_point())
+
+
+def test_bad_checkpoint_files(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="garbage.pt: not a readable checkpoint"):
+        load_checkpoint(garbage)
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "plain.pt")
+    with pytest.raises(CheckpointError, match="not a translate training checkpoint"):
+        load_checkpoint(tmp_path / "plain.pt")
+    with pytest.raises(CheckpointError, match="no checkpoints/last.pt"):
+        load_checkpoint(tmp_path)
+
+
+def test_checkpoint_loading_never_runs_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    torch.save({"format_version": 1, "x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.slow
+def test_resume_refuses_group_changes_and_mismatched_models(tmp_path, tiny_cfg, aligned_root):
+    cfg = tiny_cfg("data=aligned", "generator=unet_64", f"data.root={aligned_root}", "trainer.max_steps=1",
+                   "data.load_size=64", "data.crop_size=64")
+    fit(cfg)
+    from translate.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="config groups cannot change"):
+        resume_config(cfg.run_dir, ["generator=resnet_9blocks"])
+    other = tiny_cfg("data=aligned", "generator=resnet_6blocks", f"data.root={aligned_root}", "trainer.max_steps=2",
+                     run_dir=tmp_path / "other")
+    with open_dict(other):
+        other.resume = cfg.run_dir
+    with pytest.raises(CheckpointError, match="does not fit this configuration"):
+        fit(other)
+
+
+@pytest.mark.slow
+def test_wandb_offline_run_writes_its_files(tmp_path, tiny_cfg, aligned_root, monkeypatch, capsys):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    cfg = tiny_cfg("data=aligned", "generator=unet_64", f"data.root={aligned_root}", "logger=wandb",
+                   "trainer.max_steps=2", "data.load_size=64", "data.crop_size=64")
+    fit(cfg)
+    runs = list((Path(cfg.run_dir) / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
+    err = capsys.readouterr().err
+    assert "wandb sync" in err
+
+
+def test_wandb_mode_choice(monkeypatch, tmp_path):
+    from translate.logging import choose_wandb_mode
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert choose_wandb_mode("auto") == "disabled"
+    assert choose_wandb_mode("offline") == "offline"
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    assert choose_wandb_mode("auto") == "offline"  # no credentials: never touch the network
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens: offline, quickly
+    assert choose_wandb_mode("auto", timeout=0.5) == "offline"
+
+
+def _run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "disabled", "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_cli_bad_data_root_is_one_clear_line(tmp_path):
+    proc = _run_cli("data=aligned", "experiment=facades", f"data.root={tmp_path / 'nowhere'}", "logger=none",
+                    cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert f"error: {tmp_path / 'nowhere'}: no 'train' split found" in proc.stderr
+
+
+@pytest.mark.slow
+def test_cli_trains_and_resumes_into_the_same_run(tmp_path, aligned_root):
+    common = ["debug=fast", "data=aligned", "generator=unet_64", f"data.root={aligned_root}", "data.load_size=64",
+              "data.crop_size=64", "trainer.progress_bar=false"]
+    proc = _run_cli(*common, "trainer.max_steps=2", f"run_dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = _run_cli(f"resume={tmp_path / 'run'}", "trainer.max_steps=3", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Resumed from" in proc.stderr
+    assert load_checkpoint(tmp_path / "run")["step"] == 3
