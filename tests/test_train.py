@@ -275,3 +275,28 @@ def test_cli_trains_and_resumes_into_the_same_run(tmp_path, aligned_root):
     assert proc.returncode == 0, proc.stderr
     assert "Resumed from" in proc.stderr
     assert load_checkpoint(tmp_path / "run")["step"] == 3
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_and_resumes(tmp_path, aligned_root):
+    import signal
+    import time
+
+    args = ["debug=fast", "data=aligned", "generator=unet_64", f"data.root={aligned_root}", "data.load_size=64",
+            "data.crop_size=64", "trainer.progress_bar=false", "trainer.max_steps=100000", "trainer.log_every=1",
+            "trainer.checkpoint_every=100000", f"run_dir={tmp_path / 'run'}"]
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=tmp_path, env=env,
+                            stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    step = load_checkpoint(tmp_path / "run")["step"]
+    assert step >= 3 and f"Stopped at step {step}" in err
+    proc = _run_cli(f"resume={tmp_path / 'run'}", f"trainer.max_steps={step + 2}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert load_checkpoint(tmp_path / "run")["step"] == step + 2

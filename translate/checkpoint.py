@@ -6,9 +6,7 @@ checkpoint is untrusted input, and nothing in it is executed.
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import numpy as np
 import torch
 
 from translate.errors import CheckpointError
+from translate.fsutil import atomic_write
 
 FORMAT_VERSION = 1
 LAST = "last.pt"
@@ -48,20 +47,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, fsync, then rename over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """``torch.save`` atomically (temporary file + rename)."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def resolve_checkpoint_path(path: str | Path) -> Path:

@@ -186,7 +186,8 @@ class Trainer:
         }
 
     def load(self, path: str | Path) -> None:
-        ckpt = load_checkpoint(path, map_location=self.device)
+        # On the CPU: RNG states must stay CPU tensors; load_state_dict copies weights to their device.
+        ckpt = load_checkpoint(path, map_location="cpu")
         nets = {**self.model.generators(), **self.model.discriminators()}
         try:
             if set(ckpt["networks"]) != set(nets):
@@ -352,7 +353,7 @@ class Trainer:
                     if stop.requested:
                         self.save()
                         print(f"Stopped at step {self.step}; checkpoint: {self.ckpt_dir / LAST}", file=sys.stderr)
-                        break
+                        raise KeyboardInterrupt
         except NonFiniteLossError as e:
             # No optimizer step has used a non-finite loss, but a huge finite one can still overflow the
             # weights: save only a state whose weights are all finite, never over a good checkpoint.
@@ -364,7 +365,8 @@ class Trainer:
                 where = "the weights are no longer finite and no checkpoint was written yet"
             raise NonFiniteLossError(f"{e}; training stopped, {where} (try a lower learning rate)") from None
         except KeyboardInterrupt:
-            print(f"Aborted at step {self.step}; the last checkpoint is {self.ckpt_dir / LAST}", file=sys.stderr)
+            if not stop.requested or not (self.ckpt_dir / LAST).exists():
+                print(f"Aborted at step {self.step}; the last checkpoint is {self.ckpt_dir / LAST}", file=sys.stderr)
             raise
         finally:
             bar.close()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -12,6 +10,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 
 from translate.errors import DataError
+from translate.fsutil import atomic_write
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -97,30 +96,15 @@ def to_uint8(image: torch.Tensor) -> torch.Tensor:
     return ((image.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder and rename, so readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` atomically (temporary file + rename)."""
+    return atomic_write(path, lambda f: f.write(data))
 
 
-def save_image(image: torch.Tensor, path: str | Path) -> None:
-    """Save a [-1, 1] float or uint8 tensor [C, H, W] atomically (format from the suffix)."""
-    import io
-
+def save_image(image: torch.Tensor, path: str | Path) -> Path:
+    """Save a [-1, 1] float or uint8 tensor [C, H, W] atomically, in the format of the file suffix."""
     if image.dtype != torch.uint8:
         image = to_uint8(image)
     pil = TF.to_pil_image(image.cpu())
-    buf = io.BytesIO()
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(Path(path).suffix.lower(), None)
-    pil.save(buf, format=fmt or Image.registered_extensions().get(Path(path).suffix.lower(), "PNG"))
-    atomic_write_bytes(path, buf.getvalue())
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
+    return atomic_write(path, lambda f: pil.save(f, format=fmt))
