@@ -97,6 +97,14 @@ def test_pixel_and_multiscale_discriminators():
     sum(o.mean() for o in outs).backward()
 
 
+@pytest.mark.parametrize("n_layers,num_D", [(3, 1), (2, 1), (3, 3), (1, 2)])
+def test_discriminator_min_size_is_tight(n_layers, num_D):
+    D = MultiscaleDiscriminator(in_channels=3, ndf=4, n_layers=n_layers, num_D=num_D, norm="instance")
+    D(torch.randn(1, 3, D.min_size, D.min_size))  # fits
+    with pytest.raises((ValueError, RuntimeError)):
+        D(torch.randn(1, 3, D.min_size // 2, D.min_size // 2))
+
+
 def test_spectral_norm_is_applied_and_initialised():
     D = PatchDiscriminator(in_channels=3, ndf=8, spectral_norm=True)
     conv = D.stages[0][0]

@@ -135,6 +135,13 @@ def test_crop_size_must_fit_the_generator(tiny_cfg, aligned_root):
         fit(tiny_cfg("data=aligned", "generator=unet_64", f"data.root={aligned_root}"))
 
 
+def test_crop_size_must_fit_the_discriminator(tiny_cfg, aligned_root):
+    from translate.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.crop_size=32 is too small for the discriminator, which needs at least 96"):
+        fit(tiny_cfg("data=aligned", "generator=resnet_6blocks", "discriminator=multiscale", f"data.root={aligned_root}"))
+
+
 def test_fp16_on_cpu_is_refused(tiny_cfg, aligned_root):
     from translate.errors import ConfigError
 

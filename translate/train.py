@@ -164,6 +164,12 @@ class Trainer:
                 f"data.crop_size={self.data.crop_size} is not a multiple of {stride}, which the generator needs "
                 f"(pick a crop size that is, or a shallower generator)"
             )
+        need = max(getattr(D, "min_size", 1) for D in self.model.discriminators().values())
+        if self.data.preprocess.endswith("crop") and self.data.crop_size < need:
+            raise ConfigError(
+                f"data.crop_size={self.data.crop_size} is too small for the discriminator, which needs at least "
+                f"{need} pixels (use fewer layers or scales: discriminator.n_layers / discriminator.num_D)"
+            )
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:

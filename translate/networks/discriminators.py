@@ -49,6 +49,9 @@ class PatchDiscriminator(nn.Module):
             )
         stages.append(_sn(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1), spectral_norm))
         self.stages = nn.ModuleList(stages)
+        # n_layers halvings, then two 4x4 stride-1 convs that each take one pixel off; the norm between them
+        # needs at least 2x2 values.
+        self.min_size = 3 * 2**n_layers
 
     def features(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         feats = []
@@ -83,6 +86,7 @@ class PixelDiscriminator(nn.Module):
             ]
         )
 
+    min_size = 1
     features = PatchDiscriminator.features
     forward = PatchDiscriminator.forward
 
@@ -110,6 +114,8 @@ class MultiscaleDiscriminator(nn.Module):
             for _ in range(num_D)
         )
         self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+        # The coarsest scale sees the input halved num_D - 1 times.
+        self.min_size = self.discriminators[0].min_size * 2 ** (num_D - 1)
 
     def _scales(self, x: torch.Tensor):
         for i, d in enumerate(self.discriminators):
