@@ -1,0 +1,156 @@
+"""Rebuilding a generator from a file: our training checkpoints, reference ``.pth`` state dicts, safetensors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from translate.checkpoint import load_checkpoint
+from translate.config import CONF_DIR, build
+from translate.errors import CheckpointError, ConfigError
+from translate.reference import (
+    is_reference_state_dict,
+    load_reference_weights,
+    reference_key_map,
+    strip_module_prefix,
+)
+
+WEIGHTS = ("auto", "G", "G_ema")
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - corrupt, truncated or hostile files all end here
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
+
+
+def generator_channels(G: nn.Module) -> tuple[int, int]:
+    """(input, output) channels of a generator, read off its first and last convolutions."""
+    convs = [m for m in G.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    return convs[0].in_channels, convs[-1].out_channels
+
+
+def generator_stride(G: nn.Module) -> int:
+    """Input sides must be multiples of this (256 for unet_256, 4 for the ResNets)."""
+    return int(getattr(G, "stride", 1))
+
+
+def _preset(name: str, overrides: dict[str, Any]):
+    path = CONF_DIR / "generator" / f"{name}.yaml"
+    if not path.is_file():
+        options = sorted(p.stem for p in (CONF_DIR / "generator").glob("*.yaml"))
+        raise ConfigError(f"generator={name!r} is not one of {', '.join(options)}")
+    node = OmegaConf.load(path)
+    for key, value in overrides.items():
+        if key not in node:
+            raise ConfigError(f"generator.{key} is not a setting of generator={name}")
+        node[key] = value
+    return node
+
+
+def load_generator(
+    path: str | Path,
+    *,
+    generator: str | Mapping[str, Any] | None = None,
+    direction: str = "AtoB",
+    weights: str = "auto",
+    in_channels: int = 3,
+    out_channels: int = 3,
+    **overrides: Any,
+) -> nn.Module:
+    """A generator ready for inference (eval mode, CPU).
+
+    - Our checkpoints (``last.pt`` or a run folder) rebuild the generator from their stored config; no other
+      argument is needed. CycleGAN's ``direction`` picks G_A (AtoB) or G_B (BtoA). ``weights``: ``auto``
+      uses G_ema when the run kept one, ``G`` the raw generator, ``G_ema`` insists on the average.
+    - Reference state dicts (``latest_net_G_A.pth``) and safetensors files need the architecture, named like
+      the generator config group: ``generator='resnet_9blocks', norm='instance', dropout=False`` (other
+      keyword arguments override the preset's ``ngf``, ``norm``, ``dropout``, ...).
+    """
+    if weights not in WEIGHTS:
+        raise ConfigError(f"weights={weights!r} is not one of {', '.join(WEIGHTS)}")
+    path = Path(path).expanduser()
+    if path.is_dir() or path.suffix == ".pt":
+        return _from_training_checkpoint(path, direction=direction, weights=weights)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    state = _read_state(path)
+    if isinstance(state, dict) and "format_version" in state:
+        return _from_training_checkpoint(path, direction=direction, weights=weights)
+    if not isinstance(state, dict) or not is_reference_state_dict(state):
+        raise CheckpointError(f"{path}: neither a translate checkpoint nor a generator state dict")
+    if generator is None:
+        raise ConfigError(
+            f"{path}: a reference state dict does not record its architecture; name it, e.g. "
+            f"generator=resnet_9blocks generator.norm=instance"
+        )
+    if isinstance(generator, str):
+        node = _preset(generator, overrides)
+        asked = f"generator={generator}" + "".join(f" generator.{k}={v}" for k, v in overrides.items())
+    else:  # a generator config node, e.g. from infer.py's generator group
+        node = OmegaConf.merge(OmegaConf.create(dict(generator)), overrides)
+        settings = ", ".join(f"{k}={v}" for k, v in node.items() if not k.startswith("_"))
+        asked = f"{node._target_.rsplit('.', 1)[-1]}({settings})"
+    G = build(node)(in_channels=in_channels, out_channels=out_channels)
+    # Channel counts come from the file itself, so a grayscale model loads without extra arguments.
+    channels = _file_channels(G, strip_module_prefix(state))
+    if channels is not None and channels != generator_channels(G):
+        G = build(node)(in_channels=channels[0], out_channels=channels[1])
+    load_reference_weights(G, state, source=str(path), asked=asked)
+    return G.eval()
+
+
+def _file_channels(G: nn.Module, state: dict[str, torch.Tensor]) -> tuple[int, int] | None:
+    """(input, output) channels of reference weights laid out like ``G`` (None if they do not fit it)."""
+    mapping = reference_key_map(G)
+    convs = [(name, m) for name, m in G.named_modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    first, last = state.get(mapping.get(convs[0][0] + ".weight", "")), state.get(mapping.get(convs[-1][0] + ".weight", ""))
+    if first is None or last is None or first.dim() != 4 or last.dim() != 4:
+        return None
+    out = last.shape[1] if isinstance(convs[-1][1], nn.ConvTranspose2d) else last.shape[0]
+    return int(first.shape[1]), int(out)
+
+
+def _from_training_checkpoint(path: Path, *, direction: str, weights: str) -> nn.Module:
+    ckpt = load_checkpoint(path)
+    cfg = OmegaConf.create(ckpt["config"])
+    nets = ckpt["networks"]
+    if "G" in nets:  # pix2pix: one generator, trained in the direction its config says
+        trained = cfg.model.get("direction", "AtoB")
+        if direction != trained:
+            raise ConfigError(f"{path}: this pix2pix model was trained {trained}; direction={direction} is not available")
+        name = "G"
+        nc_in, nc_out = (cfg.data.input_nc, cfg.data.output_nc) if trained == "AtoB" else (cfg.data.output_nc, cfg.data.input_nc)
+    else:
+        if direction not in ("AtoB", "BtoA"):
+            raise ConfigError(f"direction={direction!r} is not one of AtoB, BtoA")
+        name = "G_A" if direction == "AtoB" else "G_B"
+        nc_in, nc_out = (cfg.data.input_nc, cfg.data.output_nc) if direction == "AtoB" else (cfg.data.output_nc, cfg.data.input_nc)
+    G = build(cfg.generator)(in_channels=int(nc_in), out_channels=int(nc_out))
+    ema = ckpt.get("ema", {}).get(name)
+    if weights == "G_ema" and ema is None:
+        raise ConfigError(f"{path}: the run kept no G_ema (trainer.ema.enabled was false); use weights=G")
+    if ema is not None and weights != "G":
+        state = {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")}
+    else:
+        state = nets[name]
+    try:
+        G.load_state_dict(state)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: generator weights do not fit its stored config ({str(e).splitlines()[0]})") from None
+    return G.eval()

@@ -1,0 +1,161 @@
+"""Reading images for inference with what they carry (alpha, 16-bit depth) and writing results back alike."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision.io import ImageReadMode, decode_image
+
+from translate.errors import DataError
+
+# Formats torchvision decodes natively (faster than PIL, and 16-bit PNG keeps its depth).
+TORCHVISION_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
+ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
+SIXTEEN_BIT_FORMATS = {"PNG", "TIFF"}
+
+
+@dataclass
+class Picture:
+    """Pixels as uint8 or uint16 [C, H, W] with C in 1 (gray) or 3 (RGB), plus the alpha plane if any."""
+
+    pixels: torch.Tensor
+    alpha: torch.Tensor | None
+
+    @property
+    def bits(self) -> int:
+        return 16 if self.pixels.dtype == torch.uint16 else 8
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.pixels.shape[-2]), int(self.pixels.shape[-1])
+
+
+def _split(array: torch.Tensor) -> Picture:
+    c = array.shape[0]
+    if c in (2, 4):
+        return Picture(array[:-1].contiguous(), array[-1:].contiguous())
+    return Picture(array, None)
+
+
+def _read_pil(path: Path) -> Picture:
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+            a = np.asarray(im, dtype=np.int64).clip(0, 65535).astype(np.uint16)
+            return Picture(torch.from_numpy(a.copy()).unsqueeze(0), None)
+        if im.mode == "P":
+            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        elif im.mode not in ("L", "LA", "RGB", "RGBA"):
+            im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+        a = np.asarray(im)
+        a = a[..., None] if a.ndim == 2 else a
+        return _split(torch.from_numpy(a.copy()).permute(2, 0, 1))
+
+
+def _plain_mode(path: Path) -> bool:
+    """torchvision returns palette indices for palette images: let PIL expand those."""
+    with Image.open(path) as im:
+        return im.mode not in ("P", "PA", "CMYK", "1")
+
+
+def read_picture(path: str | Path) -> Picture:
+    """Decode any image: EXIF orientation applied; palette expanded; alpha split off; 16-bit kept."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: empty file")
+        if path.suffix.lower() in TORCHVISION_SUFFIXES and _plain_mode(path):
+            try:
+                return _split(decode_image(str(path), mode=ImageReadMode.UNCHANGED, apply_exif_orientation=True))
+            except RuntimeError:
+                pass  # unusual encodings (e.g. CMYK JPEG): PIL below decodes those or reports why not
+        return _read_pil(path)
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except PermissionError:
+        raise DataError(f"{path}: permission denied") from None
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not an image or an unsupported format") from None
+    except (OSError, SyntaxError, ValueError, RuntimeError) as e:
+        raise DataError(f"{path}: cannot decode image ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+
+
+def picture_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) after EXIF orientation, from the header alone."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: empty file")
+        with Image.open(path) as im:
+            w, h = im.size
+            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated by 90 degrees on display
+                w, h = h, w
+            return h, w
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except PermissionError:
+        raise DataError(f"{path}: permission denied") from None
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not an image or an unsupported format") from None
+    except OSError as e:
+        raise DataError(f"{path}: unreadable ({e})") from None
+
+
+def to_model_input(picture: Picture, channels: int) -> torch.Tensor:
+    """float [-1, 1] with the model's channel count (RGB -> luma, or gray repeated)."""
+    x = picture.pixels.to(torch.float32) / (65535.0 if picture.bits == 16 else 255.0)
+    if x.shape[0] == 3 and channels == 1:
+        x = (x * torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0, keepdim=True)
+    elif x.shape[0] == 1 and channels == 3:
+        x = x.expand(3, -1, -1)
+    return x * 2 - 1
+
+
+def quantize(x: torch.Tensor, bits: int) -> np.ndarray:
+    """float [-1, 1] [C, H, W] -> uint8/uint16 array [H, W, C]."""
+    top = 65535.0 if bits == 16 else 255.0
+    q = ((x.float().clamp(-1, 1) + 1) * (top / 2)).round()
+    return q.to(torch.int32).permute(1, 2, 0).numpy().astype(np.uint16 if bits == 16 else np.uint8)
+
+
+def encode(
+    image: torch.Tensor, alpha: torch.Tensor | None, fmt: str, *, bits: int = 8, quality: int = 95
+) -> bytes:
+    """Encode a [-1, 1] result [C, H, W] (C = 1 or 3) with an optional alpha plane (uint8/uint16 [1, H, W])."""
+    if fmt not in SIXTEEN_BIT_FORMATS:
+        bits = 8
+    if fmt not in ALPHA_FORMATS:
+        alpha = None
+    pixels = quantize(image, bits)
+    if alpha is not None:
+        a = alpha.permute(1, 2, 0).numpy()
+        if a.dtype == np.uint16 and bits == 8:
+            a = (a.astype(np.uint32) // 257).astype(np.uint8)
+        elif a.dtype == np.uint8 and bits == 16:
+            a = a.astype(np.uint16) * 257
+        pixels = np.concatenate([pixels, a.astype(pixels.dtype)], axis=2)
+    channels = pixels.shape[2]
+    buf = io.BytesIO()
+    if bits == 16 and not (channels == 1):
+        if fmt == "PNG":
+            import png  # pypng: Pillow cannot write 16-bit colour PNGs
+
+            writer = png.Writer(width=pixels.shape[1], height=pixels.shape[0], greyscale=channels <= 2,
+                                alpha=channels in (2, 4), bitdepth=16)
+            writer.write(buf, pixels.reshape(pixels.shape[0], -1).tolist())
+            return buf.getvalue()
+        pixels = (pixels // 257).astype(np.uint8)  # 16-bit colour TIFF: Pillow writes 8 bits only
+    # Pillow picks the mode from the array: uint16 [H, W] -> I;16, uint8 [H, W, 2|3|4] -> LA/RGB/RGBA.
+    pil = Image.fromarray(np.ascontiguousarray(pixels[..., 0] if channels == 1 else pixels))
+    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    pil.save(buf, format=fmt, **options)
+    return buf.getvalue()

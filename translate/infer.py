@@ -1,0 +1,397 @@
+"""Batch conversion: translate files and folders of any-size images with a generator.
+
+``translate_files`` is the library function; ``run(cfg)`` is what ``infer.py`` calls. Images keep their own
+size (padded to the network's stride and cropped back, or tiled when large), their alpha plane and their bit
+depth. Outputs are written atomically by a background thread; existing outputs are skipped, so re-running an
+interrupted command resumes it. Inputs are never modified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import math
+import queue
+import sys
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from translate.data.io import IMAGE_EXTENSIONS, is_image_file
+from translate.errors import ConfigError, DataError
+from translate.fsutil import atomic_write
+from translate.generator_io import generator_channels, generator_stride
+from translate.imageio16 import Picture, encode, picture_size, read_picture, to_model_input
+
+FORMATS = {"keep": None, "png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF"}
+SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif"}
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Summary:
+    converted: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def __str__(self) -> str:
+        rate = self.converted / self.seconds if self.seconds > 0 else 0.0
+        return (f"converted {self.converted}, skipped {self.skipped} existing, failed {len(self.failed)} "
+                f"({self.seconds:.1f} s, {rate:.2f} images/s)")
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+def collect_inputs(inputs: str | Path | list, *, recursive: bool = False) -> list[tuple[Path, Path]]:
+    """(file, path relative to its input root) for a file, a folder, a glob, or a text file listing paths."""
+    items = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    found: list[tuple[Path, Path]] = []
+    for item in items:
+        text = str(item)
+        path = Path(text).expanduser()
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            files = sorted(p for p in path.glob(pattern) if p.is_file() and is_image_file(p))
+            found += [(f, f.relative_to(path)) for f in files]
+        elif path.is_file() and path.suffix.lower() in (".txt", ".lst", ".list"):
+            for line in path.read_text().splitlines():
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                listed = Path(line).expanduser()
+                listed = listed if listed.is_absolute() else path.parent / listed
+                try:
+                    rel = listed.relative_to(path.parent)
+                except ValueError:
+                    rel = Path(listed.name)
+                found.append((listed, rel))
+        elif path.is_file():
+            found.append((path, Path(path.name)))
+        elif glob.has_magic(text):
+            root = Path(text.split("*")[0].split("?")[0].split("[")[0])
+            root = root if text.endswith("/") or root.is_dir() and str(root).endswith("/") else root.parent
+            files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+            found += [(f, f.relative_to(root) if f.is_relative_to(root) else Path(f.name)) for f in files]
+        else:
+            raise DataError(f"{path}: no such file, folder or glob")
+    if not found:
+        raise DataError(f"{', '.join(map(str, items))}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return found
+
+
+def output_path(rel: Path, output: Path, fmt: str | None) -> Path:
+    suffix = SUFFIX[fmt] if fmt else rel.suffix
+    return output / rel.with_suffix(suffix)
+
+
+def _format_of(path: Path) -> str:
+    from PIL import Image
+
+    return Image.registered_extensions().get(path.suffix.lower(), "PNG")
+
+
+# ----------------------------------------------------------------------------------------------- reading
+class _Reader(Dataset):
+    """Decodes one file per item in DataLoader workers; a failure travels back as a message."""
+
+    def __init__(self, files: list[Path], channels: int, resize: int | None, keep_aspect: bool):
+        self.files, self.channels, self.resize, self.keep_aspect = files, channels, resize, keep_aspect
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        try:
+            picture = read_picture(self.files[i])
+            x = to_model_input(picture, self.channels)
+            if self.resize:
+                x = _resize_for_model(x, self.resize, self.keep_aspect)
+            return {"index": i, "x": x, "picture": picture}
+        except DataError as e:
+            return {"index": i, "error": str(e)}
+        except Exception as e:  # noqa: BLE001 - any decoder failure is this file's problem, not the run's
+            return {"index": i, "error": f"{self.files[i]}: {type(e).__name__}: {e}"}
+
+
+def _resize_for_model(x: torch.Tensor, size: int, keep_aspect: bool) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    if keep_aspect:
+        scale = size / min(h, w)
+        target = (max(1, round(h * scale)), max(1, round(w * scale)))
+    else:
+        target = (size, size)
+    return F.interpolate(x[None], size=target, mode="bicubic", antialias=True, align_corners=False)[0].clamp(-1, 1)
+
+
+def _batches_by_size(sizes: dict[int, tuple[int, int]], batch_size: int) -> list[list[int]]:
+    groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, size in sizes.items():
+        groups[size].append(i)
+    batches = []
+    for indices in groups.values():
+        batches += [indices[k : k + batch_size] for k in range(0, len(indices), batch_size)]
+    return batches
+
+
+def _collate(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return items
+
+
+# ----------------------------------------------------------------------------------------------- model
+def _pad_to(x: torch.Tensor, stride: int) -> tuple[torch.Tensor, int, int]:
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % stride, (-w) % stride
+    if ph == 0 and pw == 0:
+        return x, h, w
+    # Reflection needs the padding to be smaller than the side; tiny images fall back to replication.
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode), h, w
+
+
+def _window(n: int, overlap: int, device, dtype) -> torch.Tensor:
+    """1 in the middle, a raised-cosine ramp over ``overlap`` pixels at both ends (never exactly 0)."""
+    w = torch.ones(n, device=device, dtype=dtype)
+    if overlap > 0:
+        ramp = 0.5 - 0.5 * torch.cos(torch.linspace(0, math.pi, overlap + 2, device=device, dtype=dtype)[1:-1])
+        k = min(overlap, n // 2)
+        w[:k] = ramp[:k]
+        w[n - k :] = ramp[:k].flip(0)
+    return w
+
+
+def _starts(total: int, tile: int, overlap: int) -> list[int]:
+    if total <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, total - tile, step)) + [total - tile]
+    return sorted(set(starts))
+
+
+class Translator:
+    """Runs a generator on batches of any size: stride padding, tiling with blended overlaps, precision."""
+
+    def __init__(
+        self,
+        G: nn.Module,
+        *,
+        device: torch.device,
+        precision: str = "fp32",
+        channels_last: bool = False,
+        compile: bool = False,
+        norm_mode: str = "eval",
+        tile_size: int = 1024,
+        tile_overlap: int = 128,
+    ):
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+        if precision == "fp16" and device.type != "cuda":
+            raise ConfigError("precision=fp16 needs a CUDA device (on CPU use fp32)")
+        if norm_mode not in ("eval", "train"):
+            raise ConfigError(f"norm_mode={norm_mode!r} is not one of eval, train")
+        self.stride = generator_stride(G)
+        self.in_channels, self.out_channels = generator_channels(G)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        # train: batch statistics and active dropout, what the reference test script does without --eval.
+        self.G = G.to(device, memory_format=self.memory_format).train(norm_mode == "train")
+        if compile:
+            self.G.compile()
+        self.device, self.amp_dtype = device, PRECISIONS[precision]
+        tile = max(self.stride, (int(tile_size) // self.stride) * self.stride)
+        self.tile, self.overlap = tile, min(int(tile_overlap), tile // 2)
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        ctx = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
+        with ctx:
+            return self.G(x.contiguous(memory_format=self.memory_format)).float()
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, C, H, W] in [-1, 1] -> [N, C_out, H, W]."""
+        x = x.to(self.device, non_blocking=True)
+        padded, h, w = _pad_to(x, self.stride)
+        H, W = padded.shape[-2:]
+        if H <= self.tile and W <= self.tile:
+            return self._run(padded)[..., :h, :w]
+        out = torch.zeros(x.shape[0], self.out_channels, H, W, device=self.device)
+        weight = torch.zeros(1, 1, H, W, device=self.device)
+        th, tw = min(self.tile, H), min(self.tile, W)
+        wy = _window(th, self.overlap if H > th else 0, self.device, torch.float32)
+        wx = _window(tw, self.overlap if W > tw else 0, self.device, torch.float32)
+        win = (wy[:, None] * wx[None, :])[None, None]
+        for y0 in _starts(H, th, self.overlap):
+            for x0 in _starts(W, tw, self.overlap):
+                tile = self._run(padded[..., y0 : y0 + th, x0 : x0 + tw])
+                out[..., y0 : y0 + th, x0 : x0 + tw] += tile * win
+                weight[..., y0 : y0 + th, x0 : x0 + tw] += win
+        return (out / weight)[..., :h, :w]
+
+
+# ----------------------------------------------------------------------------------------------- writing
+class _Writer:
+    """Encodes and writes outputs on a background thread so the model never waits on the disk."""
+
+    def __init__(self, summary: Summary, bar: tqdm, depth: int = 16):
+        self.summary, self.bar = summary, bar
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def put(self, *job) -> None:
+        self.queue.put(job)
+
+    def _loop(self) -> None:
+        while True:
+            job = self.queue.get()
+            if job is None:
+                return
+            src, dst, image, alpha, fmt, bits, quality = job
+            try:
+                data = encode(image, alpha, fmt, bits=bits, quality=quality)
+                atomic_write(dst, lambda f: f.write(data))
+                with self.lock:
+                    self.summary.converted += 1
+            except Exception as e:  # noqa: BLE001 - a failed write is that file's failure
+                with self.lock:
+                    self.summary.failed.append((str(src), f"cannot write {dst}: {e}"))
+            self.bar.update(1)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+
+
+# ----------------------------------------------------------------------------------------------- driver
+def translate_files(
+    G: nn.Module,
+    inputs: str | Path | list,
+    output: str | Path,
+    *,
+    recursive: bool = False,
+    format: str = "keep",
+    jpg_quality: int = 95,
+    overwrite: bool = False,
+    allow_inplace: bool = False,
+    norm_mode: str = "eval",
+    resize: int | None = None,
+    keep_aspect: bool = True,
+    tile_size: int = 1024,
+    tile_overlap: int = 128,
+    batch_size: int = 8,
+    num_workers: int = 1,
+    device: str = "auto",
+    precision: str = "fp32",
+    channels_last: bool = False,
+    compile: bool = False,
+    quiet: bool = False,
+) -> Summary:
+    """Translate every image of ``inputs`` (files, folders, globs or list files) into ``output``.
+
+    Outputs mirror the inputs' relative paths. Unreadable inputs are reported and skipped; existing outputs
+    are skipped unless ``overwrite``. Returns the counts (``Summary.exit_code``: 0 all converted, 1 some failed).
+    """
+    start = time.perf_counter()
+    if format not in FORMATS:
+        raise ConfigError(f"format={format!r} is not one of {', '.join(FORMATS)}")
+    fmt = FORMATS[format]
+    output = Path(output).expanduser()
+    found = collect_inputs(inputs, recursive=recursive)
+    sources = {src.resolve() for src, _ in found}
+    out_resolved = output.resolve()
+    if not allow_inplace:
+        for src, rel in found:
+            root = src.resolve().parents[len(rel.parts) - 1]
+            if out_resolved == root or out_resolved.is_relative_to(root):
+                raise ConfigError(
+                    f"output {output} is inside the input folder {root}; choose another folder or set allow_inplace=true"
+                )
+    summary = Summary()
+    jobs: list[tuple[Path, Path]] = []
+    for src, rel in found:
+        dst = output_path(rel, output, fmt)
+        if dst.resolve() in sources:
+            summary.failed.append((str(src), f"its output {dst} would overwrite an input; set format= or output="))
+        elif dst.exists() and not overwrite:
+            summary.skipped += 1
+        else:
+            jobs.append((src, dst))
+
+    sizes: dict[int, tuple[int, int]] = {}
+    for i, (src, _) in enumerate(jobs):
+        try:
+            sizes[i] = picture_size(src)
+        except DataError as e:
+            summary.failed.append((str(src), str(e).removeprefix(f"{src}: ")))
+    device_ = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    translator = Translator(G, device=device_, precision=precision, channels_last=channels_last, compile=compile,
+                            norm_mode=norm_mode, tile_size=tile_size, tile_overlap=tile_overlap)
+    # Batch statistics are per image in the reference test script: train mode runs one image at a time.
+    batches = _batches_by_size(sizes, 1 if norm_mode == "train" else max(1, int(batch_size)))
+    reader = _Reader([src for src, _ in jobs], translator.in_channels, resize, keep_aspect)
+    loader = DataLoader(reader, batch_sampler=batches, num_workers=num_workers, collate_fn=_collate,
+                        pin_memory=device_.type == "cuda", prefetch_factor=4 if num_workers > 0 else None)
+    bar = tqdm(total=len(jobs), desc="translate", unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+    bar.update(len(jobs) - len(sizes))  # header failures
+    writer = _Writer(summary, bar)
+    try:
+        for items in loader:
+            good = [it for it in items if "error" not in it]
+            for it in items:
+                if "error" in it:
+                    src = jobs[it["index"]][0]
+                    summary.failed.append((str(src), it["error"].removeprefix(f"{src}: ")))
+                    bar.update(1)
+            if not good:
+                continue
+            y = translator(torch.stack([it["x"] for it in good])).cpu()
+            for it, out in zip(good, y):
+                src, dst = jobs[it["index"]]
+                picture: Picture = it["picture"]
+                if resize:
+                    out = F.interpolate(out[None], size=picture.size, mode="bicubic", antialias=True,
+                                        align_corners=False)[0]
+                out_fmt = fmt or _format_of(dst)
+                writer.put(src, dst, out, picture.alpha, out_fmt, picture.bits, jpg_quality)
+    finally:
+        writer.close()
+        bar.close()
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def run(cfg) -> Summary:
+    """``infer.py``: load the generator named by ``cfg.checkpoint`` and translate ``cfg.input`` into ``cfg.output``."""
+    from translate.generator_io import load_generator
+
+    overrides = {}
+    generator = None
+    if cfg.get("generator"):
+        generator = {k: v for k, v in cfg.generator.items()}
+    G = load_generator(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights, **overrides)
+    summary = translate_files(
+        G, list(cfg.input) if not isinstance(cfg.input, str) else cfg.input, cfg.output,
+        recursive=cfg.recursive, format=cfg.format, jpg_quality=cfg.jpg_quality, overwrite=cfg.overwrite,
+        allow_inplace=cfg.allow_inplace, norm_mode=cfg.norm_mode, resize=cfg.resize, keep_aspect=cfg.keep_aspect,
+        tile_size=cfg.tile_size, tile_overlap=cfg.tile_overlap, batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last,
+        compile=cfg.compile, quiet=cfg.quiet,
+    )
+    for src, reason in summary.failed[:20]:
+        print(f"failed: {src}: {reason}", file=sys.stderr)
+    if len(summary.failed) > 20:
+        print(f"... and {len(summary.failed) - 20} more failures", file=sys.stderr)
+    print(summary, file=sys.stderr)
+    return summary
