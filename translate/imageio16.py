@@ -9,12 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from torchvision.io import ImageReadMode, decode_image
 
 from translate.errors import DataError
 
-# Formats torchvision decodes natively (faster than PIL, and 16-bit PNG keeps its depth).
-TORCHVISION_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
 SIXTEEN_BIT_FORMATS = {"PNG", "TIFF"}
 
@@ -57,10 +54,19 @@ def _read_pil(path: Path) -> Picture:
         return _split(torch.from_numpy(a.copy()).permute(2, 0, 1))
 
 
-def _plain_mode(path: Path) -> bool:
-    """torchvision returns palette indices for palette images: let PIL expand those."""
-    with Image.open(path) as im:
-        return im.mode not in ("P", "PA", "CMYK", "1")
+def _png_is_deep_colour(path: Path) -> bool:
+    """A 16-bit PNG with colour or alpha (IHDR bit depth 16, colour type 2/4/6): Pillow would cut it to 8 bits."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16 and head[25] in (2, 4, 6)
+
+
+def _read_png16(path: Path) -> Picture:
+    import png  # pypng reads every PNG variant at full depth
+
+    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    a = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, info["planes"])
+    return _split(torch.from_numpy(a).permute(2, 0, 1).contiguous())
 
 
 def read_picture(path: str | Path) -> Picture:
@@ -69,11 +75,8 @@ def read_picture(path: str | Path) -> Picture:
     try:
         if path.stat().st_size == 0:
             raise DataError(f"{path}: empty file")
-        if path.suffix.lower() in TORCHVISION_SUFFIXES and _plain_mode(path):
-            try:
-                return _split(decode_image(str(path), mode=ImageReadMode.UNCHANGED, apply_exif_orientation=True))
-            except RuntimeError:
-                pass  # unusual encodings (e.g. CMYK JPEG): PIL below decodes those or reports why not
+        if path.suffix.lower() == ".png" and _png_is_deep_colour(path):
+            return _read_png16(path)
         return _read_pil(path)
     except DataError:
         raise
@@ -83,8 +86,9 @@ def read_picture(path: str | Path) -> Picture:
         raise DataError(f"{path}: permission denied") from None
     except UnidentifiedImageError:
         raise DataError(f"{path}: not an image or an unsupported format") from None
-    except (OSError, SyntaxError, ValueError, RuntimeError) as e:
-        raise DataError(f"{path}: cannot decode image ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    except Exception as e:  # noqa: BLE001 - decoders raise many types for damaged files
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(f"{path}: cannot decode image ({first})") from None
 
 
 def picture_size(path: str | Path) -> tuple[int, int]:
