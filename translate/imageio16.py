@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
-from translate.errors import DataError
+from translate.data.io import image_errors
 
 ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
 SIXTEEN_BIT_FORMATS = {"PNG", "TIFF"}
@@ -72,46 +72,19 @@ def _read_png16(path: Path) -> Picture:
 def read_picture(path: str | Path) -> Picture:
     """Decode any image: EXIF orientation applied; palette expanded; alpha split off; 16-bit kept."""
     path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            raise DataError(f"{path}: empty file")
+    with image_errors(path):
         if path.suffix.lower() == ".png" and _png_is_deep_colour(path):
             return _read_png16(path)
         return _read_pil(path)
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except PermissionError:
-        raise DataError(f"{path}: permission denied") from None
-    except UnidentifiedImageError:
-        raise DataError(f"{path}: not an image or an unsupported format") from None
-    except Exception as e:  # noqa: BLE001 - decoders raise many types for damaged files
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DataError(f"{path}: cannot decode image ({first})") from None
 
 
 def picture_size(path: str | Path) -> tuple[int, int]:
     """(height, width) after EXIF orientation, from the header alone."""
-    path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            raise DataError(f"{path}: empty file")
-        with Image.open(path) as im:
-            w, h = im.size
-            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated by 90 degrees on display
-                w, h = h, w
-            return h, w
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except PermissionError:
-        raise DataError(f"{path}: permission denied") from None
-    except UnidentifiedImageError:
-        raise DataError(f"{path}: not an image or an unsupported format") from None
-    except OSError as e:
-        raise DataError(f"{path}: unreadable ({e})") from None
+    with image_errors(path), Image.open(path) as im:
+        w, h = im.size
+        if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated by 90 degrees on display
+            w, h = h, w
+        return h, w
 
 
 def to_model_input(picture: Picture, channels: int) -> torch.Tensor:

@@ -385,11 +385,8 @@ def run(cfg) -> Summary:
     """``infer.py``: load the generator named by ``cfg.checkpoint`` and translate ``cfg.input`` into ``cfg.output``."""
     from translate.generator_io import load_generator
 
-    overrides = {}
-    generator = None
-    if cfg.get("generator"):
-        generator = {k: v for k, v in cfg.generator.items()}
-    G = load_generator(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights, **overrides)
+    generator = dict(cfg.generator) if cfg.get("generator") else None
+    G = load_generator(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
     summary = translate_files(
         G, list(cfg.input) if not isinstance(cfg.input, str) else cfg.input, cfg.output,
         recursive=cfg.recursive, format=cfg.format, jpg_quality=cfg.jpg_quality, overwrite=cfg.overwrite,

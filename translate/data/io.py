@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -65,6 +67,26 @@ def filter_readable(files: list[Path], what: str) -> list[Path]:
     return good
 
 
+@contextmanager
+def image_errors(path: str | Path) -> Iterator[None]:
+    """Turn whatever a decoder raises for ``path`` into a one-line DataError naming the file."""
+    try:
+        if Path(path).stat().st_size == 0:
+            raise DataError(f"{path}: empty file")
+        yield
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except PermissionError:
+        raise DataError(f"{path}: permission denied") from None
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not an image or an unsupported format") from None
+    except Exception as e:  # noqa: BLE001 - decoders raise many types for damaged files
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(f"{path}: cannot decode image ({first})") from None
+
+
 def load_image(path: str | Path, channels: int) -> torch.Tensor:
     """Load an image as a uint8 tensor [C, H, W] with ``channels`` 1 (grayscale) or 3 (RGB).
 
@@ -72,18 +94,13 @@ def load_image(path: str | Path, channels: int) -> torch.Tensor:
     """
     if channels not in (1, 3):
         raise DataError(f"{path}: {channels} channels requested; images must be loaded with 1 or 3 channels")
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                # 16-bit: scale to 8 bits rather than letting PIL clip.
-                im = im.point(lambda v: v / 256).convert("L")
-            im = im.convert("L" if channels == 1 else "RGB")
-            return TF.pil_to_tensor(im)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"{path}: cannot decode image ({e})") from None
+    with image_errors(path), Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            # 16-bit: scale to 8 bits rather than letting PIL clip.
+            im = im.point(lambda v: v / 256).convert("L")
+        im = im.convert("L" if channels == 1 else "RGB")
+        return TF.pil_to_tensor(im)
 
 
 def to_float(image: torch.Tensor) -> torch.Tensor:
