@@ -31,6 +31,7 @@ from translate.data.datasets import EpochSampler
 from translate.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError
 from translate.logging import RunFolder, sample_grid
 from translate.models.base import TranslationModel
+from translate.runtime import reuse_freed_memory
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -92,6 +93,8 @@ class Trainer:
             torch.backends.cudnn.benchmark = not t.deterministic
         if t.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
+        if self.device.type == "cpu" and t.reuse_cpu_memory:
+            reuse_freed_memory()
         seed_everything(t.seed)
 
         self.model: TranslationModel = build_model(cfg)
@@ -144,6 +147,12 @@ class Trainer:
             for net in [*self.model.generators().values(), *self.model.discriminators().values()]:
                 net.compile()  # in place: state_dict keys stay the same
 
+        # Checking each loss before its optimizer step is free on the CPU; elsewhere it syncs, so it is done
+        # every log_every steps unless trainer.check_finite=step.
+        if t.check_finite not in ("auto", "step"):
+            raise ConfigError(f"trainer.check_finite={t.check_finite!r} is not one of auto, step")
+        self.check_every_step = self.device.type == "cpu" or t.check_finite == "step"
+        self.nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         self.step = self.epoch = self.batch_in_epoch = 0
         self.wandb_run_id: str | None = None
         self.last_metrics: dict[str, float] = {}
@@ -247,8 +256,13 @@ class Trainer:
         }
 
     def _update(self, name: str, loss: torch.Tensor) -> None:
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"loss/{name} is {loss.item()} at step {self.step + 1}")
+        if self.check_every_step:
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(f"loss/{name} is {loss.item()} at step {self.step + 1}")
+        else:
+            # On an accelerator, reading the loss would stall the pipeline every step: gather a flag on the
+            # device and look at it when metrics are logged.
+            self.nonfinite |= ~torch.isfinite(loss.detach())
         opt, scaler = self.optimizers[name], self.scalers[name]
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -342,6 +356,10 @@ class Trainer:
                     bar.update(1)
                     last = self.step == self.total_steps
                     if self.step % t.log_every == 0 or last:
+                        if bool(self.nonfinite):
+                            raise NonFiniteLossError(
+                                f"a loss became NaN or infinite between steps {tick_step + 1} and {self.step}"
+                            )
                         now = time.perf_counter()
                         metrics = {k: float(v) / count for k, v in sums.items()}
                         metrics |= {f"lr/{n}": s.get_last_lr()[0] for n, s in self.schedulers.items()}

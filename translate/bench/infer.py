@@ -1,4 +1,4 @@
-"""Benchmarks. ``python -m translate.bench infer [key=value ...]``
+"""``python -m translate.bench infer [key=value ...]``: batch conversion speed.
 
 Times batch conversion of a folder of synthetic images against the straightforward loop the reference test
 script runs (load one image, ``G(x)``, save it, next), side by side with the same random generator. Each mode
@@ -12,11 +12,7 @@ device, channels_last, compile, naive (run the baseline too), output (JSON path)
 from __future__ import annotations
 
 import itertools
-import json
-import multiprocessing as mp
 import platform
-import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,8 +20,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
+
+from translate.bench import in_subprocess, peak_memory_mib, resolve_device
 
 INFER_DEFAULTS: dict[str, Any] = {
     "generator": "resnet_9blocks",
@@ -63,12 +60,6 @@ def _generator(settings: dict[str, Any]) -> torch.nn.Module:
     return init_weights(build(node)(in_channels=3, out_channels=3)).eval()
 
 
-def _peak_memory(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
 def _naive(settings: dict[str, Any], src: Path, dst: Path, device: torch.device) -> None:
     """The reference test script's loop: one image at a time, load -> G(x) -> save, all in one thread."""
     from torchvision.transforms.v2 import functional as TF
@@ -95,9 +86,8 @@ def _pipeline(settings: dict[str, Any], src: Path, dst: Path, device: torch.devi
         raise RuntimeError(f"benchmark conversion failed: {summary.failed[:3]}")
 
 
-def _child(mode: str, settings: dict[str, Any], src: str, results: mp.Queue) -> None:
-    device = torch.device("cuda" if settings["device"] == "auto" and torch.cuda.is_available()
-                          else ("cpu" if settings["device"] == "auto" else settings["device"]))
+def _child(mode: str, settings: dict[str, Any], src: str, results: Any) -> None:
+    device = resolve_device(settings["device"])
     run = _naive if mode == "naive" else _pipeline
     with tempfile.TemporaryDirectory() as warm, tempfile.TemporaryDirectory() as out:
         # Warm-up on two images (allocator, kernels, compile) outside the timing.
@@ -119,18 +109,7 @@ def _child(mode: str, settings: dict[str, Any], src: str, results: mp.Queue) -> 
     results.put({"mode": mode, "device": str(device), "batch_size": 1 if mode == "naive" else settings["batch_size"],
                  "precision": "fp32" if mode == "naive" else settings["precision"], "seconds": seconds,
                  "images_per_s": n / seconds, "ms_per_image": 1000 * seconds / n,
-                 "peak_memory_mib": _peak_memory(device)})
-
-
-def _measure(mode: str, settings: dict[str, Any], src: Path) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    results = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(mode, settings, str(src), results))
-    proc.start()
-    proc.join()
-    if proc.exitcode != 0:
-        raise RuntimeError(f"benchmark mode {mode} failed (exit code {proc.exitcode})")
-    return results.get()
+                 "peak_memory_mib": peak_memory_mib(device)})
 
 
 def bench_infer(**overrides: Any) -> dict[str, Any]:
@@ -142,9 +121,9 @@ def bench_infer(**overrides: Any) -> dict[str, Any]:
         src = Path(tmp)
         _make_images(src, settings["num_images"], settings["size"], settings["seed"])
         if settings["naive"]:
-            rows.append(_measure("naive", settings, src))
+            rows.append(in_subprocess(_child, "naive", settings, str(src)))
         for bs, precision in itertools.product(batch_sizes, precisions):
-            rows.append(_measure("pipeline", {**settings, "batch_size": bs, "precision": precision}, src))
+            rows.append(in_subprocess(_child, "pipeline", {**settings, "batch_size": bs, "precision": precision}, str(src)))
     baseline = rows[0]["images_per_s"] if settings["naive"] else None
     for row in rows:
         row["speedup_vs_naive"] = row["images_per_s"] / baseline if baseline else None
@@ -157,7 +136,7 @@ def bench_infer(**overrides: Any) -> dict[str, Any]:
     }
 
 
-def _print_table(report: dict[str, Any]) -> None:
+def print_table(report: dict[str, Any]) -> None:
     s = report["settings"]
     print(f"infer: {s['generator']} ngf={s['ngf']} norm={s['norm']}, {s['num_images']} images of "
           f"{s['size']}x{s['size']}, {report['machine']['threads']} threads, torch {report['machine']['torch']}")
@@ -167,24 +146,3 @@ def _print_table(report: dict[str, Any]) -> None:
         speed = f"{r['speedup_vs_naive']:.2f}x" if r["speedup_vs_naive"] else "-"
         print(f"{r['mode']:<10}{r['device']:<8}{r['batch_size']:>6}{r['precision']:>10}{r['images_per_s']:>10.2f}"
               f"{r['ms_per_image']:>10.1f}{r['peak_memory_mib']:>10.0f}{speed:>9}")
-
-
-def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("infer",):
-        print(__doc__, file=sys.stderr)
-        return 2
-    cli = OmegaConf.to_container(OmegaConf.from_dotlist(argv[1:]))
-    unknown = set(cli) - set(INFER_DEFAULTS)
-    if unknown:
-        print(f"error: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(INFER_DEFAULTS)}",
-              file=sys.stderr)
-        return 2
-    report = bench_infer(**cli)
-    _print_table(report)
-    Path(report["settings"]["output"]).write_text(json.dumps(report, indent=2))
-    print(f"wrote {report['settings']['output']}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

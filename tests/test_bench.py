@@ -1,0 +1,46 @@
+"""Benchmark plumbing on tiny configs: a few steps, valid JSON with the promised fields."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from translate.bench.cli import main
+
+
+@pytest.mark.slow
+def test_train_bench_writes_json(tmp_path, capsys):
+    out = tmp_path / "train.json"
+    code = main(["train", "generator=unet_64", "generator.ngf=4", "discriminator.ndf=4", "data.load_size=64",
+                 "data.crop_size=64", "bench.steps=2", "bench.warmup=1", "bench.modes=[core,fp32,bf16,best]",
+                 "bench.data=pipeline", f"bench.output={out}"])
+    assert code == 0
+    report = json.loads(out.read_text())
+    rows = report["results"]
+    assert set(rows) == {"core", "fp32", "bf16", "best"}
+    for row in rows.values():
+        assert row["ms_per_step"]["min"] <= row["ms_per_step"]["median"] <= row["ms_per_step"]["max"]
+        assert row["gflop_per_step"] > 0 and row["images_per_s"] > 0 and row["peak_memory_mib"] > 0
+        assert row["data_ms_median"] >= 0 and row["speedup_over"] == "core"
+    assert rows["core"]["speedup"] == 1.0 and rows["bf16"]["precision"] == "bf16"
+    assert rows["best"]["combination"]
+    assert "ms/step" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_infer_bench_writes_json(tmp_path):
+    out = tmp_path / "infer.json"
+    code = main(["infer", "generator=resnet_6blocks", "ngf=4", "num_images=3", "size=32", "batch_size=[1,2]",
+                 f"output={out}"])
+    assert code == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [r["mode"] for r in rows] == ["naive", "pipeline", "pipeline"]
+    assert rows[0]["speedup_vs_naive"] == 1.0 and all(r["images_per_s"] > 0 for r in rows)
+
+
+def test_bench_cli_rejects_unknown_settings(capsys):
+    assert main(["train", "bench.stepz=3"]) == 2
+    assert "unknown setting(s) bench.stepz" in capsys.readouterr().err
+    assert main(["infer", "sizee=3"]) == 2
+    assert main([]) == 2
