@@ -1,5 +1,7 @@
 """Train pix2pix or CycleGAN: ``python train.py [experiment=...] [group=option ...] [key=value ...]``."""
 
+import math
+
 import hydra
 from omegaconf import DictConfig
 
@@ -8,10 +10,10 @@ from translate.train import fit
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig) -> float:
     metrics = run_cli(fit, cfg)
-    # Sweepers (Optuna) optimise the returned value: the last logged generator loss.
-    return metrics.get("loss/G") if metrics else None
+    # Sweepers (Optuna) optimise the returned value: the metric named by `objective`; NaN marks a failed job.
+    return float(metrics.get(cfg.objective, math.nan)) if metrics else math.nan
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ def options(group: str) -> list[str]:
 
 def test_groups_are_the_documented_ones():
     assert set(GROUPS) == {"model", "generator", "discriminator", "gan_loss", "data", "optim", "scheduler",
-                           "trainer", "logger", "experiment", "debug"}
+                           "trainer", "logger", "experiment", "debug", "hparams_search"}
     assert {"unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks"} <= set(options("generator"))
     assert {"patchgan", "pixel", "multiscale"} <= set(options("discriminator"))
     assert set(options("gan_loss")) == {"vanilla", "lsgan", "hinge", "wgangp"}
@@ -128,9 +128,9 @@ def test_logger_options(option):
     assert hasattr(logger, "log_metrics")
 
 
-@pytest.mark.parametrize("option", options("experiment") + options("debug"))
+@pytest.mark.parametrize("option", options("experiment") + options("debug") + options("hparams_search"))
 def test_experiments_and_debug_compose(option):
-    group = "debug" if option in options("debug") else "experiment"
+    group = next(g for g in ("debug", "hparams_search", "experiment") if option in options(g))
     cfg = compose([f"{group}={option}"])
     assert cfg.model._target_.startswith("translate.models.")
 

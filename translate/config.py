@@ -90,18 +90,32 @@ def run_cli(app, cfg: DictConfig) -> Any:
 
     from hydra.core.hydra_config import HydraConfig
 
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
-        hydra_cfg = HydraConfig.get()
         if cfg.get("resume"):
             cfg = resume_config(cfg.resume, list(hydra_cfg.overrides.task))
         elif "run_dir" in cfg and not cfg.run_dir:
             with open_dict(cfg):
                 cfg.run_dir = hydra_cfg.runtime.output_dir
+        if multirun and "logger" in cfg and "group" in cfg.logger and not cfg.logger.group:
+            with open_dict(cfg):  # one W&B group per sweep
+                cfg.logger.group = Path(hydra_cfg.sweep.dir).name
         return app(cfg)
-    except TranslateError as e:
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        if multirun:
+            # One bad combination must not end the sweep: report it (result.json records it) and go on.
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            print(f"error: job {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task)}) failed: "
+                  f"{type(e).__name__}: {first}", file=sys.stderr)
+            return None
+        if not isinstance(e, TranslateError):
             raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)

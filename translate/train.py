@@ -29,6 +29,7 @@ from translate.checkpoint import FORMAT_VERSION, LAST, atomic_save, load_checkpo
 from translate.config import build, build_model, to_container
 from translate.data.datasets import EpochSampler
 from translate.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError
+from translate.fsutil import atomic_write
 from translate.logging import RunFolder, sample_grid
 from translate.models.base import TranslationModel
 from translate.runtime import reuse_freed_memory
@@ -420,4 +421,22 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     OmegaConf.resolve(cfg)
     if not math.isfinite(float(cfg.trainer.ema.decay)) or not 0 < float(cfg.trainer.ema.decay) < 1:
         raise ConfigError(f"trainer.ema.decay={cfg.trainer.ema.decay} must be between 0 and 1")
-    return Trainer(cfg).fit()
+    result_path = Path(cfg.run_dir) / "result.json"
+    try:
+        metrics = Trainer(cfg).fit()
+    except KeyboardInterrupt:
+        write_result(result_path, "interrupted")
+        raise
+    except Exception as e:
+        write_result(result_path, "failed", error=f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}")
+        raise
+    write_result(result_path, "completed", metrics)
+    return metrics
+
+
+def write_result(path: Path, status: str, metrics: dict[str, float] | None = None, error: str | None = None) -> None:
+    """``result.json`` in the run folder: how the run ended and its last metrics (read by sweep summaries)."""
+    import json
+
+    record = {"status": status, "metrics": metrics or {}, "error": error}
+    atomic_write(path, lambda f: f.write(json.dumps(record, indent=2).encode()))
