@@ -350,3 +350,36 @@ def test_export_matches_pytorch(p2p_run, tmp_path, fmt):
     else:
         got = torch.jit.load(str(path))(x).detach().numpy()
     assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4
+
+
+# ---------------------------------------------------------------- regressions from review
+
+
+def test_tiny_images_duplicates_and_list_escapes(cyc_run, tmp_path):
+    src = tmp_path / "src"
+    write_image(src / "dot.png", (3, 3), seed=1)
+    write_image(src / "a.png", (20, 12), seed=2)
+    write_image(src / "a.jpg", (20, 12), seed=3)
+    G = load_generator(cyc_run, direction="BtoA")  # ResNet with instance norm: 3x3 would collapse to 1x1
+    s = translate_files(G, src, tmp_path / "out", format="png", quiet=True)
+    assert s.converted == 2 and _size(tmp_path / "out" / "dot.png") == (3, 3)
+    assert len(s.failed) == 1 and "is also the output of" in s.failed[0][1]
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "l.txt").write_text("../src/a.png\n")
+    s = translate_files(G, tmp_path / "lists" / "l.txt", tmp_path / "out2", quiet=True)
+    assert s.converted == 1 and (tmp_path / "out2" / "a.png").is_file()  # never outside the output folder
+    with pytest.raises(ConfigError, match="tile_overlap=-1"):
+        translate_files(G, src, tmp_path / "out3", tile_overlap=-1, quiet=True)
+
+
+def test_pre_0_4_instance_norm_statistics_are_ignored(tmp_path):
+    net = init_weights(ResnetGenerator(n_blocks=6, ngf=8, norm="instance"))
+    mapping = reference_key_map(net)
+    sd = {mapping[k]: v for k, v in net.state_dict().items()}
+    sd["model.2.running_mean"] = torch.zeros(8)  # what InstanceNorm saved before PyTorch 0.4
+    sd["model.2.running_var"] = torch.ones(8)
+    torch.save(sd, tmp_path / "old_net_G.pth")
+    G = load_generator(tmp_path / "old_net_G.pth", generator="resnet_6blocks", ngf=8)
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(G(x), net.eval()(x), atol=1e-6)

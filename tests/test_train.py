@@ -85,7 +85,7 @@ def test_checkpoint_describes_itself(tmp_path, tiny_cfg, aligned_root):
     assert {"optimizers", "schedulers", "scalers", "rng", "config", "epoch", "batch_in_epoch"} <= ckpt.keys()
     assert ckpt["config"]["generator"]["_target_"] == "translate.networks.UnetGenerator"
     assert sorted(p.name for p in (run / "checkpoints").glob("step_*.pt")) == ["step_0000003.pt", "step_0000004.pt"]
-    assert not list((run / "checkpoints").glob(".*tmp"))  # atomic writes leave no temporaries
+    assert not list((run / "checkpoints").glob(".tmp-*"))  # atomic writes leave no temporaries
     # The run folder has the resolved config, JSON-lines metrics and sample grids.
     assert (run / "config.yaml").is_file()
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -307,3 +307,29 @@ def test_ctrl_c_saves_a_checkpoint_and_resumes(tmp_path, aligned_root):
     proc = _run_cli(f"resume={tmp_path / 'run'}", f"trainer.max_steps={step + 2}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert load_checkpoint(tmp_path / "run")["step"] == step + 2
+
+
+@pytest.mark.slow
+def test_resuming_with_more_steps_stretches_the_schedule(tmp_path, tiny_cfg, aligned_root):
+    cfg = tiny_cfg("data=aligned", "generator=unet_64", f"data.root={aligned_root}", "trainer.max_steps=2",
+                   "data.load_size=64", "data.crop_size=64", "trainer.log_every=1")
+    fit(cfg)
+    assert load_checkpoint(cfg.run_dir)["metrics"]["lr/G"] == 0.0  # linear decay reached zero at step 2
+    metrics = fit(resume_config(cfg.run_dir, ["trainer.max_steps=8"]))
+    # On the new 8-step schedule, step 3 of 8 is still in the constant half: the base rate.
+    lines = [json.loads(line) for line in (Path(cfg.run_dir) / "metrics.jsonl").read_text().splitlines()]
+    assert [l["lr/G"] for l in lines if l["step"] == 3] == [pytest.approx(2e-4)]
+    assert metrics["step"] == 8
+
+
+def test_images_smaller_than_the_crop_are_skipped(tmp_path):
+    from conftest import write_image
+    from translate.data import AlignedData
+
+    for i, size in enumerate([(40, 36), (20, 20)]):
+        write_image(tmp_path / "d" / "train" / "A" / f"{i}.png", size)
+        write_image(tmp_path / "d" / "train" / "B" / f"{i}.png", size)
+    ds = AlignedData(root=tmp_path / "d", preprocess="crop", crop_size=32, num_workers=0).train_dataset()
+    with pytest.warns(UserWarning, match=r"1.png: size \(20, 20\) is smaller than data.crop_size=32; skipped"):
+        item = ds[(1, 0)]
+    assert item["A"].shape[-2:] == (32, 32)

@@ -117,5 +117,8 @@ def run_cli(app, cfg: DictConfig) -> Any:
             return None
         if not isinstance(e, TranslateError):
             raise
-        print(f"error: {e}", file=sys.stderr)
+        message = str(e)
+        if message.startswith("Caught "):  # raised in a DataLoader worker: torch wraps it with a traceback
+            message = message.strip().splitlines()[-1].split(": ", 1)[-1]
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(2)

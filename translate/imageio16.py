@@ -66,7 +66,24 @@ def _read_png16(path: Path) -> Picture:
 
     width, height, rows, info = png.Reader(filename=str(path)).asDirect()
     a = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, info["planes"])
-    return _split(torch.from_numpy(a).permute(2, 0, 1).contiguous())
+    x = torch.from_numpy(a).permute(2, 0, 1)
+    with Image.open(path) as im:
+        orientation = im.getexif().get(0x0112, 1)
+    return _split(_orient(x, orientation).contiguous())
+
+
+def _orient(x: torch.Tensor, orientation: int) -> torch.Tensor:
+    """Apply an EXIF orientation to [C, H, W] pixels, as ``ImageOps.exif_transpose`` does for PIL images."""
+    ops = {
+        2: lambda t: t.flip(-1),
+        3: lambda t: t.flip(-1, -2),
+        4: lambda t: t.flip(-2),
+        5: lambda t: t.transpose(-1, -2),
+        6: lambda t: torch.rot90(t, k=-1, dims=(-2, -1)),
+        7: lambda t: t.transpose(-1, -2).flip(-1, -2),
+        8: lambda t: torch.rot90(t, k=1, dims=(-2, -1)),
+    }
+    return ops.get(orientation, lambda t: t)(x)
 
 
 def read_picture(path: str | Path) -> Picture:

@@ -76,8 +76,11 @@ def collect_inputs(inputs: str | Path | list, *, recursive: bool = False) -> tup
                 if not line or line.startswith("#"):
                     continue
                 listed = Path(line).expanduser()
-                listed = listed if listed.is_absolute() else path.parent / listed
-                rel = listed.relative_to(path.parent) if listed.is_relative_to(path.parent) else Path(listed.name)
+                listed = (listed if listed.is_absolute() else path.parent / listed).resolve()
+                base = path.parent.resolve()
+                # Mirror the path below the list's folder; anything else (including ../) keeps only its name,
+                # so no output can land outside the output folder.
+                rel = listed.relative_to(base) if listed.is_relative_to(base) else Path(listed.name)
                 found.append((listed, rel))
         elif path.is_file():
             found.append((path, Path(path.name)))
@@ -154,9 +157,10 @@ def _collate(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------------------------- model
-def _pad_to(x: torch.Tensor, stride: int) -> tuple[torch.Tensor, int, int]:
+def _pad_to(x: torch.Tensor, stride: int, minimum: int = 1) -> tuple[torch.Tensor, int, int]:
     h, w = x.shape[-2:]
-    ph, pw = (-h) % stride, (-w) % stride
+    ph, pw = max((-h) % stride, minimum - h), max((-w) % stride, minimum - w)
+    ph, pw = ph + (-(h + ph)) % stride, pw + (-(w + pw)) % stride
     if ph == 0 and pw == 0:
         return x, h, w
     # Reflection needs the padding to be smaller than the side; tiny images fall back to replication.
@@ -204,6 +208,8 @@ class Translator:
             raise ConfigError("precision=fp16 needs a CUDA device (on CPU use fp32)")
         if norm_mode not in ("eval", "train"):
             raise ConfigError(f"norm_mode={norm_mode!r} is not one of eval, train")
+        if tile_overlap < 0 or tile_size < 1:
+            raise ConfigError(f"tile_size={tile_size} and tile_overlap={tile_overlap} must be positive and >= 0")
         self.stride = generator_stride(G)
         self.in_channels, self.out_channels = generator_channels(G)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -224,7 +230,8 @@ class Translator:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """[N, C, H, W] in [-1, 1] -> [N, C_out, H, W]."""
         x = x.to(self.device, non_blocking=True)
-        padded, h, w = _pad_to(x, self.stride)
+        # At least two strides: a 1x1 bottleneck leaves nothing for instance norm to normalise.
+        padded, h, w = _pad_to(x, self.stride, minimum=2 * self.stride if self.stride < 64 else self.stride)
         H, W = padded.shape[-2:]
         if H <= self.tile and W <= self.tile:
             return self._run(padded)[..., :h, :w]
@@ -253,8 +260,19 @@ class _Writer:
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
 
+    def _offer(self, item) -> None:
+        # Never block forever on a full queue: if the writer thread died, say so instead of hanging.
+        while True:
+            if not self.thread.is_alive():
+                raise RuntimeError("the output writer thread stopped unexpectedly")
+            try:
+                self.queue.put(item, timeout=1.0)
+                return
+            except queue.Full:
+                continue
+
     def put(self, *job) -> None:
-        self.queue.put(job)
+        self._offer(job)
 
     def _loop(self) -> None:
         while True:
@@ -270,10 +288,12 @@ class _Writer:
             except Exception as e:  # noqa: BLE001 - a failed write is that file's failure
                 with self.lock:
                     self.summary.failed.append((str(src), f"cannot write {dst}: {e}"))
-            self.bar.update(1)
+            with contextlib.suppress(Exception):  # a broken progress display must not stop the writes
+                self.bar.update(1)
 
     def close(self) -> None:
-        self.queue.put(None)
+        if self.thread.is_alive():
+            self._offer(None)
         self.thread.join()
 
 
@@ -322,8 +342,13 @@ def translate_files(
                 )
     summary = Summary()
     jobs: list[tuple[Path, Path]] = []
+    claimed: dict[Path, Path] = {}
     for src, rel in found:
         dst = output_path(rel, output, fmt)
+        if dst.resolve() in claimed:
+            summary.failed.append((str(src), f"its output {dst} is also the output of {claimed[dst.resolve()]}"))
+            continue
+        claimed[dst.resolve()] = src
         if dst.resolve() in sources:
             summary.failed.append((str(src), f"its output {dst} would overwrite an input; set format= or output="))
         elif dst.exists() and not overwrite:
@@ -365,7 +390,14 @@ def translate_files(
                     bar.update(1)
             if not good:
                 continue
-            y = translator(torch.stack([it["x"] for it in good])).cpu()
+            try:
+                y = translator(torch.stack([it["x"] for it in good])).cpu()
+            except (RuntimeError, ValueError) as e:  # e.g. out of memory on a huge image: fail these files only
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                for it in good:
+                    summary.failed.append((str(jobs[it["index"]][0]), f"translation failed: {reason}"))
+                    bar.update(1)
+                continue
             for it, out in zip(good, y):
                 src, dst = jobs[it["index"]]
                 picture: Picture = it["picture"]

@@ -91,6 +91,15 @@ def strip_module_prefix(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return sd
 
 
+_STATS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def drop_stale_statistics(sd: dict[str, torch.Tensor], expected: set[str]) -> dict[str, torch.Tensor]:
+    """Checkpoints saved before PyTorch 0.4 carry InstanceNorm running statistics that the networks do not
+    use (the reference strips them when loading too); drop statistics the network has no place for."""
+    return {k: v for k, v in sd.items() if k in expected or k.rsplit(".", 1)[-1] not in _STATS}
+
+
 def _shapes(sd: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in sd.items()}
 
@@ -106,7 +115,6 @@ def diagnose(sd: dict[str, torch.Tensor]) -> dict[str, Any] | None:
     last = [v for k, v in sd.items() if v.dim() == 4]
     if first is None:
         return None
-    shapes = _shapes(sd)
     for name, (cls, preset) in GENERATOR_PRESETS.items():
         # The first conv's output width is ngf; the last conv gives the output channels (ConvTranspose2d
         # weights are [in, out, k, k]).
@@ -122,7 +130,8 @@ def diagnose(sd: dict[str, torch.Tensor]) -> dict[str, Any] | None:
                               **preset)
                 except (ValueError, RuntimeError):
                     continue
-            if _reference_shapes(net) == shapes:
+            candidate = _reference_shapes(net)
+            if candidate == _shapes(drop_stale_statistics(sd, set(candidate))):
                 return {"generator": name, "ngf": int(ngf), "norm": norm, "dropout": dropout,
                         "in_channels": int(in_ch), "out_channels": int(out_ch)}
     return None
@@ -133,6 +142,7 @@ def load_reference_weights(net: nn.Module, sd: dict[str, torch.Tensor], *, sourc
     sd = strip_module_prefix(sd)
     mapping = reference_key_map(net)
     expected = {mapping[k]: tuple(v.shape) for k, v in net.state_dict().items()}
+    sd = drop_stale_statistics(sd, set(expected))
     if _shapes(sd) != expected:
         found = diagnose(sd)
         if found is None:

@@ -188,6 +188,7 @@ class Trainer:
             "format_version": FORMAT_VERSION,
             "config": to_container(self.cfg),
             "step": self.step,
+            "total_steps": self.total_steps,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "networks": {name: net.state_dict() for name, net in nets.items()},
@@ -214,17 +215,39 @@ class Trainer:
                 raise ValueError("trainer.ema.enabled differs from the checkpoint's run")
             for name, avg in self.ema.items():
                 avg.load_state_dict(ckpt["ema"][name])
-            for group in ("optimizers", "schedulers", "scalers"):
+            for group in ("optimizers", "scalers"):
                 for name, obj in getattr(self, group).items():
                     obj.load_state_dict(ckpt[group][name])
+            if ckpt.get("total_steps", self.total_steps) == self.total_steps:
+                for name, sched in self.schedulers.items():
+                    sched.load_state_dict(ckpt["schedulers"][name])
+            else:
+                self._replay_schedules(ckpt["step"])
+                print(f"The run's length changed from {ckpt['total_steps']} to {self.total_steps} steps: the "
+                      f"learning-rate schedule now follows the new length", file=sys.stderr)
         except (RuntimeError, ValueError, KeyError) as e:
             first = str(e).strip().splitlines()[0]
             raise CheckpointError(f"{path}: does not fit this configuration ({first})") from None
         self.model.load_extra_state(ckpt["model_state"])
         self.step, self.epoch, self.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         self.wandb_run_id = ckpt.get("wandb_run_id")
+        self.last_metrics = dict(ckpt.get("metrics") or {})
         self._resume_rng = ckpt["rng"]
         print(f"Resumed from {path} at step {self.step}", file=sys.stderr)
+
+    def _replay_schedules(self, steps: int) -> None:
+        """Put the freshly built schedules (for the new run length) at ``steps``, from the base rates."""
+        import warnings
+
+        for name, sched in self.schedulers.items():
+            for group in self.optimizers[name].param_groups:
+                group["lr"] = group["initial_lr"]
+            fresh = build(self.cfg.scheduler)(self.optimizers[name], total_steps=self.total_steps)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()": intended here
+                for _ in range(steps):
+                    fresh.step()
+            self.schedulers[name] = fresh
 
     def weights_finite(self) -> bool:
         nets = [*self.model.generators().values(), *self.model.discriminators().values()]
@@ -292,7 +315,10 @@ class Trainer:
             return None
         dataset = self.data.sample_dataset()
         items = [dataset[(i, i)] for i in range(min(n, len(dataset)))]
-        return {k: torch.stack([it[k] for it in items]) for k in items[0] if isinstance(items[0][k], torch.Tensor)}
+        # One grid needs one size: with preprocess none/scale_width, keep the images shaped like the first.
+        shape = {k: v.shape for k, v in items[0].items() if isinstance(v, torch.Tensor)}
+        items = [it for it in items if all(it[k].shape == s for k, s in shape.items())]
+        return {k: torch.stack([it[k] for it in items]) for k in shape}
 
     def sample_generators(self) -> dict[str, nn.Module]:
         """The generators used for samples and export: the EMA copies when enabled."""
@@ -382,8 +408,11 @@ class Trainer:
         except NonFiniteLossError as e:
             # No optimizer step has used a non-finite loss, but a huge finite one can still overflow the
             # weights: save only a state whose weights are all finite, never over a good checkpoint.
-            if self.weights_finite():
+            if self.check_every_step and self.weights_finite():
                 where = f"last finite state saved to {self.save()}"
+            elif not self.check_every_step:
+                # Found at a log step: optimizer steps may have run on NaN losses since; keep the last checkpoint.
+                where = f"the last checkpoint is {self.ckpt_dir / LAST}"
             elif (self.ckpt_dir / LAST).exists():
                 where = f"the weights are no longer finite; the last good checkpoint is {self.ckpt_dir / LAST}"
             else:

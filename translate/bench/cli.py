@@ -37,8 +37,8 @@ def main(argv: list[str]) -> int:
                   f"{', '.join('bench.' + k for k in TRAIN_DEFAULTS)}", file=sys.stderr)
             return 2
         report = bench_train(overrides, **settings)
-    print_table(report)
     output = Path(report["settings"]["output"])
-    output.write_text(json.dumps(report, indent=2))
+    output.write_text(json.dumps(report, indent=2))  # first: the results survive a display problem
+    print_table(report)
     print(f"wrote {output}")
     return 0

@@ -140,6 +140,8 @@ def _child(overrides: list[str], settings: dict[str, Any], results: Any) -> None
 def bench_train(overrides: list[str], **settings: Any) -> dict[str, Any]:
     settings = {**TRAIN_DEFAULTS, **settings}
     cuda = torch.cuda.is_available() and not any(o in ("trainer.device=cpu",) for o in overrides)
+    if isinstance(settings["modes"], str):
+        settings["modes"] = [settings["modes"]]
     modes = settings["modes"] or (["core", "fp32", "channels_last", "bf16"] + (["fp16"] if cuda else [])
                                   + ["compile", "best"])
     rows: dict[str, dict[str, Any]] = {}
@@ -189,4 +191,4 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"{label:<15}{r['ms_per_step']['median']:>9.1f}{r['ms_per_step']['min']:>8.1f}"
               f"{r['ms_per_step']['max']:>8.1f}{r['data_ms_median']:>9.1f}{r['images_per_s']:>8.2f}"
               f"{r['gflop_per_step']:>8.1f}{r['achieved_tflops']:>9.3f}{share:>9}{r['peak_memory_mib']:>10.0f}"
-              f"{r['speedup']:>8.2f}x")
+              f"{(format(r['speedup'], '.2f') + 'x') if r['speedup'] else '-':>9}")

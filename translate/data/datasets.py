@@ -139,7 +139,10 @@ class AlignedDataset(ImageDataset):
             A, B = load_image(path_A, self.input_nc), load_image(path_B, self.output_nc)
             if A.shape[-2:] != B.shape[-2:] and self.transform.preprocess in ("crop", "none"):
                 raise DataError(f"{path_B}: size {tuple(B.shape[-2:])} differs from {path_A} {tuple(A.shape[-2:])}")
-        A, B = self.transform(A, B)
+        try:
+            A, B = self.transform(A, B)
+        except DataError as e:
+            raise DataError(f"{path_A}: {e}") from None
         return {"A": A, "B": B, "A_path": str(path_A), "B_path": str(path_B)}
 
 
@@ -180,8 +183,14 @@ class UnalignedDataset(ImageDataset):
         A = load_image(path_A, self.input_nc)
         B = load_image(path_B, self.output_nc)
         # The two images are unrelated: transform each on its own (with its own random crop/flip).
-        (A,) = self.transform(A)
-        (B,) = self.transform(B)
+        try:
+            (A,) = self.transform(A)
+        except DataError as e:
+            raise DataError(f"{path_A}: {e}") from None
+        try:
+            (B,) = self.transform(B)
+        except DataError as e:
+            raise DataError(f"{path_B}: {e}") from None
         return {"A": A, "B": B, "A_path": str(path_A), "B_path": str(path_B)}
 
 
@@ -202,5 +211,8 @@ class SingleDataset(ImageDataset):
         return len(self.files)
 
     def load(self, index: int, seed: int) -> dict:
-        (A,) = self.transform(load_image(self.files[index], self.input_nc))
+        try:
+            (A,) = self.transform(load_image(self.files[index], self.input_nc))
+        except DataError as e:
+            raise DataError(f"{self.files[index]}: {e}") from None
         return {"A": A, "A_path": str(self.files[index])}

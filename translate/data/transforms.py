@@ -10,7 +10,7 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from translate.data.io import to_float
-from translate.errors import ConfigError
+from translate.errors import ConfigError, DataError
 from translate.networks.layers import check_choice
 
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
@@ -86,12 +86,12 @@ class PairedTransform:
         if self.preprocess == "crop" or self.preprocess.endswith("crop"):
             for im, src in zip(out, images):
                 if min(im.shape[-2:]) < self.crop_size:
-                    raise ConfigError(
-                        f"an image of size {tuple(src.shape[-2:])} is smaller than data.crop_size={self.crop_size}"
+                    raise DataError(
+                        f"size {tuple(src.shape[-2:])} is smaller than data.crop_size={self.crop_size}"
                     )
         if self._ops:
             if len({tuple(im.shape[-2:]) for im in out}) > 1:
-                raise ConfigError(f"paired images differ in size: {[tuple(im.shape[-2:]) for im in out]}")
+                raise DataError(f"paired images differ in size: {[tuple(im.shape[-2:]) for im in out]}")
             for op in self._ops:
                 # One draw of parameters for the whole sample: the same crop/flip for A and B.
                 params = op.forward_parameters(out[0].unsqueeze(0).shape)
