@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import signal
 import sys
@@ -21,12 +22,14 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from translate.checkpoint import FORMAT_VERSION, LAST, atomic_save, load_checkpoint, rng_state, set_rng_state
 from translate.config import build, build_model, to_container
+from translate import distributed
 from translate.data.datasets import EpochSampler
 from translate.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError
 from translate.fsutil import atomic_write
@@ -86,6 +89,9 @@ class Trainer:
         if t.precision not in PRECISIONS:
             raise ConfigError(f"trainer.precision={t.precision!r} is not one of {', '.join(PRECISIONS)}")
         self.device = pick_device(t.device)
+        # Under torchrun: one process per device; rank 0 alone writes logs, samples and checkpoints.
+        self.rank, self.world, self.device = distributed.setup(self.device)
+        self.main = self.rank == 0
         if t.precision == "fp16" and self.device.type != "cuda":
             raise ConfigError("trainer.precision=fp16 needs a CUDA device (on CPU use fp32 or bf16)")
         self.amp_dtype = PRECISIONS[t.precision]
@@ -103,7 +109,7 @@ class Trainer:
         self._check_sizes()
         self.dataset = self.data.train_dataset()
         batch_size = self.data.batch_size
-        self.steps_per_epoch = len(self.dataset) // batch_size
+        self.steps_per_epoch = len(self.dataset) // self.world // batch_size
         if self.steps_per_epoch == 0:
             raise DataError(
                 f"{self.data.root}: {len(self.dataset)} training images is fewer than data.batch_size={batch_size}"
@@ -114,7 +120,8 @@ class Trainer:
             self.total_steps = int(t.max_epochs) * self.steps_per_epoch
         else:
             raise ConfigError("set trainer.max_steps or trainer.max_epochs")
-        self.sampler = EpochSampler(len(self.dataset), seed=t.seed, shuffle=True)
+        self.sampler = EpochSampler(len(self.dataset), seed=t.seed, shuffle=True, rank=self.rank,
+                                    world_size=self.world)
         workers = int(self.data.num_workers)
         self.loader = DataLoader(
             self.dataset,
@@ -129,6 +136,9 @@ class Trainer:
         )
 
         self.model.to(self.device, memory_format=self.memory_format)
+        # The plain networks by name: state, EMA and samples use these, never the DDP wrappers.
+        self.gen_names = list(self.model.generators())
+        self.nets: dict[str, nn.Module] = {**self.model.generators(), **self.model.discriminators()}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         self.scalers: dict[str, torch.amp.GradScaler] = {}
@@ -140,13 +150,17 @@ class Trainer:
             self.scalers[name] = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
         self.ema: dict[str, AveragedModel] = {}
         if t.ema.enabled:
-            for name, net in self.model.generators().items():
+            for name in self.gen_names:
+                net = self.nets[name]
                 self.ema[name] = AveragedModel(
                     net, multi_avg_fn=get_ema_multi_avg_fn(t.ema.decay), use_buffers=True
                 )
         if t.compile:
-            for net in [*self.model.generators().values(), *self.model.discriminators().values()]:
+            for net in self.nets.values():
                 net.compile()  # in place: state_dict keys stay the same
+        self.ddp_discriminators: list[DistributedDataParallel] = []
+        if self.world > 1:
+            self._wrap_ddp(cfg)
 
         # Checking each loss before its optimizer step is free on the CPU; elsewhere it syncs, so it is done
         # every log_every steps unless trainer.check_finite=step.
@@ -164,6 +178,24 @@ class Trainer:
         if cfg.resume:
             self.load(cfg.resume)
         self.fixed_batch = self._fixed_batch(int(t.num_samples))
+
+    def _wrap_ddp(self, cfg: DictConfig) -> None:
+        """Wrap every network in DistributedDataParallel (gradients averaged across processes)."""
+        if self.device.type == "cuda" and "syncbatch" in (cfg.generator.get("norm"), cfg.discriminator.get("norm")):
+            for name, net in self.nets.items():
+                converted = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+                if converted is not net:
+                    setattr(self.model, name, converted)
+                self.nets[name] = converted
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        discriminators = set(self.model.discriminators())
+        for name, net in self.nets.items():
+            wrapped = DistributedDataParallel(net, device_ids=ids)
+            setattr(self.model, name, wrapped)  # the model's steps now call the wrapper
+            if name in discriminators:
+                self.ddp_discriminators.append(wrapped)
+        # The same initial weights everywhere (DDP broadcast them), but each process its own dropout noise.
+        torch.manual_seed(int(cfg.trainer.seed) + self.rank)
 
     def _check_sizes(self) -> None:
         """Images must fit the generators' stride (e.g. 256 for unet_256): fail now, not in a conv layer."""
@@ -183,7 +215,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        nets = {**self.model.generators(), **self.model.discriminators()}
+        nets = self.nets
         return {
             "format_version": FORMAT_VERSION,
             "config": to_container(self.cfg),
@@ -205,7 +237,7 @@ class Trainer:
     def load(self, path: str | Path) -> None:
         # On the CPU: RNG states must stay CPU tensors; load_state_dict copies weights to their device.
         ckpt = load_checkpoint(path, map_location="cpu")
-        nets = {**self.model.generators(), **self.model.discriminators()}
+        nets = self.nets
         try:
             if set(ckpt["networks"]) != set(nets):
                 raise ValueError(f"it holds networks {sorted(ckpt['networks'])}, this model has {sorted(nets)}")
@@ -223,8 +255,9 @@ class Trainer:
                     sched.load_state_dict(ckpt["schedulers"][name])
             else:
                 self._replay_schedules(ckpt["step"])
-                print(f"The run's length changed from {ckpt['total_steps']} to {self.total_steps} steps: the "
-                      f"learning-rate schedule now follows the new length", file=sys.stderr)
+                if self.main:
+                    print(f"The run's length changed from {ckpt['total_steps']} to {self.total_steps} steps: the "
+                          f"learning-rate schedule now follows the new length", file=sys.stderr)
         except (RuntimeError, ValueError, KeyError) as e:
             first = str(e).strip().splitlines()[0]
             raise CheckpointError(f"{path}: does not fit this configuration ({first})") from None
@@ -233,7 +266,8 @@ class Trainer:
         self.wandb_run_id = ckpt.get("wandb_run_id")
         self.last_metrics = dict(ckpt.get("metrics") or {})
         self._resume_rng = ckpt["rng"]
-        print(f"Resumed from {path} at step {self.step}", file=sys.stderr)
+        if self.main:
+            print(f"Resumed from {path} at step {self.step}", file=sys.stderr)
 
     def _replay_schedules(self, steps: int) -> None:
         """Put the freshly built schedules (for the new run length) at ``steps``, from the base rates."""
@@ -250,11 +284,13 @@ class Trainer:
             self.schedulers[name] = fresh
 
     def weights_finite(self) -> bool:
-        nets = [*self.model.generators().values(), *self.model.discriminators().values()]
+        nets = self.nets.values()
         return all(bool(torch.isfinite(t).all()) for net in nets for t in net.state_dict().values()
                    if t.is_floating_point())
 
     def save(self, *, numbered: bool = False) -> Path:
+        if not self.main:
+            return self.ckpt_dir / LAST
         if not self.weights_finite():
             raise NonFiniteLossError(f"the weights became NaN or infinite by step {self.step}")
         state = self.state_dict()
@@ -300,13 +336,17 @@ class Trainer:
             out = self.model.generate(batch)
             d_losses = self.model.d_step(batch, out)
         self._update("D", d_losses["loss/D"])
-        with self._autocast():
-            g_losses = self.model.g_step(batch, out)
-        self._update("G", g_losses["loss/G"])
+        # In the G step D is frozen: under DDP it must not wait for gradients it will never get.
+        with contextlib.ExitStack() as frozen:
+            for D in self.ddp_discriminators:
+                frozen.enter_context(D.no_sync())
+            with self._autocast():
+                g_losses = self.model.g_step(batch, out)
+            self._update("G", g_losses["loss/G"])
         for scheduler in self.schedulers.values():
             scheduler.step()
         for name, avg in self.ema.items():
-            avg.update_parameters(self.model.generators()[name])
+            avg.update_parameters(self.nets[name])
         return {k: v.detach() for k, v in {**d_losses, **g_losses}.items()}
 
     # ----------------------------------------------------------------- outputs
@@ -324,11 +364,11 @@ class Trainer:
         """The generators used for samples and export: the EMA copies when enabled."""
         if self.ema:
             return {name: avg.module for name, avg in self.ema.items()}
-        return self.model.generators()
+        return {name: self.nets[name] for name in self.gen_names}
 
     @torch.no_grad()
     def write_samples(self) -> Path | None:
-        if self.fixed_batch is None:
+        if self.fixed_batch is None or not self.main:
             return None
         gens = self.sample_generators()
         modes = {name: g.training for name, g in gens.items()}
@@ -354,17 +394,18 @@ class Trainer:
 
     def fit(self) -> dict[str, float]:
         t = self.cfg.trainer
-        self.folder.save_config(to_container(self.cfg))
-        self.wandb_run_id = self.logger.start(
-            run_dir=self.run_dir, config=to_container(self.cfg), run_id=self.wandb_run_id
-        ) or self.wandb_run_id
+        if self.main:
+            self.folder.save_config(to_container(self.cfg))
+            self.wandb_run_id = self.logger.start(
+                run_dir=self.run_dir, config=to_container(self.cfg), run_id=self.wandb_run_id
+            ) or self.wandb_run_id
         if getattr(self, "_resume_rng", None) is not None:
             set_rng_state(self._resume_rng)  # last, after everything that drew random numbers while building
         sums: dict[str, torch.Tensor] = {}
         count = 0
         tick, tick_step = time.perf_counter(), self.step
         bar = tqdm(total=self.total_steps, initial=self.step, desc="train", dynamic_ncols=True,
-                   disable=not t.progress_bar, file=sys.stderr)
+                   disable=not t.progress_bar or not self.main, file=sys.stderr)
         stop = StopRequest()
         try:
             with stop:
@@ -382,19 +423,25 @@ class Trainer:
                     count += 1
                     bar.update(1)
                     last = self.step == self.total_steps
+                    if self.world > 1:
+                        # Every process must stop at the same step, or the others would wait forever.
+                        stop.requested, bad = distributed.any_true(stop.requested, self.nonfinite, device=self.device)
+                        if bad:
+                            raise NonFiniteLossError(f"a loss became NaN or infinite by step {self.step}")
                     if self.step % t.log_every == 0 or last:
                         if bool(self.nonfinite):
                             raise NonFiniteLossError(
                                 f"a loss became NaN or infinite between steps {tick_step + 1} and {self.step}"
                             )
                         now = time.perf_counter()
-                        metrics = {k: float(v) / count for k, v in sums.items()}
+                        metrics = {k: float(distributed.mean(v)) / count for k, v in sums.items()}
                         metrics |= {f"lr/{n}": s.get_last_lr()[0] for n, s in self.schedulers.items()}
                         metrics["perf/it_per_s"] = (self.step - tick_step) / max(now - tick, 1e-9)
                         metrics["epoch"] = self.epoch
                         self.last_metrics = metrics
-                        self.folder.log_metrics(metrics, self.step)
-                        self.logger.log_metrics(metrics, self.step)
+                        if self.main:
+                            self.folder.log_metrics(metrics, self.step)
+                            self.logger.log_metrics(metrics, self.step)
                         bar.set_postfix({k.removeprefix("loss/"): f"{metrics[k]:.3f}" for k in ("loss/G", "loss/D")})
                         sums, count, tick, tick_step = {}, 0, now, self.step
                     if self.step % t.sample_every == 0 or last:
@@ -403,6 +450,7 @@ class Trainer:
                         self.save(numbered=True)
                     if stop.requested:
                         self.save()
+                        distributed.barrier()
                         print(f"Stopped at step {self.step}; checkpoint: {self.ckpt_dir / LAST}", file=sys.stderr)
                         raise KeyboardInterrupt
         except NonFiniteLossError as e:
@@ -424,7 +472,14 @@ class Trainer:
             raise
         finally:
             bar.close()
-            self.logger.finish()
+            if self.main:
+                self.logger.finish()
+        if self.world > 1:
+            # A cheap end-of-run guard: every process must hold the same weights.
+            checksum = torch.stack([p.detach().double().sum() for net in self.nets.values() for p in net.parameters()])
+            if not distributed.same_everywhere(checksum):
+                raise RuntimeError("the processes' weights diverged: DDP did not keep them in sync")
+            distributed.barrier()
         return {**self.last_metrics, "step": self.step}
 
 
@@ -451,15 +506,22 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     if not math.isfinite(float(cfg.trainer.ema.decay)) or not 0 < float(cfg.trainer.ema.decay) < 1:
         raise ConfigError(f"trainer.ema.decay={cfg.trainer.ema.decay} must be between 0 and 1")
     result_path = Path(cfg.run_dir) / "result.json"
+    main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 writes result.json
     try:
         metrics = Trainer(cfg).fit()
     except KeyboardInterrupt:
-        write_result(result_path, "interrupted")
+        if main:
+            write_result(result_path, "interrupted")
         raise
     except Exception as e:
-        write_result(result_path, "failed", error=f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}")
+        if main:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            write_result(result_path, "failed", error=f"{type(e).__name__}: {first}")
         raise
-    write_result(result_path, "completed", metrics)
+    finally:
+        distributed.teardown()
+    if main:
+        write_result(result_path, "completed", metrics)
     return metrics
 
 

@@ -27,8 +27,11 @@ def sample_seed(seed: int, epoch: int, position: int) -> int:
 class EpochSampler(Sampler[tuple[int, int]]):
     """Shuffles with a permutation seeded by (seed, epoch); can start mid-epoch after a resume."""
 
-    def __init__(self, size: int, *, seed: int = 0, shuffle: bool = True):
+    def __init__(self, size: int, *, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1):
         self.size, self.seed, self.shuffle = size, seed, shuffle
+        # Under DDP every process draws the same permutation and takes every world_size-th position, so the
+        # processes see disjoint samples (the remainder is dropped so all take the same number of steps).
+        self.rank, self.world_size = rank, world_size
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
@@ -42,12 +45,14 @@ class EpochSampler(Sampler[tuple[int, int]]):
         return torch.randperm(self.size, generator=g).tolist()
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        for pos, index in enumerate(self.order()):
-            if pos >= self.start:
+        order = self.order()[: self.size - self.size % self.world_size]
+        mine = list(enumerate(order))[self.rank :: self.world_size]
+        for k, (pos, index) in enumerate(mine):
+            if k >= self.start:
                 yield index, sample_seed(self.seed, self.epoch, pos)
 
     def __len__(self) -> int:
-        return self.size - self.start
+        return self.size // self.world_size - self.start
 
 
 class ImageDataset(Dataset):

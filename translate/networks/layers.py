@@ -28,12 +28,10 @@ def norm_layer(norm: Norm, channels: int) -> nn.Module:
     ``none`` is an identity.
     """
     check_choice("norm", norm, NORMS)
-    if norm == "batch":
+    if norm in ("batch", "syncbatch"):
+        # syncbatch is built as BatchNorm2d (same weights and keys); the training loop converts it to
+        # SyncBatchNorm when it runs under DDP on GPUs, so statistics span the global batch.
         return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
-    if norm == "syncbatch":
-        # Converted from BatchNorm so that DDP runs share statistics across processes; on a single process it
-        # behaves exactly like BatchNorm2d.
-        return nn.SyncBatchNorm(channels, affine=True, track_running_stats=True)
     if norm == "instance":
         return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
     return nn.Identity()
