@@ -8,7 +8,7 @@ import torch
 from translate.config import CONF_DIR, build, build_model, compose
 from translate.errors import ConfigError
 
-GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
+GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")  # hydra/: launchers
 
 
 def options(group: str) -> list[str]:

@@ -77,3 +77,26 @@ def test_wandb_sweep_parameters_are_valid_overrides():
     cfg = compose(["~experiment", "data.root=x", *overrides])
     assert cfg.gan_loss._target_.endswith("VanillaGAN")
     assert spec["metric"]["name"] in ("loss/G/l1", "loss/G")
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher(tmp_path, data_root):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sweep = tmp_path / "sweep"
+    proc = _multirun("hydra/launcher=submitit_local", *COMMON, f"data.root={data_root}", "generator=unet_64",
+                     "model.lambda_l1=1,100", f"hydra.sweep.dir={sweep}", "hydra.launcher.timeout_min=5", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = json.loads((sweep / "summary.json").read_text())["jobs"]
+    assert [j["status"] for j in jobs] == ["completed", "completed"]
+
+
+def test_slurm_launcher_preset_composes():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from translate.config import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose("train", overrides=["hydra/launcher=slurm_gpu"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher") and cfg.hydra.launcher.gpus_per_node == 1
