@@ -65,6 +65,13 @@ class ImageDataset(Dataset):
     def load(self, index: int, seed: int) -> dict:
         raise NotImplementedError
 
+    def _transform(self, path: Path, *images: torch.Tensor) -> list[torch.Tensor]:
+        """The transform, with a per-image problem (e.g. smaller than the crop) reported against ``path``."""
+        try:
+            return self.transform(*images)
+        except DataError as e:
+            raise DataError(f"{path}: {e}") from None
+
     def __getitem__(self, item: int | tuple[int, int]) -> dict:
         index, seed = item if isinstance(item, tuple) else (item, item)
         for attempt in range(len(self)):
@@ -144,10 +151,7 @@ class AlignedDataset(ImageDataset):
             A, B = load_image(path_A, self.input_nc), load_image(path_B, self.output_nc)
             if A.shape[-2:] != B.shape[-2:] and self.transform.preprocess in ("crop", "none"):
                 raise DataError(f"{path_B}: size {tuple(B.shape[-2:])} differs from {path_A} {tuple(A.shape[-2:])}")
-        try:
-            A, B = self.transform(A, B)
-        except DataError as e:
-            raise DataError(f"{path_A}: {e}") from None
+        A, B = self._transform(path_A, A, B)
         return {"A": A, "B": B, "A_path": str(path_A), "B_path": str(path_B)}
 
 
@@ -188,14 +192,8 @@ class UnalignedDataset(ImageDataset):
         A = load_image(path_A, self.input_nc)
         B = load_image(path_B, self.output_nc)
         # The two images are unrelated: transform each on its own (with its own random crop/flip).
-        try:
-            (A,) = self.transform(A)
-        except DataError as e:
-            raise DataError(f"{path_A}: {e}") from None
-        try:
-            (B,) = self.transform(B)
-        except DataError as e:
-            raise DataError(f"{path_B}: {e}") from None
+        (A,) = self._transform(path_A, A)
+        (B,) = self._transform(path_B, B)
         return {"A": A, "B": B, "A_path": str(path_A), "B_path": str(path_B)}
 
 
@@ -216,8 +214,5 @@ class SingleDataset(ImageDataset):
         return len(self.files)
 
     def load(self, index: int, seed: int) -> dict:
-        try:
-            (A,) = self.transform(load_image(self.files[index], self.input_nc))
-        except DataError as e:
-            raise DataError(f"{self.files[index]}: {e}") from None
+        (A,) = self._transform(self.files[index], load_image(self.files[index], self.input_nc))
         return {"A": A, "A_path": str(self.files[index])}
