@@ -18,6 +18,7 @@ from translate.fsutil import atomic_write
 
 FORMAT_VERSION = 1
 LAST = "last.pt"
+BEST = "best.pt"  # kept by the validation metric named in checkpoint.monitor
 
 
 def rng_state() -> dict[str, Any]:

@@ -27,7 +27,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from translate.checkpoint import FORMAT_VERSION, LAST, atomic_save, load_checkpoint, rng_state, set_rng_state
+from translate.checkpoint import BEST, FORMAT_VERSION, LAST, atomic_save, load_checkpoint, rng_state, set_rng_state
 from translate.config import build, build_model, to_container
 from translate import distributed
 from translate.data.datasets import EpochSampler
@@ -178,6 +178,12 @@ class Trainer:
         if cfg.resume:
             self.load(cfg.resume)
         self.fixed_batch = self._fixed_batch(int(t.num_samples))
+        self.val_batches = self._val_batches(int(t.val_images)) if t.val_every else []
+        monitor = cfg.checkpoint.monitor
+        self.monitor, self.monitor_max = monitor, cfg.checkpoint.mode == "max"
+        if cfg.checkpoint.mode not in ("min", "max"):
+            raise ConfigError(f"checkpoint.mode={cfg.checkpoint.mode!r} is not one of min, max")
+        self.best: dict[str, float] = getattr(self, "best", {})
 
     def _wrap_ddp(self, cfg: DictConfig) -> None:
         """Wrap every network in DistributedDataParallel (gradients averaged across processes)."""
@@ -232,6 +238,7 @@ class Trainer:
             "rng": rng_state(),
             "wandb_run_id": self.wandb_run_id,
             "metrics": self.last_metrics,
+            "best": self.best,
         }
 
     def load(self, path: str | Path) -> None:
@@ -265,6 +272,7 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         self.wandb_run_id = ckpt.get("wandb_run_id")
         self.last_metrics = dict(ckpt.get("metrics") or {})
+        self.best = dict(ckpt.get("best") or {})
         self._resume_rng = ckpt["rng"]
         if self.main:
             print(f"Resumed from {path} at step {self.step}", file=sys.stderr)
@@ -288,13 +296,13 @@ class Trainer:
         return all(bool(torch.isfinite(t).all()) for net in nets for t in net.state_dict().values()
                    if t.is_floating_point())
 
-    def save(self, *, numbered: bool = False) -> Path:
+    def save(self, *, numbered: bool = False, name: str = LAST) -> Path:
         if not self.main:
-            return self.ckpt_dir / LAST
+            return self.ckpt_dir / name
         if not self.weights_finite():
             raise NonFiniteLossError(f"the weights became NaN or infinite by step {self.step}")
         state = self.state_dict()
-        path = atomic_save(state, self.ckpt_dir / LAST)
+        path = atomic_save(state, self.ckpt_dir / name)
         keep = int(self.cfg.trainer.keep_checkpoints)
         if numbered and keep > 0:
             atomic_save(state, self.ckpt_dir / f"step_{self.step:07d}.pt")
@@ -359,6 +367,40 @@ class Trainer:
         shape = {k: v.shape for k, v in items[0].items() if isinstance(v, torch.Tensor)}
         items = [it for it in items if all(it[k].shape == s for k, s in shape.items())]
         return {k: torch.stack([it[k] for it in items]) for k in shape}
+
+    def _val_batches(self, n: int) -> list[dict[str, Any]]:
+        """Fixed validation batches from the val split (paired data only; none without a val split)."""
+        if not hasattr(self.model, "src") or n <= 0:
+            return []  # unpaired runs: FID/KID are not implemented yet
+        try:
+            dataset = self.data.dataset(self.data.val_split, train=False)
+        except DataError:
+            if self.main:
+                print(f"No '{self.data.val_split}' split: validation metrics are off", file=sys.stderr)
+            return []
+        items = [dataset[(i, i)] for i in range(min(n, len(dataset)))]
+        batches, size = [], max(1, int(self.data.batch_size))
+        for k in range(0, len(items), size):
+            group = [it for it in items[k : k + size] if it["A"].shape == items[k]["A"].shape]
+            batches.append({key: torch.stack([it[key] for it in group]) for key in ("A", "B")})
+        return batches
+
+    def validate(self) -> dict[str, float]:
+        """Paired metrics (val/l1, val/psnr, val/ssim) of the sample generator on the fixed val batches."""
+        if not self.val_batches:
+            return {}
+        from translate.metrics import evaluate_paired
+
+        G = self.sample_generators()["G"]
+        with self._autocast():
+            return evaluate_paired(G, self.val_batches, device=self.device, source=self.model.src,
+                                   target=self.model.tgt)
+
+    def _improved(self, value: float) -> bool:
+        if value != value:  # NaN never improves
+            return False
+        best = self.best.get(self.monitor)
+        return best is None or (value > best if self.monitor_max else value < best)
 
     def sample_generators(self) -> dict[str, nn.Module]:
         """The generators used for samples and export: the EMA copies when enabled."""
@@ -446,6 +488,14 @@ class Trainer:
                         sums, count, tick, tick_step = {}, 0, now, self.step
                     if self.step % t.sample_every == 0 or last:
                         self.write_samples()
+                    if t.val_every and (self.step % t.val_every == 0 or last) and self.main and self.val_batches:
+                        val = self.validate()
+                        self.folder.log_metrics(val, self.step)
+                        self.logger.log_metrics(val, self.step)
+                        self.last_metrics |= val
+                        if self.monitor in val and self._improved(val[self.monitor]):
+                            self.best = {self.monitor: val[self.monitor], "step": self.step}
+                            self.save(name=BEST)
                     if self.step % t.checkpoint_every == 0 or last:
                         self.save(numbered=True)
                     if stop.requested:
@@ -480,7 +530,8 @@ class Trainer:
             if not distributed.same_everywhere(checksum):
                 raise RuntimeError("the processes' weights diverged: DDP did not keep them in sync")
             distributed.barrier()
-        return {**self.last_metrics, "step": self.step}
+        best = {f"best/{k}": v for k, v in self.best.items()}
+        return {**self.last_metrics, **best, "step": self.step}
 
 
 def default_run_dir() -> Path:
