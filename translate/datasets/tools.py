@@ -1,0 +1,194 @@
+"""Checking, combining and splitting image-translation datasets on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from translate.data.io import image_errors, is_image_file
+from translate.errors import DataError
+from translate.fsutil import atomic_write
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Report:
+    """What ``check`` found: counts per folder, problems (errors fail the check) and remarks."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    modes: Counter = field(default_factory=Counter)
+    sizes: Counter = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def __str__(self) -> str:
+        lines = [f"{name}: {n} images" for name, n in self.counts.items()]
+        lines.append("modes: " + ", ".join(f"{m} x{n}" for m, n in self.modes.most_common()))
+        common = ", ".join(f"{w}x{h} x{n}" for (w, h), n in self.sizes.most_common(3))
+        lines.append(f"sizes: {len(self.sizes)} distinct ({common}{', ...' if len(self.sizes) > 3 else ''})")
+        lines += [f"warning: {w}" for w in self.warnings]
+        lines += [f"error: {e}" for e in self.errors]
+        lines.append("OK" if self.ok else f"FAILED: {len(self.errors)} error(s)")
+        return "\n".join(lines)
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p)) if folder.is_dir() else []
+
+
+def _inspect(path: Path, report: Report, quick: bool) -> str | None:
+    """Record the file's mode and size; return its content hash, or None if it is unreadable."""
+    try:
+        with image_errors(path), Image.open(path) as im:
+            report.modes[im.mode] += 1
+            report.sizes[im.size] += 1
+            if not quick:
+                im.load()  # decode everything: truncated files fail here
+    except DataError as e:
+        report.errors.append(str(e))
+        return None
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def _layout(root: Path, mode: str) -> dict[str, list[Path]]:
+    """Folders to check, by a name like 'train/A' or 'trainA'."""
+    folders: dict[str, Path] = {}
+    for split in SPLITS:
+        if mode == "aligned":
+            for a, b in ((root / split / "A", root / split / "B"), (root / "A" / split, root / "B" / split)):
+                if a.is_dir() or b.is_dir():
+                    folders[f"{split}/A"], folders[f"{split}/B"] = a, b
+                    break
+            else:
+                if (root / split).is_dir():
+                    folders[split] = root / split
+        elif mode == "unaligned":
+            for domain in "AB":
+                if (root / f"{split}{domain}").is_dir():
+                    folders[f"{split}{domain}"] = root / f"{split}{domain}"
+        elif (root / split).is_dir():
+            folders[split] = root / split
+    if mode == "single" and not folders:
+        folders["."] = root
+    return {name: _images(folder) for name, folder in folders.items()}
+
+
+def check(root: str | Path, mode: str = "aligned", *, quick: bool = False) -> Report:
+    """Validate a dataset: counts, modes, sizes, unreadable files, A/B name mismatches, and files that occur in
+    more than one split (leaks between train and val/test)."""
+    root = Path(root)
+    report = Report()
+    if mode not in ("aligned", "unaligned", "single"):
+        raise DataError(f"mode={mode!r} is not one of aligned, unaligned, single")
+    if not root.is_dir():
+        report.errors.append(f"{root}: no such folder")
+        return report
+    folders = _layout(root, mode)
+    if not folders:
+        report.errors.append(f"{root}: no {mode} layout found (see datasets/README.md)")
+        return report
+    seen: dict[str, set[str]] = defaultdict(set)  # content hash -> splits it occurs in
+    where: dict[str, Path] = {}
+    for name, files in folders.items():
+        report.counts[name] = len(files)
+        if not files:
+            report.errors.append(f"{root / name}: no images")
+        split = name.split("/")[0].removesuffix("A").removesuffix("B")
+        for f in files:
+            digest = _inspect(f, report, quick)
+            if digest is not None:
+                seen[digest].add(split)
+                where.setdefault(digest, f)
+    if mode == "aligned":
+        for split in SPLITS:
+            a, b = folders.get(f"{split}/A"), folders.get(f"{split}/B")
+            if a is None and b is None:
+                continue
+            only_a = sorted({p.stem for p in a or []} - {p.stem for p in b or []})
+            only_b = sorted({p.stem for p in b or []} - {p.stem for p in a or []})
+            if only_a or only_b:
+                report.errors.append(f"{root}/{split}: A/B name mismatch: {len(only_a)} A without B "
+                                     f"(e.g. {only_a[:3]}), {len(only_b)} B without A (e.g. {only_b[:3]})")
+        odd = sum(n for (w, _), n in report.sizes.items() if w % 2) if any("/" not in k for k in folders) else 0
+        if odd:
+            report.warnings.append(f"{odd} side-by-side images have an odd width (A and B halves differ by a pixel)")
+    leaks = [(d, s) for d, s in seen.items() if len(s) > 1]
+    for digest, splits in leaks[:10]:
+        report.errors.append(f"{where[digest]}: the same image is in {' and '.join(sorted(splits))}")
+    if len(leaks) > 10:
+        report.errors.append(f"... {len(leaks) - 10} more images shared between splits")
+    return report
+
+
+def _pairs(src: Path) -> dict[str, list[tuple[Path, Path]]]:
+    """Matched (A, B) files per split from src/A[/split] and src/B[/split] (no split folders: 'train')."""
+    out: dict[str, list[tuple[Path, Path]]] = {}
+    splits = [s for s in SPLITS if (src / "A" / s).is_dir()] or [""]
+    for split in splits:
+        a = {p.stem: p for p in _images(src / "A" / split)}
+        b = {p.stem: p for p in _images(src / "B" / split)}
+        if not a:
+            raise DataError(f"{src / 'A' / split}: no images")
+        missing = sorted(a.keys() ^ b.keys())
+        if missing:
+            raise DataError(f"{src}: A/B name mismatch for {len(missing)} files (e.g. {missing[:3]})")
+        out[split or "train"] = [(a[k], b[k]) for k in sorted(a)]
+    return out
+
+
+def combine(src: str | Path, out: str | Path) -> int:
+    """Write side-by-side AB images (A left) to ``out/<split>/`` from ``src/A/<split>`` + ``src/B/<split>``.
+    Pairs must have equal sizes. Returns the number written."""
+    src, out = Path(src), Path(out)
+    n = 0
+    for split, pairs in _pairs(src).items():
+        for a_path, b_path in pairs:
+            with Image.open(a_path) as a, Image.open(b_path) as b:
+                a, b = a.convert("RGB"), b.convert("RGB")
+                if a.size != b.size:
+                    raise DataError(f"{b_path}: size {b.size} differs from {a_path} {a.size}")
+                ab = Image.fromarray(np.concatenate([np.asarray(a), np.asarray(b)], axis=1))
+            target = out / split / f"{a_path.stem}.png"
+            atomic_write(target, lambda f, im=ab: im.save(f, format="PNG"))
+            n += 1
+    return n
+
+
+def split(src: str | Path, out: str | Path, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0
+          ) -> dict[str, int]:
+    """Copy a flat dataset into ``out/{train,val,test}`` by ratio, deterministically by ``seed``.
+
+    ``src`` is a folder of images (e.g. AB images) or holds ``A/`` and ``B/`` folders matched by name, which
+    stay paired (``out/<split>/A``, ``out/<split>/B``). Returns the count per split.
+    """
+    src, out = Path(src), Path(out)
+    if len(ratios) != 3 or any(r < 0 for r in ratios) or not 0.999 < sum(ratios) < 1.001:
+        raise DataError(f"ratios {list(ratios)} must be three non-negative fractions summing to 1")
+    paired = (src / "A").is_dir() and (src / "B").is_dir()
+    items = [(a,) + (b,) for a, b in _pairs(src)["train"]] if paired else [(p,) for p in _images(src)]
+    if not items:
+        raise DataError(f"{src}: no images")
+    order = np.random.default_rng(seed).permutation(len(items))
+    n_train = round(ratios[0] * len(items))
+    n_val = round(ratios[1] * len(items))
+    bounds = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
+    counts = {}
+    for name, indices in bounds.items():
+        for i in indices:
+            for j, path in enumerate(items[i]):
+                target = out / name / ("AB"[j] if paired else "") / path.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+        counts[name] = len(indices)
+    return counts
