@@ -1,4 +1,4 @@
-"""Shared fixtures: offline W&B, a private demo cache, tiny image folders and configs."""
+"""Shared fixtures: offline W&B, a private demo cache and torch hub folder, tiny image folders and configs."""
 
 from __future__ import annotations
 
@@ -24,6 +24,20 @@ def demo_cache(tmp_path_factory) -> Path:
         os.environ.pop("TRANSLATE_CACHE", None)
     else:
         os.environ["TRANSLATE_CACHE"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
+def empty_torch_hub(tmp_path_factory) -> Path:
+    """No cached pretrained weights (LPIPS, Inception) from the user's machine: tests see what CI sees, and a
+    test that wants weights puts stand-ins here."""
+    path = tmp_path_factory.mktemp("torch_home")
+    old = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("TORCH_HOME", None)
+    else:
+        os.environ["TORCH_HOME"] = old
 
 
 def write_image(path: Path, size: tuple[int, int] = (40, 36), seed: int = 0, mode: str = "RGB") -> Path:

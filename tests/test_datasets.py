@@ -1,14 +1,15 @@
-"""Dataset tools: combine, split and check on generated images."""
+"""Dataset tools: sketch, combine, separate, split and check on generated images."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import write_image
 from translate.data import AlignedData
-from translate.datasets import check, combine, split
+from translate.datasets import EdgeStyle, check, combine, edge_map, separate, sketch, split
 from translate.datasets.__main__ import main
 from translate.errors import DataError
 
@@ -80,3 +81,88 @@ def test_bad_arguments(flat_pairs, tmp_path):
     with pytest.raises(DataError, match="A/B name mismatch"):
         combine(flat_pairs, tmp_path / "y")
     assert main(["split", str(flat_pairs), str(tmp_path / "z"), "--ratios", "0.5", "0.5", "0.5"]) == 2
+
+
+# ----------------------------------------------------------------- sketch, separate
+def _square_photo(path, size=48, seed=0):
+    """A bright square on a dark background (plus mild noise): its edges are known."""
+    rng = np.random.default_rng(seed)
+    img = np.full((size, size, 3), 40, np.uint8)
+    img[12:36, 12:36] = 220
+    img = np.clip(img + rng.integers(-3, 4, img.shape), 0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path)
+    return path
+
+
+@pytest.mark.parametrize("style", ["canny", "xdog"])
+def test_edge_map_draws_dark_lines_on_the_edges_only(style):
+    img = torch.full((1, 3, 48, 48), 40 / 255)
+    img[..., 12:36, 12:36] = 220 / 255
+    drawing = edge_map(img, EdgeStyle(style))
+    assert drawing.shape == (1, 1, 48, 48) and 0 <= drawing.min() and drawing.max() <= 1
+    ink = 1 - drawing[0, 0]
+    assert ink[20:28, 20:28].max() < 0.05 and ink[:5, :5].max() < 0.05  # flat regions stay white
+    border = torch.zeros(48, 48, dtype=torch.bool)
+    border[9:39, 9:39] = True
+    border[15:33, 15:33] = False
+    assert ink[border].sum() > 0.9 * ink.sum() > 0  # nearly all ink lies within 3 px of the square's outline
+    thick = 1 - edge_map(img, EdgeStyle(style, thickness=3))[0, 0]
+    assert thick.sum() > 1.5 * ink.sum()
+
+
+def test_sketch_writes_a_checked_split_dataset(tmp_path):
+    for i in range(5):
+        _square_photo(tmp_path / "photos" / ("sub" if i % 2 else "") / f"p{i}.png", seed=i)
+    counts = sketch(tmp_path / "photos", tmp_path / "ab", size=32, crops=3, ratios=(0.6, 0.2, 0.2), seed=1)
+    assert counts == {"train": 9, "val": 3, "test": 3}  # 3 / 1 / 1 photos, 3 crops each
+    report = check(tmp_path / "ab")
+    assert report.ok and report.sizes == {(64, 32): 15}, str(report)
+    photo_of = {s: {p.stem.rsplit("_", 1)[0] for p in (tmp_path / "ab" / s).iterdir()} for s in ("train", "val", "test")}
+    assert not (photo_of["train"] & photo_of["val"]) and not (photo_of["train"] & photo_of["test"])  # split by photo
+    ab = np.asarray(Image.open(next((tmp_path / "ab" / "train").iterdir())))
+    assert (ab[:, :32] == ab[:, :32, :1]).all() and ab[:, :32].max() == 255  # the sketch half is gray on white
+    # Deterministic by seed; the folders layout holds the same pairs.
+    again = sketch(tmp_path / "photos", tmp_path / "ab2", size=32, crops=3, ratios=(0.6, 0.2, 0.2), seed=1)
+    assert again == counts and sorted(p.name for p in (tmp_path / "ab2" / "val").iterdir()) == sorted(
+        p.name for p in (tmp_path / "ab" / "val").iterdir())
+    assert main(["sketch", str(tmp_path / "photos"), str(tmp_path / "f"), "--size", "32", "--layout", "folders",
+                 "--style", "xdog", "--ratios", "0.6", "0.4", "0"]) == 0
+    assert check(tmp_path / "f").ok and len(list((tmp_path / "f" / "val" / "A").iterdir())) == 2
+    data = AlignedData(root=tmp_path / "ab", load_size=32, crop_size=32, num_workers=0)
+    assert len(data.train_dataset()) == 9
+
+
+def test_sketch_bad_input(tmp_path):
+    with pytest.raises(DataError, match="no such folder"):
+        sketch(tmp_path / "missing", tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no images"):
+        sketch(tmp_path / "empty", tmp_path / "out")
+    _square_photo(tmp_path / "photos" / "a.png")
+    with pytest.raises(DataError, match="must not be inside"):
+        sketch(tmp_path / "photos", tmp_path / "photos" / "out")
+    with pytest.raises(DataError, match="edge style 'hed'"):
+        EdgeStyle("hed")
+    (tmp_path / "photos" / "broken.png").write_bytes(b"not a png")
+    assert main(["sketch", str(tmp_path / "photos"), str(tmp_path / "out")]) == 2  # names the file, no traceback
+
+
+def test_separate_ab_into_folders_and_unaligned(flat_pairs, tmp_path):
+    split(flat_pairs, tmp_path / "split", (0.6, 0.4, 0.0))
+    for s in ("train", "val"):  # A/<split>, B/<split> -> AB images
+        for d in "AB":
+            (tmp_path / "ab_src" / d / s).mkdir(parents=True)
+            for f in (tmp_path / "split" / s / d).iterdir():
+                f.rename(tmp_path / "ab_src" / d / s / f.name)
+    combine(tmp_path / "ab_src", tmp_path / "ab")
+    assert separate(tmp_path / "ab", tmp_path / "back") == {"train": 6, "val": 4}
+    name = next((tmp_path / "ab_src" / "B" / "val").iterdir()).name
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "back" / "val" / "B" / name)),
+                          np.asarray(Image.open(tmp_path / "ab_src" / "B" / "val" / name).convert("RGB")))
+    assert check(tmp_path / "back").ok
+    separate(tmp_path / "ab", tmp_path / "u", layout="unaligned", swap=True)
+    assert check(tmp_path / "u", "unaligned").counts == {"trainA": 6, "trainB": 6, "valA": 4, "valB": 4}
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "u" / "valA" / name)),
+                          np.asarray(Image.open(tmp_path / "back" / "val" / "B" / name)))  # swapped: A is B
+    assert main(["separate", str(tmp_path / "nothing"), str(tmp_path / "v")]) == 2

@@ -53,6 +53,12 @@ def sample_grid(columns: list[torch.Tensor]) -> torch.Tensor:
     return make_grid(tiles.float().cpu(), nrow=len(columns), padding=2, pad_value=1.0)
 
 
+def _hwc_uint8(images: torch.Tensor):
+    """[N, C, H, W] in [-1, 1] -> uint8 numpy [N, H, W, 3]."""
+    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte()
+    return x.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).numpy()
+
+
 class Logger:
     """Backend interface: no-op by default (``logger=none``)."""
 
@@ -64,6 +70,9 @@ class Logger:
 
     def log_images(self, key: str, grid: torch.Tensor, step: int) -> None:
         pass
+
+    def log_table(self, key: str, columns: dict[str, torch.Tensor], step: int) -> None:
+        """A table with one row per image and one image column per entry ([N, C, H, W] in [-1, 1])."""
 
     def finish(self) -> None:
         pass
@@ -159,6 +168,15 @@ class WandbLogger(Logger):
 
             image = ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
             self.run.log({key: wandb.Image(image)}, step=step)
+
+    def log_table(self, key: str, columns: dict[str, torch.Tensor], step: int) -> None:
+        if self.run is not None:
+            import wandb
+
+            arrays = {k: _hwc_uint8(v) for k, v in columns.items()}
+            n = len(next(iter(arrays.values())))
+            rows = [[i, *(wandb.Image(arrays[k][i]) for k in arrays)] for i in range(n)]
+            self.run.log({key: wandb.Table(columns=["index", *arrays], data=rows)}, step=step)
 
     def finish(self) -> None:
         if self.run is not None:

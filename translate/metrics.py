@@ -1,15 +1,46 @@
-"""Image-quality metrics for validation, on images in [-1, 1] (as the networks produce them).
+"""Image-quality metrics for validation and evaluation, on images in [-1, 1] (as the networks produce them).
 
-PSNR and SSIM come from kornia and are computed on [0, 1] images; L1 is in [-1, 1] units like the training loss.
+Paired: L1 (in [-1, 1] units like the training loss), PSNR and SSIM (kornia, on [0, 1] images) and LPIPS
+(torchmetrics) when its backbone weights are on disk. Unpaired: FID and KID (torchmetrics) of generated images
+against real target-domain images, on Inception features when the weights are on disk, or on any feature
+extractor given. Nothing here downloads: metrics whose weights are missing are skipped with one message.
 """
 
 from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Iterable
+from contextlib import nullcontext
+from pathlib import Path
 
 import kornia
 import torch
 from torch import nn
 
-HIGHER_IS_BETTER = {"val/psnr": True, "val/ssim": True, "val/l1": False}
+from translate.errors import ConfigError
+
+HIGHER_IS_BETTER = {"val/psnr": True, "val/ssim": True, "val/l1": False, "val/lpips": False, "val/fid": False,
+                    "val/kid": False}
+# torch-fidelity's port of the TF Inception used by the FID paper (torchmetrics' FID and KID use it).
+INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
+LPIPS_BACKBONES = {
+    "alex": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+    "vgg": "https://download.pytorch.org/models/vgg16-397923af.pth",
+    "squeeze": "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth",
+}
+_said: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    if message not in _said:
+        _said.add(message)
+        print(message, file=sys.stderr)
+
+
+def hub_file(url: str) -> Path:
+    """Where torch.hub (and torchvision) cache the file of ``url``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
@@ -32,29 +63,205 @@ def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (pred.float() - target.float()).abs().flatten(1).mean(1)
 
 
-@torch.no_grad()
-def evaluate_paired(G: nn.Module, batches, *, device: torch.device, source: str = "A", target: str = "B"
-                    ) -> dict[str, float]:
-    """Average L1, PSNR and SSIM of ``G(source)`` against ``target`` over ``batches`` (G in eval mode).
+def _mean(values: list[torch.Tensor], finite_only: bool = False) -> float:
+    v = torch.cat(values) if values else torch.empty(0)
+    if finite_only and torch.isfinite(v).any():
+        v = v[torch.isfinite(v)]  # an exact reproduction has infinite PSNR
+    return float(v.mean()) if v.numel() else float("nan")
 
-    PSNR is averaged over images with finite values (an exact reproduction has infinite PSNR).
-    """
+
+@torch.no_grad()
+def evaluate_paired(G: nn.Module, batches: Iterable[dict[str, torch.Tensor]], *, device: torch.device | str,
+                    source: str = "A", target: str = "B", lpips_net: nn.Module | None = None,
+                    distribution: DistributionMetrics | None = None, autocast=nullcontext, prefix: str = "val/",
+                    on_batch=None) -> dict[str, float]:
+    """Average L1, PSNR, SSIM (and LPIPS with ``lpips_net``; FID/KID with ``distribution``) of ``G(source)``
+    against ``target`` over ``batches``, with G in eval mode. ``autocast`` wraps G only: metrics run in fp32.
+    ``on_batch(x, out, y)`` sees every batch (for grids and tables). PSNR averages the finite values."""
     was_training = G.training
     G.eval()
-    totals = {"val/l1": [], "val/psnr": [], "val/ssim": []}
+    totals: dict[str, list[torch.Tensor]] = {"l1": [], "psnr": [], "ssim": []}
+    if lpips_net is not None:
+        totals["lpips"] = []
+    if distribution is not None:
+        distribution.reset()
     try:
         for batch in batches:
             x, y = batch[source].to(device), batch[target].to(device)
-            out = G(x)
-            totals["val/l1"].append(l1(out, y).cpu())
-            totals["val/psnr"].append(psnr(out, y).cpu())
-            totals["val/ssim"].append(ssim(out, y).cpu())
+            with autocast():
+                out = G(x)
+            out = out.float()
+            totals["l1"].append(l1(out, y).cpu())
+            totals["psnr"].append(psnr(out, y).cpu())
+            totals["ssim"].append(ssim(out, y).cpu())
+            if lpips_net is not None:
+                totals["lpips"].append(lpips(lpips_net, out, y).cpu())
+            if distribution is not None:
+                if distribution.num_real < distribution.max_real:
+                    distribution.update(y, real=True)
+                distribution.update(out, real=False)
+            if on_batch is not None:
+                on_batch(x, out, y)
     finally:
         G.train(was_training)
-    result = {}
-    for key, values in totals.items():
-        v = torch.cat(values) if values else torch.empty(0)
-        if key == "val/psnr" and torch.isfinite(v).any():
-            v = v[torch.isfinite(v)]
-        result[key] = float(v.mean()) if v.numel() else float("nan")
+    result = {f"{prefix}{k}": _mean(v, finite_only=k == "psnr") for k, v in totals.items()}
+    if distribution is not None:
+        distribution.max_real = distribution.num_real  # the real set is complete: encode it only once
+        result |= {f"{prefix}{k}": v for k, v in distribution.compute().items()}
     return result
+
+
+@torch.no_grad()
+def evaluate_unpaired(generators: dict[str, nn.Module], batches: Iterable[dict[str, torch.Tensor]],
+                      distributions: dict[str, DistributionMetrics], *, device: torch.device | str,
+                      autocast=nullcontext, prefix: str = "val/") -> dict[str, float]:
+    """FID and KID of ``G_A(A)`` against the real B images (``val/fid``, ``val/kid``) and of ``G_B(B)`` against
+    the real A images (``val/BtoA/fid``, ...). ``distributions`` holds a DistributionMetrics per direction,
+    ``'AtoB'`` and ``'BtoA'``; their real images are encoded on the first call only."""
+    directions = {"AtoB": ("G_A", "A", "B"), "BtoA": ("G_B", "B", "A")}
+    modes = {name: g.training for name, g in generators.items()}
+    for g in generators.values():
+        g.eval()
+    for dist in distributions.values():
+        dist.reset()
+    batches = list(batches)
+    try:
+        for key, (g_name, src, tgt) in directions.items():
+            dist = distributions[key]
+            for batch in batches:
+                if dist.num_real < dist.max_real:
+                    dist.update(batch[tgt].to(device), real=True)
+                with autocast():
+                    out = generators[g_name](batch[src].to(device))
+                dist.update(out.float(), real=False)
+            dist.max_real = dist.num_real
+    finally:
+        for name, g in generators.items():
+            g.train(modes[name])
+    result = {}
+    for key, dist in distributions.items():
+        where = prefix if key == "AtoB" else f"{prefix}BtoA/"
+        result |= {f"{where}{k}": v for k, v in dist.compute().items()}
+    return result
+
+
+# ----------------------------------------------------------------- LPIPS
+def lpips_model(backbone: str | None, device: torch.device | str = "cpu") -> nn.Module | None:
+    """torchmetrics' LPIPS with ``backbone`` (alex, vgg, squeeze), or None (said once) when its ImageNet weights
+    are not in the torch hub cache: building it would otherwise download them."""
+    if not backbone:
+        return None
+    if backbone not in LPIPS_BACKBONES:
+        raise ConfigError(f"metrics.lpips={backbone!r} is not one of {', '.join(LPIPS_BACKBONES)} or null")
+    path = hub_file(LPIPS_BACKBONES[backbone])
+    if not path.is_file():
+        _say_once(f"LPIPS is off: the {backbone} weights are not at {path} (download "
+                  f"{LPIPS_BACKBONES[backbone]} there to turn it on)")
+        return None
+    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+    return LearnedPerceptualImagePatchSimilarity(net_type=backbone, reduction="mean", normalize=False).to(device)
+
+
+def lpips(model: nn.Module, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """LPIPS per image ([N] tensor; 0 for identical images) of [-1, 1] RGB (or gray, repeated) images."""
+    pred, target = (x.float().clamp(-1, 1).expand(-1, 3, -1, -1) for x in (pred, target))
+    return torch.stack([model.net(p[None], t[None]).flatten()[0] for p, t in zip(pred, target)])
+
+
+# ----------------------------------------------------------------- FID / KID
+class _SharedFeatures(nn.Module):
+    """One feature extractor for both FID and KID: the features of the last batch are reused when the other
+    metric asks for the same tensor, so each image goes through the network once."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._last is not None and self._last[0] is x:
+            return self._last[1]
+        y = self.net(x)
+        self._last = (x, y)
+        return y
+
+
+def inception_features(weights: str | Path | None = None) -> nn.Module | None:
+    """The FID Inception (2048-d pool features of uint8 images) from ``weights`` or the torch hub cache, or None
+    (said once) when neither has the file: FID and KID are then skipped rather than downloading."""
+    if weights:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such file (metrics.inception_weights)")
+    else:
+        path = hub_file(INCEPTION_URL)
+        if not path.is_file():
+            _say_once(f"FID/KID are off: no Inception weights at {path} (download {INCEPTION_URL} there, or set "
+                      "metrics.inception_weights=PATH)")
+            return None
+    try:
+        from torchmetrics.image.fid import NoTrainInceptionV3
+    except ImportError:
+        _say_once("FID/KID are off: torch-fidelity is not installed (pip install torch-fidelity)")
+        return None
+    try:
+        return NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+                                  feature_extractor_weights_path=str(path))
+    except Exception as e:  # noqa: BLE001 - a damaged or foreign weights file
+        raise ConfigError(f"{path}: not usable Inception weights ({str(e).splitlines()[0][:200]})") from None
+
+
+class DistributionMetrics:
+    """FID and KID (torchmetrics) of generated images against real ones, on the features of ``features``: a
+    module taking uint8 [N, 3, H, W] images and returning [N, D] features (the FID Inception by default).
+
+    Real features are kept across ``reset()`` calls, so a fixed real set is encoded once per run.
+    """
+
+    def __init__(self, features: nn.Module, *, device: torch.device | str = "cpu"):
+        from torchmetrics.image.fid import FrechetInceptionDistance
+        from torchmetrics.image.kid import KernelInceptionDistance
+
+        shared = _SharedFeatures(features.eval())
+        self.fid = FrechetInceptionDistance(feature=shared, reset_real_features=False).to(device)
+        with warnings.catch_warnings():  # KID keeps its features in memory: a few thousand at most here
+            warnings.simplefilter("ignore", UserWarning)
+            self.kid = KernelInceptionDistance(feature=shared, reset_real_features=False).to(device)
+        self.device = device
+        self.num_real = self.num_fake = 0
+        self.max_real = sys.maxsize  # evaluate_* set it once the real set has been seen
+
+    @staticmethod
+    def _uint8(x: torch.Tensor) -> torch.Tensor:
+        x = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return x.expand(-1, 3, -1, -1)  # gray images as RGB
+
+    @torch.no_grad()
+    def update(self, images: torch.Tensor, *, real: bool) -> None:
+        x = self._uint8(images.to(self.device))
+        self.fid.update(x, real=real)
+        self.kid.update(x, real=real)
+        if real:
+            self.num_real += len(x)
+        else:
+            self.num_fake += len(x)
+
+    def reset(self) -> None:
+        """Forget the generated images (keep the real ones)."""
+        self.fid.reset()
+        self.kid.reset()
+        self.num_fake = 0
+
+    @torch.no_grad()
+    def compute(self) -> dict[str, float]:
+        """``fid`` and ``kid`` (KID on subsets of up to 1000 images, with a fixed seed; it never touches the
+        training RNG). NaN when either side has fewer than two images."""
+        n = min(self.num_real, self.num_fake)
+        if n < 2:
+            return {"fid": float("nan"), "kid": float("nan")}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.kid.subset_size = min(1000, n)
+            kid_mean, _ = self.kid.compute()
+        return {"fid": float(self.fid.compute()), "kid": float(kid_mean)}

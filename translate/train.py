@@ -177,6 +177,7 @@ class Trainer:
         self.logger = build(cfg.logger)
         if cfg.resume:
             self.load(cfg.resume)
+        self.paired = hasattr(self.model, "src")  # pix2pix-style: one generator, src -> tgt
         self.fixed_batch = self._fixed_batch(int(t.num_samples))
         self.val_batches = self._val_batches(int(t.val_images)) if t.val_every else []
         monitor = cfg.checkpoint.monitor
@@ -369,9 +370,9 @@ class Trainer:
         return {k: torch.stack([it[k] for it in items]) for k in shape}
 
     def _val_batches(self, n: int) -> list[dict[str, Any]]:
-        """Fixed validation batches from the val split (paired data only; none without a val split)."""
-        if not hasattr(self.model, "src") or n <= 0:
-            return []  # unpaired runs: FID/KID are not implemented yet
+        """Fixed validation batches (A and B) from the val split; none without one."""
+        if n <= 0:
+            return []
         try:
             dataset = self.data.dataset(self.data.val_split, train=False)
         except DataError:
@@ -385,16 +386,49 @@ class Trainer:
             batches.append({key: torch.stack([it[key] for it in group]) for key in ("A", "B")})
         return batches
 
+    def _metric_models(self) -> None:
+        """LPIPS (paired) or the FID/KID feature extractor (unpaired), built on the first validation: each is
+        skipped, said once, when its weights are not on disk."""
+        from translate.metrics import DistributionMetrics, inception_features, lpips_model
+
+        m = self.cfg.get("metrics") or {}
+        self._lpips, self._distributions = None, {}
+        if self.paired:
+            self._lpips = lpips_model(m.get("lpips", "alex"), self.device)
+        elif m.get("fid", True):
+            features = build(m["features"]) if m.get("features") else inception_features(m.get("inception_weights"))
+            if features is not None:
+                features = features.to(self.device)
+                self._distributions = {d: DistributionMetrics(features, device=self.device) for d in ("AtoB", "BtoA")}
+
     def validate(self) -> dict[str, float]:
-        """Paired metrics (val/l1, val/psnr, val/ssim) of the sample generator on the fixed val batches."""
+        """Validation metrics of the sample generators on the fixed val batches. Paired: val/l1, val/psnr,
+        val/ssim (+ val/lpips); unpaired: val/fid, val/kid and val/BtoA/* when a feature extractor is available.
+        The first val images with their outputs also go to the logger as a table."""
         if not self.val_batches:
             return {}
-        from translate.metrics import evaluate_paired
+        from translate.metrics import evaluate_paired, evaluate_unpaired
 
-        G = self.sample_generators()["G"]
-        with self._autocast():
-            return evaluate_paired(G, self.val_batches, device=self.device, source=self.model.src,
-                                   target=self.model.tgt)
+        if not hasattr(self, "_distributions"):
+            self._metric_models()
+        gens = self.sample_generators()
+        if self.paired:
+            shown: dict[str, list[torch.Tensor]] = {"input": [], "output": [], "target": []}
+
+            def keep(x: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+                if sum(len(t) for t in shown["input"]) < 8:
+                    for key, t in zip(shown, (x, out, y)):
+                        shown[key].append(t.cpu())
+
+            result = evaluate_paired(gens["G"], self.val_batches, device=self.device, source=self.model.src,
+                                     target=self.model.tgt, lpips_net=self._lpips, autocast=self._autocast,
+                                     on_batch=keep)
+            self.logger.log_table("val/images", {k: torch.cat(v)[:8] for k, v in shown.items()}, self.step)
+            return result
+        if not self._distributions:
+            return {}
+        return evaluate_unpaired(gens, self.val_batches, self._distributions, device=self.device,
+                                 autocast=self._autocast)
 
     def _improved(self, value: float) -> bool:
         if value != value:  # NaN never improves

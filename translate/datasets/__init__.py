@@ -1,5 +1,7 @@
-"""Dataset tools: ``python -m translate.datasets check|combine|split ...`` (see ``--help``)."""
+"""Dataset tools: ``python -m translate.datasets download|sketch|check|combine|separate|split ...``
+(see ``--help``)."""
 
-from translate.datasets.tools import Report, check, combine, split
+from translate.datasets.sketch import EdgeStyle, edge_map, sketch
+from translate.datasets.tools import Report, check, combine, separate, split
 
-__all__ = ["Report", "check", "combine", "split"]
+__all__ = ["EdgeStyle", "Report", "check", "combine", "edge_map", "separate", "sketch", "split"]

@@ -1,11 +1,12 @@
-"""``python -m translate.datasets check|combine|split ...``"""
+"""``python -m translate.datasets download|sketch|check|combine|split ...``"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from translate.datasets.tools import check, combine, split
+from translate.datasets.sketch import LAYOUTS, EdgeStyle, sketch
+from translate.datasets.tools import check, combine, separate, split
 from translate.errors import TranslateError
 
 
@@ -19,10 +20,31 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("combine", help="A/ and B/ folders -> side-by-side AB images")
     p.add_argument("src")
     p.add_argument("out")
+    p = sub.add_parser("separate", help="side-by-side AB images -> A/ and B/ folders (or trainA/trainB)")
+    p.add_argument("src")
+    p.add_argument("out")
+    p.add_argument("--layout", choices=["folders", "unaligned"], default="folders",
+                   help="folders: <split>/A + <split>/B (paired) | unaligned: <split>A + <split>B (CycleGAN)")
+    p.add_argument("--swap", action="store_true", help="the right half becomes A")
     p = sub.add_parser("split", help="flat folder -> train/val/test by ratio")
     p.add_argument("src")
     p.add_argument("out")
     p.add_argument("--ratios", type=float, nargs=3, default=[0.8, 0.1, 0.1])
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("sketch", help="photos -> aligned sketch->photo dataset (edge map | photo)")
+    p.add_argument("src", help="folder of photos (searched recursively)")
+    p.add_argument("out")
+    p.add_argument("--style", choices=["canny", "xdog"], default="canny", help="thin contours | pencil strokes")
+    p.add_argument("--sigma", type=float, default=1.0, help="Gaussian smoothing before edges (larger: fewer)")
+    p.add_argument("--low", type=float, default=0.1, help="canny: low hysteresis threshold")
+    p.add_argument("--high", type=float, default=0.2, help="canny: high hysteresis threshold")
+    p.add_argument("--threshold", type=float, default=-0.005, help="xdog: DoG level where strokes begin")
+    p.add_argument("--thickness", type=int, default=1, help="line width in pixels")
+    p.add_argument("--size", type=int, default=256, help="square output side; 0 keeps each photo's size")
+    p.add_argument("--crops", type=int, default=0,
+                   help="random crops per photo (random scale) instead of the centred square")
+    p.add_argument("--layout", choices=LAYOUTS, default="AB", help="AB: side-by-side files | folders: A/ and B/")
+    p.add_argument("--ratios", type=float, nargs=3, default=[0.8, 0.1, 0.1], help="train val test, by photo")
     p.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
@@ -30,8 +52,19 @@ def main(argv: list[str] | None = None) -> int:
             report = check(args.path, args.mode, quick=args.quick)
             print(report)
             return 0 if report.ok else 1
+        if args.command == "sketch":
+            style = EdgeStyle(args.style, sigma=args.sigma, low=args.low, high=args.high, threshold=args.threshold,
+                              thickness=args.thickness)
+            counts = sketch(args.src, args.out, style=style, size=args.size or None, crops=args.crops,
+                            layout=args.layout, ratios=tuple(args.ratios), seed=args.seed)
+            print(", ".join(f"{k}: {v}" for k, v in counts.items()) + f" pairs written to {args.out}")
+            return 0
         if args.command == "combine":
             print(f"wrote {combine(args.src, args.out)} AB images to {args.out}")
+            return 0
+        if args.command == "separate":
+            counts = separate(args.src, args.out, layout=args.layout, swap=args.swap)
+            print(", ".join(f"{k}: {v}" for k, v in counts.items()) + f" images split into {args.out}")
             return 0
         counts = split(args.src, args.out, tuple(args.ratios), args.seed)
         print(", ".join(f"{k}: {v}" for k, v in counts.items()))

@@ -192,3 +192,30 @@ def split(src: str | Path, out: str | Path, ratios: tuple[float, float, float] =
                 shutil.copy2(path, target)
         counts[name] = len(indices)
     return counts
+
+
+def separate(src: str | Path, out: str | Path, *, layout: str = "folders", swap: bool = False) -> dict[str, int]:
+    """Split side-by-side AB images (``src/<split>/*``) into halves: ``out/<split>/A`` + ``out/<split>/B``
+    (``layout='folders'``, still paired) or ``out/<split>A`` + ``out/<split>B`` (``'unaligned'``, for CycleGAN).
+    ``swap`` makes the right half A (e.g. night2day's day photos as A for day -> night). Returns images per split.
+    """
+    src, out = Path(src), Path(out)
+    if layout not in ("folders", "unaligned"):
+        raise DataError(f"layout {layout!r} is not one of folders, unaligned")
+    splits = {s: _images(src / s) for s in SPLITS if (src / s).is_dir()} or {"train": _images(src)}
+    if not any(splits.values()):
+        raise DataError(f"{src}: no images (expected side-by-side AB images in train/, val/, test/ or {src})")
+    counts = {}
+    for name, files in splits.items():
+        for path in files:
+            with image_errors(path), Image.open(path) as im:
+                ab = np.asarray(im.convert("RGB"))
+            w = ab.shape[1] // 2
+            halves = [Image.fromarray(ab[:, :w]), Image.fromarray(ab[:, w : 2 * w])]
+            if swap:
+                halves.reverse()
+            for domain, half in zip("AB", halves):
+                folder = out / name / domain if layout == "folders" else out / f"{name}{domain}"
+                atomic_write(folder / f"{path.stem}.png", lambda f, im=half: im.save(f, format="PNG"))
+        counts[name] = len(files)
+    return counts
