@@ -1,4 +1,4 @@
-"""Copy the colour photographs bundled with scikit-image and scikit-learn into a folder (no download).
+"""Copy the colour photographs bundled with scikit-image, scikit-learn (and matplotlib) into a folder (no download).
 
     pip install scikit-image scikit-learn
     python docs/bundled_photos.py datasets/photos
@@ -25,6 +25,12 @@ def main(out: str) -> None:
         sys.exit("error: needs scikit-image and scikit-learn (pip install scikit-image scikit-learn)")
     sources = [Path(skimage.data.__file__).parent / n for n in SKIMAGE]
     sources += [Path(sklearn.datasets.__file__).parent / "images" / n for n in SKLEARN]
+    try:  # one more if matplotlib is installed
+        import matplotlib
+
+        sources.append(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
+    except ImportError:
+        pass
     Path(out).mkdir(parents=True, exist_ok=True)
     for src in sources:
         if not src.is_file():

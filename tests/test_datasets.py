@@ -166,3 +166,18 @@ def test_separate_ab_into_folders_and_unaligned(flat_pairs, tmp_path):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "u" / "valA" / name)),
                           np.asarray(Image.open(tmp_path / "back" / "val" / "B" / name)))  # swapped: A is B
     assert main(["separate", str(tmp_path / "nothing"), str(tmp_path / "v")]) == 2
+
+
+def test_sketch_region_holdout_keeps_val_pixels_out_of_training(tmp_path):
+    # A photo whose columns are numbered: every crop shows which columns it came from.
+    cols = np.tile(np.arange(100, dtype=np.uint8)[None, :, None] * 2, (40, 1, 3))
+    Image.fromarray(cols).save(tmp_path / "ramp.png")
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "ramp.png").rename(tmp_path / "photos" / "ramp.png")
+    counts = sketch(tmp_path / "photos", tmp_path / "ds", size=16, crops=4, ratios=(0.7, 0.3, 0.0), holdout="region",
+                    layout="folders")
+    assert counts == {"train": 4, "val": 4, "test": 0}
+    seen = {s: [np.asarray(Image.open(f))[..., 0] for f in (tmp_path / "ds" / s / "B").iterdir()]
+            for s in ("train", "val")}
+    # Train crops come from columns 0-69, val crops from 70-99 (a pixel of resampling blur at the cut).
+    assert max(im.max() for im in seen["train"]) <= 2 * 70 and min(im.min() for im in seen["val"]) >= 2 * 69

@@ -80,6 +80,12 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
+def _spread(n: int, size: int) -> list[int]:
+    """``n`` indices spread evenly over ``range(size)``: files are sorted by name, so the first n could all come
+    from one source (one photo, one scene)."""
+    return sorted({round(i * (size - 1) / max(n - 1, 1)) for i in range(min(n, size))})
+
+
 class Trainer:
     """Holds the state of one run. Use through ``fit``."""
 
@@ -363,7 +369,7 @@ class Trainer:
         if n <= 0:
             return None
         dataset = self.data.sample_dataset()
-        items = [dataset[(i, i)] for i in range(min(n, len(dataset)))]
+        items = [dataset[(i, i)] for i in _spread(n, len(dataset))]
         # One grid needs one size: with preprocess none/scale_width, keep the images shaped like the first.
         shape = {k: v.shape for k, v in items[0].items() if isinstance(v, torch.Tensor)}
         items = [it for it in items if all(it[k].shape == s for k, s in shape.items())]
@@ -379,7 +385,7 @@ class Trainer:
             if self.main:
                 print(f"No '{self.data.val_split}' split: validation metrics are off", file=sys.stderr)
             return []
-        items = [dataset[(i, i)] for i in range(min(n, len(dataset)))]
+        items = [dataset[(i, i)] for i in _spread(n, len(dataset))]
         batches, size = [], max(1, int(self.data.batch_size))
         for k in range(0, len(items), size):
             group = [it for it in items[k : k + size] if it["A"].shape == items[k]["A"].shape]

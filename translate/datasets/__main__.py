@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from translate.datasets.download import DATASETS, INSTRUCTIONS_ONLY, MIRROR_ENV, download
 from translate.datasets.sketch import LAYOUTS, EdgeStyle, sketch
 from translate.datasets.tools import check, combine, separate, split
 from translate.errors import TranslateError
@@ -13,6 +14,14 @@ from translate.errors import TranslateError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m translate.datasets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("download", help="a reference pix2pix/CycleGAN dataset into ROOT/NAME")
+    p.add_argument("name", help=f"one of: {', '.join([*DATASETS, *INSTRUCTIONS_ONLY])}")
+    p.add_argument("--root", default="datasets", help="where datasets live (default: datasets)")
+    p.add_argument("--archive", help="a local copy of the archive instead of downloading")
+    p.add_argument("--mirror", help=f"base URL with the same archive names (or set {MIRROR_ENV})")
+    p.add_argument("--force", action="store_true", help="download and extract again")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the server")
+    p = sub.add_parser("list", help="the datasets download knows")
     p = sub.add_parser("check", help="validate a dataset; exit 1 on errors")
     p.add_argument("path")
     p.add_argument("--mode", choices=["aligned", "unaligned", "single"], default="aligned")
@@ -44,10 +53,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crops", type=int, default=0,
                    help="random crops per photo (random scale) instead of the centred square")
     p.add_argument("--layout", choices=LAYOUTS, default="AB", help="AB: side-by-side files | folders: A/ and B/")
-    p.add_argument("--ratios", type=float, nargs=3, default=[0.8, 0.1, 0.1], help="train val test, by photo")
+    p.add_argument("--ratios", type=float, nargs=3, default=[0.8, 0.1, 0.1], help="train val test fractions")
+    p.add_argument("--holdout", choices=["photo", "region"], default="photo",
+                   help="photo: split the photos | region: split each photo into strips (few large photos)")
     p.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
+        if args.command == "list":
+            for d in DATASETS.values():
+                print(f"{d.name:24s} {d.kind:9s} about {d.about:>7s}  {d.url}")
+            for name, how in INSTRUCTIONS_ONLY.items():
+                print(f"{name:24s} {'pix2pix':9s} {'':13s}  {how.split(':')[0]}")
+            return 0
+        if args.command == "download":
+            download(args.name, args.root, archive=args.archive, mirror=args.mirror, force=args.force,
+                     timeout=args.timeout)
+            return 0
         if args.command == "check":
             report = check(args.path, args.mode, quick=args.quick)
             print(report)
@@ -56,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             style = EdgeStyle(args.style, sigma=args.sigma, low=args.low, high=args.high, threshold=args.threshold,
                               thickness=args.thickness)
             counts = sketch(args.src, args.out, style=style, size=args.size or None, crops=args.crops,
-                            layout=args.layout, ratios=tuple(args.ratios), seed=args.seed)
+                            layout=args.layout, ratios=tuple(args.ratios), holdout=args.holdout,
+                            seed=args.seed)
             print(", ".join(f"{k}: {v}" for k, v in counts.items()) + f" pairs written to {args.out}")
             return 0
         if args.command == "combine":

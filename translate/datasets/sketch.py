@@ -103,18 +103,31 @@ def _split_photos(photos: list[Path], ratios: tuple[float, float, float], seed: 
     return {name: sorted(photos[i] for i in idx) for name, idx in parts.items()}
 
 
+def _strips(photo: torch.Tensor, ratios: tuple[float, float, float]) -> dict[str, torch.Tensor]:
+    """Side-by-side vertical strips of ``photo`` [C, H, W], one per split, as wide as its ratio."""
+    w = photo.shape[2]
+    x1 = round(ratios[0] * w)
+    x2 = x1 + round(ratios[1] * w)
+    strips = {"train": photo[:, :, :x1], "val": photo[:, :, x1:x2], "test": photo[:, :, x2:]}
+    return {name: strip for name, strip in strips.items() if strip.shape[2] > 0}
+
+
 def sketch(src: str | Path, out: str | Path, *, style: EdgeStyle = EdgeStyle(), size: int | None = 256,
            crops: int = 0, layout: str = "AB", ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
-           seed: int = 0) -> dict[str, int]:
+           holdout: str = "photo", seed: int = 0) -> dict[str, int]:
     """Write an aligned sketch->photo dataset from the photos under ``src`` (searched recursively).
 
-    Photos are split into train/val/test first (by ``ratios``, deterministically by ``seed``), so crops of one
-    photo never land in two splits. ``layout='AB'`` writes side-by-side ``out/<split>/<name>.png`` (sketch left);
+    ``holdout='photo'`` splits the photos into train/val/test (by ``ratios``, deterministically by ``seed``), so
+    crops of one photo never land in two splits. ``'region'`` (for a handful of large photos) cuts every photo
+    into side-by-side strips as wide as the ratios and crops each split from its own strip: no val or test pixel
+    is seen in training. ``layout='AB'`` writes side-by-side ``out/<split>/<name>.png`` (sketch left);
     ``'folders'`` writes ``out/<split>/A/<name>.png`` and ``out/<split>/B/<name>.png``. Returns pairs per split.
     """
     src, out = Path(src), Path(out)
     if layout not in LAYOUTS:
         raise DataError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+    if holdout not in ("photo", "region"):
+        raise DataError(f"holdout {holdout!r} is not one of photo, region")
     if not src.is_dir():
         raise DataError(f"{src}: no such folder")
     if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents:
@@ -122,22 +135,27 @@ def sketch(src: str | Path, out: str | Path, *, style: EdgeStyle = EdgeStyle(), 
     photos = sorted(p for p in src.rglob("*") if p.is_file() and is_image_file(p))
     if not photos:
         raise DataError(f"{src}: no images")
+    if holdout == "photo":
+        assignment = [(split, path) for split, files in _split_photos(photos, ratios, seed).items() for path in files]
+    else:
+        _split_photos(photos, ratios, seed)  # validates the ratios
+        assignment = [("*", path) for path in photos]
     rng = np.random.default_rng(seed)
-    counts = {}
-    for split, files in _split_photos(photos, ratios, seed).items():
-        counts[split] = 0
-        for path in files:
-            photo = load_image(path, 3).float() / 255
-            name = "_".join(path.relative_to(src).with_suffix("").parts)
-            pieces = _crops(photo, size, crops, rng)
-            drawings = edge_map(torch.stack(pieces), style) if size else [edge_map(photo[None], style)[0]]
+    counts = {"train": 0, "val": 0, "test": 0}
+    for split, path in assignment:
+        photo = load_image(path, 3).float() / 255
+        name = "_".join(path.relative_to(src).with_suffix("").parts)
+        parts = {split: photo} if split != "*" else _strips(photo, ratios)
+        for part_split, part in parts.items():
+            pieces = _crops(part, size, crops, rng)
+            drawings = edge_map(torch.stack(pieces), style) if size else [edge_map(part[None], style)[0]]
             for i, (piece, drawing) in enumerate(zip(pieces, drawings)):
                 stem = f"{name}_{i:03d}" if crops > 0 else name
                 a, b = drawing.expand(3, -1, -1) * 2 - 1, piece * 2 - 1
                 if layout == "AB":
-                    save_image(torch.cat([a, b], dim=2), out / split / f"{stem}.png")
+                    save_image(torch.cat([a, b], dim=2), out / part_split / f"{stem}.png")
                 else:
-                    save_image(a, out / split / "A" / f"{stem}.png")
-                    save_image(b, out / split / "B" / f"{stem}.png")
-                counts[split] += 1
+                    save_image(a, out / part_split / "A" / f"{stem}.png")
+                    save_image(b, out / part_split / "B" / f"{stem}.png")
+                counts[part_split] += 1
     return counts

@@ -1,0 +1,147 @@
+"""The dataset downloader against archives served from tmp_path by a local HTTP server (no network)."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import tarfile
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import write_image
+from translate.datasets import check, download, extract
+from translate.datasets.__main__ import main
+from translate.errors import DataError
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves files from ``root`` with HTTP range support; ``cut_after`` bytes into the first full request it
+    drops the connection (an interrupted download)."""
+
+    root: Path
+    cut_after: int | None = None
+    requests: list[str | None] = []
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        path = self.root / self.path.lstrip("/")
+        range_header = self.headers.get("Range")
+        type(self).requests.append(range_header)
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        start = int(range_header.removeprefix("bytes=").split("-")[0]) if range_header else 0
+        if start >= len(data) and range_header:
+            self.send_error(416)
+            return
+        self.send_response(206 if range_header else 200)
+        if range_header:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        body = data[start:]
+        if type(self).cut_after is not None and not range_header:
+            self.wfile.write(body[: type(self).cut_after])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = type("Handler", (_Handler,), {"root": served, "cut_after": None, "requests": []})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", served, handler
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _facades_tar(path: Path, tmp_path: Path) -> bytes:
+    """A reference-style pix2pix archive: facades/{train,val}/N.jpg side-by-side images."""
+    for split, n, seed in (("train", 3, 0), ("val", 1, 10)):
+        for i in range(n):
+            write_image(tmp_path / "src" / "facades" / split / f"{i}.jpg", (64, 32), seed=seed + i)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        t.add(tmp_path / "src" / "facades", arcname="facades")
+    path.write_bytes(buf.getvalue())
+    return buf.getvalue()
+
+
+def test_download_extracts_a_served_archive(server, tmp_path):
+    url, served, _ = server
+    _facades_tar(served / "facades.tar.gz", tmp_path)
+    target = download("facades", tmp_path / "datasets", mirror=url, progress=False)
+    assert target == tmp_path / "datasets" / "facades"
+    assert sorted(p.name for p in target.iterdir()) == ["train", "val"]
+    assert check(target).ok
+    assert not list((tmp_path / "datasets").glob(".facades.extracting"))
+    # A second call keeps what is there.
+    (served / "facades.tar.gz").unlink()
+    assert download("facades", tmp_path / "datasets", mirror=url, progress=False) == target
+
+
+def test_interrupted_download_resumes_with_a_range_request(server, tmp_path):
+    url, served, handler = server
+    data = _facades_tar(served / "facades.tar.gz", tmp_path)
+    handler.cut_after = len(data) // 3
+    with pytest.raises(DataError, match="run the same command again to resume"):
+        download("facades", tmp_path / "datasets", mirror=url, progress=False)
+    part = tmp_path / "datasets" / ".downloads" / "facades.tar.gz.part"
+    assert part.stat().st_size == len(data) // 3 and not (tmp_path / "datasets" / "facades").exists()
+    download("facades", tmp_path / "datasets", mirror=url, progress=False)
+    assert handler.requests == [None, f"bytes={len(data) // 3}-"]
+    assert (tmp_path / "datasets" / ".downloads" / "facades.tar.gz").read_bytes() == data
+    assert check(tmp_path / "datasets" / "facades").ok
+
+
+def test_corrupt_archive_is_reported_and_deleted(server, tmp_path):
+    url, served, _ = server
+    data = bytearray(_facades_tar(served / "facades.tar.gz", tmp_path))
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # damaged in transit: gzip CRC fails
+    (served / "facades.tar.gz").write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"facades.tar.gz: corrupt archive .*deleted, run again"):
+        download("facades", tmp_path / "datasets", mirror=url, progress=False)
+    assert not (tmp_path / "datasets" / ".downloads" / "facades.tar.gz").exists()
+    assert not (tmp_path / "datasets" / "facades").exists()
+
+
+def test_cyclegan_zip_from_a_local_archive(tmp_path):
+    archive = tmp_path / "horse2zebra.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for folder in ("trainA", "trainB", "testA", "testB"):
+            img = write_image(tmp_path / "img" / f"{folder}.png", (16, 16))
+            z.write(img, f"horse2zebra/{folder}/0.png")
+    assert main(["download", "horse2zebra", "--root", str(tmp_path / "d"), "--archive", str(archive)]) == 0
+    assert check(tmp_path / "d" / "horse2zebra", "unaligned").counts == {
+        "trainA": 1, "trainB": 1, "testA": 1, "testB": 1}
+    assert archive.exists()  # the user's own file is never deleted
+
+
+def test_download_errors(tmp_path, capsys):
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as z:
+        z.writestr("../outside.txt", "x")
+    with pytest.raises(DataError, match="outside the target folder"):
+        extract(evil, tmp_path / "t")
+    assert not (tmp_path / "outside.txt").exists()
+    assert main(["download", "nosuchset", "--root", str(tmp_path)]) == 2
+    assert "unknown dataset 'nosuchset'" in capsys.readouterr().err
+    assert main(["download", "cityscapes"]) == 2
+    assert "cityscapes-dataset.com" in capsys.readouterr().err
+    # Nothing listening: a clear offline error, quickly.
+    assert main(["download", "facades", "--root", str(tmp_path), "--mirror", "http://127.0.0.1:9", "--timeout", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot download http://127.0.0.1:9/facades.tar.gz") and "--archive" in err
+    assert err.count("\n") == 1

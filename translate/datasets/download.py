@@ -1,0 +1,236 @@
+"""Download the reference pix2pix and CycleGAN datasets: resumable, size-checked, extracted safely.
+
+``python -m translate.datasets download NAME [--root datasets]`` fetches the archive the reference code's
+download scripts use into ``<root>/.downloads/`` (a ``.part`` file that a rerun continues with an HTTP range
+request), checks its size (and SHA-256 where one is recorded), and extracts it into ``<root>/NAME``.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import lzma
+import os
+import shutil
+import socket
+import tarfile
+import urllib.error
+import urllib.request
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from tqdm.auto import tqdm
+
+from translate.errors import DataError
+
+PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz"
+CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
+# Set to a base URL (or file:// folder) holding the same archive names, e.g. a lab mirror.
+MIRROR_ENV = "TRANSLATE_DATASET_MIRROR"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    kind: str  # pix2pix (aligned AB images) | cyclegan (trainA/trainB/testA/testB)
+    about: str  # approximate archive size, for the user
+    sha256: str | None = None  # recorded where known; None: the size from the server is checked
+
+    @property
+    def url(self) -> str:
+        return (PIX2PIX_URL if self.kind == "pix2pix" else CYCLEGAN_URL).format(name=self.name)
+
+    @property
+    def archive_name(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+
+DATASETS = {d.name: d for d in [
+    Dataset("facades", "pix2pix", "30 MB"),
+    Dataset("maps", "pix2pix", "250 MB"),
+    Dataset("edges2shoes", "pix2pix", "2.2 GB"),
+    Dataset("edges2handbags", "pix2pix", "8.6 GB"),
+    Dataset("night2day", "pix2pix", "1.9 GB"),
+    Dataset("horse2zebra", "cyclegan", "115 MB"),
+    Dataset("apple2orange", "cyclegan", "78 MB"),
+    Dataset("summer2winter_yosemite", "cyclegan", "130 MB"),
+    Dataset("monet2photo", "cyclegan", "300 MB"),
+    Dataset("cezanne2photo", "cyclegan", "270 MB"),
+    Dataset("ukiyoe2photo", "cyclegan", "280 MB"),
+    Dataset("vangogh2photo", "cyclegan", "300 MB"),
+    Dataset("iphone2dslr_flower", "cyclegan", "330 MB"),
+]}
+INSTRUCTIONS_ONLY = {
+    "cityscapes": "cityscapes needs a (free) account: download gtFine_trainvaltest.zip and leftImg8bit_trainvaltest.zip "
+                  "from https://www.cityscapes-dataset.com, then pair them with the reference repository's "
+                  "datasets/prepare_cityscapes_dataset.py and point data.root at the result",
+}
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def _fetch(url: str, part: Path, *, timeout: float, progress: bool) -> None:
+    """Download ``url`` into ``part``, continuing a partial file with a range request."""
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "translate-datasets"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and have:  # nothing left to send: the partial file is complete
+            return
+        raise DataError(f"{url}: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, socket.timeout, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise DataError(f"cannot download {url} ({reason}); offline? Fetch it by hand and pass --archive FILE, "
+                        f"or set {MIRROR_ENV}") from None
+    with response:
+        status = getattr(response, "status", 200)
+        if have and status != 206:  # the server ignored the range: start over
+            have = 0
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else None
+        where = f"resuming at {_size(have)} of " if have else ""
+        print(f"{url}: {where}{_size(total) if total else 'unknown size'}")
+        bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress,
+                   desc=part.name.removesuffix(".part"))
+        try:
+            with open(part, "ab" if have else "wb") as f:
+                while chunk := response.read(1 << 20):
+                    f.write(chunk)
+                    bar.update(len(chunk))
+        except (OSError, socket.timeout) as e:
+            raise DataError(f"download of {url} interrupted at {_size(part.stat().st_size)} ({e}); run the same "
+                            "command again to resume") from None
+        finally:
+            bar.close()
+    got = part.stat().st_size
+    if total is not None and got != total:
+        raise DataError(f"download of {url} stopped at {_size(got)} of {_size(total)}; run the same command again "
+                        "to resume")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _safe_members(names: list[str], archive: Path) -> None:
+    for name in names:
+        p = PurePosixPath(name)
+        if p.is_absolute() or ".." in p.parts:
+            raise DataError(f"{archive}: refuses to extract {name!r} (outside the target folder)")
+
+
+def _verify_compression(archive: Path) -> None:
+    """Read a gzip/bz2/xz stream to its end: its trailer checksum catches damage that tarfile, which stops at
+    the last member, would not."""
+    with open(archive, "rb") as f:
+        magic = f.read(6)
+    opener = {b"\x1f\x8b": gzip.open, b"BZ": bz2.open, b"\xfd7zXZ": lzma.open}
+    for prefix, open_ in opener.items():
+        if magic.startswith(prefix):
+            with open_(archive, "rb") as stream:
+                while stream.read(1 << 22):
+                    pass
+
+
+def extract(archive: Path, target: Path) -> Path:
+    """Extract a .tar.gz or .zip into ``target`` (atomically: a temporary folder renamed at the end); an archive
+    holding one top folder is unwrapped. A damaged archive raises DataError."""
+    tmp = target.parent / f".{target.name}.extracting"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z:
+                bad = z.testzip()  # CRC of every member
+                if bad is not None:
+                    raise DataError(f"{archive}: corrupt archive (bad CRC in {bad})")
+                _safe_members(z.namelist(), archive)
+                z.extractall(tmp)
+        else:
+            _verify_compression(archive)
+            with tarfile.open(archive, "r:*") as t:
+                members = t.getmembers()
+                _safe_members([m.name for m in members], archive)
+                members = [m for m in members if m.isfile() or m.isdir()]  # no links or devices
+                safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python's own guard too
+                t.extractall(tmp, members=members, **safe)
+    except DataError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(f"{archive}: corrupt archive ({first})") from None
+    entries = [p for p in tmp.iterdir() if not p.name.startswith(("__MACOSX", "."))]
+    inner = entries[0] if len(entries) == 1 and entries[0].is_dir() else tmp
+    shutil.rmtree(target, ignore_errors=True)
+    inner.rename(target)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def download(name: str, root: str | Path = "datasets", *, archive: str | Path | None = None,
+             mirror: str | None = None, force: bool = False, timeout: float = 30.0, progress: bool = True) -> Path:
+    """Fetch dataset ``name`` into ``<root>/<name>`` and return that folder.
+
+    ``archive``: use this local file instead of downloading. ``mirror`` (or $TRANSLATE_DATASET_MIRROR): a base URL
+    with the same archive names. An existing dataset folder is kept unless ``force``.
+    """
+    if name in INSTRUCTIONS_ONLY:
+        raise DataError(INSTRUCTIONS_ONLY[name])
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(sorted([*DATASETS, *INSTRUCTIONS_ONLY]))}")
+    spec = DATASETS[name]
+    root = Path(root)
+    target = root / name
+    if target.is_dir() and any(target.iterdir()) and not force:
+        print(f"{target} already exists (use --force to download again)")
+        return target
+    if archive is not None:
+        path = Path(archive)
+        if not path.is_file():
+            raise DataError(f"{path}: no such file")
+    else:
+        downloads = root / ".downloads"
+        downloads.mkdir(parents=True, exist_ok=True)
+        path = downloads / spec.archive_name
+        if force:
+            path.unlink(missing_ok=True)
+        if not path.exists():
+            base = mirror or os.environ.get(MIRROR_ENV)
+            url = f"{base.rstrip('/')}/{spec.archive_name}" if base else spec.url
+            print(f"{name}: about {spec.about} from {url}")
+            part = path.with_name(path.name + ".part")
+            _fetch(url, part, timeout=timeout, progress=progress)
+            part.rename(path)
+    if spec.sha256 is not None and archive is None:
+        digest = _sha256(path)
+        if digest != spec.sha256:
+            path.unlink()
+            raise DataError(f"{path}: SHA-256 {digest[:12]}... is not the recorded {spec.sha256[:12]}...; deleted, "
+                            "run again to download it afresh")
+    try:
+        extract(path, target)
+    except DataError as e:
+        if archive is None:
+            path.unlink(missing_ok=True)  # a fresh download on the next run
+            raise DataError(f"{e}; deleted, run again to download it afresh") from None
+        raise
+    print(f"{name}: extracted to {target}")
+    return target
