@@ -54,10 +54,10 @@ def write_image(path: Path, size: tuple[int, int] = (40, 36), seed: int = 0, mod
 def aligned_root(tmp_path) -> Path:
     """root/{train,val}/{A,B}/NNN.png, 6 train and 2 val pairs of 40x36 images."""
     root = tmp_path / "aligned"
-    for split, n in (("train", 6), ("val", 2)):
+    for split, n, first in (("train", 6, 0), ("val", 2, 50)):  # distinct images: no leak between splits
         for i in range(n):
-            write_image(root / split / "A" / f"{i:03d}.png", seed=i)
-            write_image(root / split / "B" / f"{i:03d}.png", seed=100 + i)
+            write_image(root / split / "A" / f"{i:03d}.png", seed=first + i)
+            write_image(root / split / "B" / f"{i:03d}.png", seed=100 + first + i)
     return root
 
 
@@ -65,9 +65,9 @@ def aligned_root(tmp_path) -> Path:
 def unaligned_root(tmp_path) -> Path:
     """root/{trainA,trainB,valA,valB}: 5 A and 4 B training images."""
     root = tmp_path / "unaligned"
-    for folder, n in (("trainA", 5), ("trainB", 4), ("valA", 2), ("valB", 2)):
+    for folder, n, first in (("trainA", 5, 200), ("trainB", 4, 300), ("valA", 2, 400), ("valB", 2, 500)):
         for i in range(n):
-            write_image(root / folder / f"{i:03d}.png", seed=hash(folder) % 1000 + i)
+            write_image(root / folder / f"{i:03d}.png", seed=first + i)
     return root
 
 

@@ -334,3 +334,19 @@ def test_images_smaller_than_the_crop_are_skipped(tmp_path):
     with pytest.warns(UserWarning, match=r"1.png: size \(20, 20\) is smaller than data.crop_size=32; skipped"):
         item = ds[(1, 0)]
     assert item["A"].shape[-2:] == (32, 32)
+
+
+def test_training_checks_the_dataset_first(tiny_cfg, aligned_root):
+    """The same checks as `python -m translate.datasets check`: a val image that is also a training image stops
+    the run before any step, with one line; trainer.check_data=off trains anyway."""
+    from translate.errors import DataError
+
+    leaked = aligned_root / "train" / "A" / "000.png"
+    (aligned_root / "val" / "A" / "000.png").write_bytes(leaked.read_bytes())
+    overrides = ("data=aligned", "generator=unet_64", f"data.root={aligned_root}", "data.load_size=64",
+                 "data.crop_size=64", "trainer.max_steps=1")
+    with pytest.raises(DataError, match=r"000.png: the same image is in train and val; .*trainer.check_data=off"):
+        fit(tiny_cfg(*overrides))
+    assert fit(tiny_cfg(*overrides, "trainer.check_data=off"))["step"] == 1
+    with pytest.raises(Exception, match="trainer.check_data='some'"):
+        fit(tiny_cfg(*overrides, "trainer.check_data=some"))

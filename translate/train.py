@@ -113,7 +113,9 @@ class Trainer:
         self.model: TranslationModel = build_model(cfg)
         self.data = build(cfg.data)
         self._check_sizes()
-        self.dataset = self.data.train_dataset()
+        self.dataset = self.data.train_dataset()  # first: its errors name a missing folder or split best
+        if self.main:
+            self._check_data(t.get("check_data", "quick"))
         batch_size = self.data.batch_size
         self.steps_per_epoch = len(self.dataset) // self.world // batch_size
         if self.steps_per_epoch == 0:
@@ -191,6 +193,31 @@ class Trainer:
         if cfg.checkpoint.mode not in ("min", "max"):
             raise ConfigError(f"checkpoint.mode={cfg.checkpoint.mode!r} is not one of min, max")
         self.best: dict[str, float] = getattr(self, "best", {})
+
+    def _check_data(self, how: str) -> None:
+        """``python -m translate.datasets check`` on the dataset before training: layout problems (A/B name
+        mismatches, empty folders, images shared between splits) stop the run; unreadable files are reported and
+        skipped by the loader."""
+        from translate.data import AlignedData, UnalignedData
+        from translate.datasets import check
+
+        if how not in ("quick", "full", "off"):
+            raise ConfigError(f"trainer.check_data={how!r} is not one of quick, full, off")
+        if how == "off":
+            return
+        mode = "aligned" if isinstance(self.data, AlignedData) else "unaligned" if isinstance(
+            self.data, UnalignedData) else "single"
+        report = check(self.data.root, mode, quick=how == "quick")
+        for line in report.warnings:
+            print(f"warning: {line}", file=sys.stderr)
+        if report.unreadable:
+            print(f"warning: {len(report.unreadable)} unreadable image(s) will be skipped, e.g. "
+                  f"{report.unreadable[0]}", file=sys.stderr)
+        problems = report.layout_errors
+        if problems:
+            more = f" (and {len(problems) - 1} more: python -m translate.datasets check {self.data.root})" if len(
+                problems) > 1 else ""
+            raise DataError(f"{problems[0]}{more}; fix the dataset or set trainer.check_data=off")
 
     def _wrap_ddp(self, cfg: DictConfig) -> None:
         """Wrap every network in DistributedDataParallel (gradients averaged across processes)."""

@@ -27,6 +27,12 @@ class Report:
     sizes: Counter = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # also in errors; training skips these files
+
+    @property
+    def layout_errors(self) -> list[str]:
+        """Errors other than unreadable files: problems training cannot work around (or should not)."""
+        return [e for e in self.errors if e not in self.unreadable]
 
     @property
     def ok(self) -> bool:
@@ -57,6 +63,7 @@ def _inspect(path: Path, report: Report, quick: bool) -> str | None:
                 im.load()  # decode everything: truncated files fail here
     except DataError as e:
         report.errors.append(str(e))
+        report.unreadable.append(str(e))
         return None
     return hashlib.sha1(path.read_bytes()).hexdigest()
 
