@@ -238,6 +238,10 @@ def test_wandb_offline_run_writes_its_files(tmp_path, tiny_cfg, aligned_root, mo
     fit(cfg)
     runs = list((Path(cfg.run_dir) / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
+    # The validation table of input | output | target images (the final step validates).
+    tables = list(runs[0].glob("files/media/table/val/images_*.table.json"))
+    table = json.loads(tables[0].read_text()) if len(tables) == 1 else {}
+    assert table["columns"] == ["index", "input", "output", "target"] and len(table["data"]) == 2  # 2 val pairs
     err = capsys.readouterr().err
     assert "wandb sync" in err
 
@@ -350,3 +354,9 @@ def test_training_checks_the_dataset_first(tiny_cfg, aligned_root):
     assert fit(tiny_cfg(*overrides, "trainer.check_data=off"))["step"] == 1
     with pytest.raises(Exception, match="trainer.check_data='some'"):
         fit(tiny_cfg(*overrides, "trainer.check_data=some"))
+
+
+def test_fixed_images_are_spread_over_the_split():
+    from translate.train import _spread
+
+    assert _spread(4, 10) == [0, 3, 6, 9] and _spread(32, 2) == [0, 1] and _spread(1, 5) == [0] and _spread(3, 0) == []

@@ -83,7 +83,8 @@ class StopRequest:
 def _spread(n: int, size: int) -> list[int]:
     """``n`` indices spread evenly over ``range(size)``: files are sorted by name, so the first n could all come
     from one source (one photo, one scene)."""
-    return sorted({round(i * (size - 1) / max(n - 1, 1)) for i in range(min(n, size))})
+    k = min(n, size)
+    return sorted({round(i * (size - 1) / max(k - 1, 1)) for i in range(k)})
 
 
 class Trainer:
