@@ -13,31 +13,28 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 
+def _private_env(name: str, path: Path):
+    """Point environment variable ``name`` at ``path`` for the session, then restore it."""
+    old = os.environ.get(name)
+    os.environ[name] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = old
+
+
 @pytest.fixture(scope="session", autouse=True)
 def demo_cache(tmp_path_factory) -> Path:
     """Keep the demo's rendered data out of the user's cache."""
-    path = tmp_path_factory.mktemp("cache")
-    old = os.environ.get("TRANSLATE_CACHE")
-    os.environ["TRANSLATE_CACHE"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("TRANSLATE_CACHE", None)
-    else:
-        os.environ["TRANSLATE_CACHE"] = old
+    yield from _private_env("TRANSLATE_CACHE", tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def empty_torch_hub(tmp_path_factory) -> Path:
     """No cached pretrained weights (LPIPS, Inception) from the user's machine: tests see what CI sees, and a
     test that wants weights puts stand-ins here."""
-    path = tmp_path_factory.mktemp("torch_home")
-    old = os.environ.get("TORCH_HOME")
-    os.environ["TORCH_HOME"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("TORCH_HOME", None)
-    else:
-        os.environ["TORCH_HOME"] = old
+    yield from _private_env("TORCH_HOME", tmp_path_factory.mktemp("torch_home"))
 
 
 def write_image(path: Path, size: tuple[int, int] = (40, 36), seed: int = 0, mode: str = "RGB") -> Path:

@@ -44,3 +44,12 @@ def test_bench_cli_rejects_unknown_settings(capsys):
     assert "unknown setting(s) bench.stepz" in capsys.readouterr().err
     assert main(["infer", "sizee=3"]) == 2
     assert main([]) == 2
+
+
+def test_train_bench_keeps_a_named_experiment(tmp_path):
+    from translate.bench.train import compose_bench
+    from translate.config import compose
+
+    cfg = compose(compose_bench(["experiment=sketch2photo", "generator.ngf=8"], tmp_path))
+    assert cfg.data.batch_size == 4 and cfg.generator.ngf == 8 and cfg.data.root == str(tmp_path)
+    assert compose(compose_bench(["generator.ngf=8"], tmp_path)).data.batch_size == 1  # reference defaults

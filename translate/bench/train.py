@@ -76,7 +76,10 @@ def compose_bench(overrides: list[str], root: Path) -> Any:
     """The training config under test, with synthetic images written to ``root`` in the right layout."""
     from translate.config import compose
 
-    base = ["~experiment", "logger=none", "trainer.progress_bar=false", "trainer.num_samples=0"]
+    # The reference defaults unless an experiment is named (deleting the default demo would drop it too).
+    chosen = any(o.startswith("experiment=") for o in overrides)
+    base = [*([] if chosen else ["~experiment"]), "logger=none", "trainer.progress_bar=false",
+            "trainer.num_samples=0"]
     probe = compose(base + overrides + ["data.root=unused"])
     unaligned = probe.model._target_.endswith("CycleGAN")
     data_choice = [] if any(o.startswith("data=") for o in overrides) else [
