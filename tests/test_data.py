@@ -218,3 +218,32 @@ def test_demo_data_is_written_once(tmp_path):
     d2n = day2night(root=str(tmp_path / "d2n"), size=32, num_train=3, num_val=1, load_size=32, crop_size=32)
     assert len(d2n.train_dataset()) == 3
     assert not list(tmp_path.glob(".*"))  # no temporary folders left behind
+
+
+def test_val_holdout_stands_in_for_a_missing_val_split(aligned_root, unaligned_root):
+    """data.val_holdout: without a val split, a fixed part of train validates and is left out of training."""
+    import shutil
+
+    settings = dict(load_size=32, crop_size=32, num_workers=0)
+    with_val = AlignedData(root=aligned_root, val_holdout=0.34, **settings)
+    assert not with_val.holding_out() and len(with_val.train_dataset()) == 6  # a val split wins
+    shutil.rmtree(aligned_root / "val")
+    with pytest.raises(DataError, match="no 'val' split"):
+        AlignedData(root=aligned_root, **settings).val_dataset()
+    data = AlignedData(root=aligned_root, val_holdout=0.34, **settings)
+    train, val = data.train_dataset(), data.val_dataset()
+    assert len(train) == 4 and len(val) == 2 and not set(train.pairs) & set(val.pairs)
+    assert sorted(train.pairs + val.pairs) == sorted(AlignedData(root=aligned_root, **settings).train_dataset().pairs)
+    assert val.pairs == AlignedData(root=aligned_root, val_holdout=0.34, **settings).val_dataset().pairs  # fixed
+    assert val.transform.train is False and train.transform.train is True
+    assert data.sample_dataset().pairs == val.pairs
+    assert len(AlignedData(root=aligned_root, val_holdout=0.01, **settings).val_dataset()) == 1  # at least one
+
+    for folder in ("valA", "valB"):
+        shutil.rmtree(unaligned_root / folder)
+    udata = UnalignedData(root=unaligned_root, val_holdout=0.25, **settings)
+    utrain, uval = udata.train_dataset(), udata.val_dataset()
+    assert (len(utrain.files_A), len(utrain.files_B), len(uval.files_A), len(uval.files_B)) == (4, 3, 1, 1)
+    assert not set(utrain.files_A) & set(uval.files_A) and not set(utrain.files_B) & set(uval.files_B)
+    with pytest.raises(ConfigError, match="data.val_holdout=1"):
+        AlignedData(root=aligned_root, val_holdout=1, **settings)

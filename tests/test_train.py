@@ -356,6 +356,18 @@ def test_training_checks_the_dataset_first(tiny_cfg, aligned_root):
         fit(tiny_cfg(*overrides, "trainer.check_data=some"))
 
 
+def test_validation_on_a_held_out_part_of_train(tmp_path, tiny_cfg, aligned_root, capsys):
+    import shutil
+
+    shutil.rmtree(aligned_root / "val")
+    overrides = ("data=aligned", "generator=unet_64", f"data.root={aligned_root}", "data.load_size=64",
+                 "data.crop_size=64", "trainer.max_steps=2")
+    assert "val/ssim" not in fit(tiny_cfg(*overrides))
+    assert "No 'val' split: validation metrics are off (data.val_holdout=0.05" in capsys.readouterr().err
+    result = fit(tiny_cfg(*overrides, "data.val_holdout=0.34", f"run_dir={tmp_path / 'held'}"))
+    assert {"val/l1", "val/psnr", "val/ssim"} <= result.keys() and result["step"] == 2
+
+
 def test_fixed_images_are_spread_over_the_split():
     from translate.train import _spread
 

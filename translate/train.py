@@ -408,10 +408,11 @@ class Trainer:
         if n <= 0:
             return []
         try:
-            dataset = self.data.dataset(self.data.val_split, train=False)
+            dataset = self.data.val_dataset()
         except DataError:
             if self.main:
-                print(f"No '{self.data.val_split}' split: validation metrics are off", file=sys.stderr)
+                print(f"No '{self.data.val_split}' split: validation metrics are off (data.val_holdout=0.05 "
+                      "validates on 5% of the training images instead)", file=sys.stderr)
             return []
         items = [dataset[(i, i)] for i in _spread(n, len(dataset))]
         batches, size = [], max(1, int(self.data.batch_size))

@@ -88,6 +88,20 @@ class ImageDataset(Dataset):
         raise DataError(f"{type(self).__name__}: no sample could be decoded")
 
 
+def holdout_mask(n: int, fraction: float, seed: int = 0) -> list[bool]:
+    """Which of ``n`` items are held out for validation: ``round(n * fraction)`` of them (at least one, and
+    never all), drawn with a fixed seed so the same files are held out on every run, resume and rank."""
+    if fraction <= 0 or n < 2:
+        return [False] * n
+    k = min(n - 1, max(1, round(n * fraction)))
+    chosen = set(torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k].tolist())
+    return [i in chosen for i in range(n)]
+
+
+def _part(items: list, fraction: float, held: bool) -> list:
+    return [x for x, h in zip(items, holdout_mask(len(items), fraction)) if h == held]
+
+
 def _stem_map(files: list[Path], folder: Path) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for f in files:
@@ -138,6 +152,11 @@ class AlignedDataset(ImageDataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def hold_out(self, fraction: float, *, held: bool) -> AlignedDataset:
+        """Keep only the held-out pairs (``held=True``) or only the rest."""
+        self.pairs = _part(self.pairs, fraction, held)
+        return self
+
     def load(self, index: int, seed: int) -> dict:
         path_A, path_B = self.pairs[index]
         if self.layout == "ab":
@@ -182,6 +201,11 @@ class UnalignedDataset(ImageDataset):
     def __len__(self) -> int:
         return max(len(self.files_A), len(self.files_B))
 
+    def hold_out(self, fraction: float, *, held: bool) -> UnalignedDataset:
+        """Keep only the held-out A and B images (``held=True``) or only the rest; each domain on its own."""
+        self.files_A, self.files_B = _part(self.files_A, fraction, held), _part(self.files_B, fraction, held)
+        return self
+
     def load(self, index: int, seed: int) -> dict:
         path_A = self.files_A[index % len(self.files_A)]
         if self.serial:
@@ -212,6 +236,11 @@ class SingleDataset(ImageDataset):
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def hold_out(self, fraction: float, *, held: bool) -> SingleDataset:
+        """Keep only the held-out images (``held=True``) or only the rest."""
+        self.files = _part(self.files, fraction, held)
+        return self
 
     def load(self, index: int, seed: int) -> dict:
         (A,) = self._transform(self.files[index], load_image(self.files[index], self.input_nc))

@@ -30,6 +30,7 @@ class ImageData:
         max_size: int | None = None,
         train_split: str = "train",
         val_split: str = "val",
+        val_holdout: float = 0.0,
     ):
         if root is None or str(root) in ("", "???"):
             raise ConfigError("data.root is not set: give the dataset folder, e.g. data.root=/data/facades")
@@ -43,7 +44,9 @@ class ImageData:
         self.input_nc, self.output_nc = input_nc, output_nc
         self.batch_size, self.num_workers = batch_size, num_workers
         self.size_multiple, self.max_size = size_multiple, max_size
-        self.train_split, self.val_split = train_split, val_split
+        if not 0 <= val_holdout < 1:
+            raise ConfigError(f"data.val_holdout={val_holdout}: a fraction of the training images, 0 <= f < 1")
+        self.train_split, self.val_split, self.val_holdout = train_split, val_split, val_holdout
 
     def transform(self, train: bool) -> PairedTransform:
         return PairedTransform(
@@ -58,13 +61,29 @@ class ImageData:
     def dataset(self, split: str, *, train: bool = True) -> Dataset:
         raise NotImplementedError
 
+    def has_split(self, split: str) -> bool:
+        """Whether the folders of ``split`` exist (their contents are checked when the dataset is built)."""
+        raise NotImplementedError
+
+    def holding_out(self) -> bool:
+        """True when part of train stands in for a missing val split (``val_holdout`` > 0)."""
+        return self.val_holdout > 0 and not self.has_split(self.val_split)
+
     def train_dataset(self) -> Dataset:
-        return self.dataset(self.train_split, train=True)
+        """The train split, less the held-out part when ``holding_out()``."""
+        dataset = self.dataset(self.train_split, train=True)
+        return dataset.hold_out(self.val_holdout, held=False) if self.holding_out() else dataset
+
+    def val_dataset(self) -> Dataset:
+        """The val split; without one, the held-out part of train (``val_holdout``). DataError if neither."""
+        if self.holding_out():
+            return self.dataset(self.train_split, train=False).hold_out(self.val_holdout, held=True)
+        return self.dataset(self.val_split, train=False)
 
     def sample_dataset(self) -> Dataset:
-        """Fixed inputs for sample grids: the val split when there is one, else the training images."""
+        """Fixed inputs for sample grids: the val split (or held-out part) when there is one, else train."""
         try:
-            return self.dataset(self.val_split, train=False)
+            return self.val_dataset()
         except DataError:  # a missing val split is normal
             return self.dataset(self.train_split, train=False)
 
@@ -77,6 +96,9 @@ class AlignedData(ImageData):
             self.root, split, self.transform(train), input_nc=self.input_nc, output_nc=self.output_nc,
             max_size=self.max_size,
         )
+
+    def has_split(self, split: str) -> bool:
+        return (self.root / split).is_dir() or (self.root / "A" / split).is_dir()
 
 
 class UnalignedData(ImageData):
@@ -92,6 +114,9 @@ class UnalignedData(ImageData):
             serial=self.serial or not train, max_size=self.max_size,
         )
 
+    def has_split(self, split: str) -> bool:
+        return (self.root / f"{split}A").is_dir() or (self.root / f"{split}B").is_dir()
+
 
 class SingleData(ImageData):
     """One folder of images (inference or evaluation inputs)."""
@@ -100,3 +125,6 @@ class SingleData(ImageData):
         return SingleDataset(
             self.root, split, self.transform(train), input_nc=self.input_nc, max_size=self.max_size
         )
+
+    def has_split(self, split: str) -> bool:
+        return (self.root / split).is_dir()
