@@ -34,6 +34,24 @@ def test_known_noise_level():
     assert ssim(noisy, target).item() < 0.5 < ssim(pred, target).item()
 
 
+def test_psnr_mean_counts_exact_images_as_the_cap():
+    """One exact reproduction among worse images must not drop out of the mean (it would leave only the worst)."""
+    target = torch.zeros(2, 3, 16, 16)
+    pred = target.clone()
+    pred[1] += 0.2  # 20 dB
+    mean = evaluate_paired(torch.nn.Identity(), [{"A": pred, "B": target}], device="cpu")["val/psnr"]
+    assert mean == pytest.approx((metrics.PSNR_CAP + 20.0) / 2, abs=1e-3)
+    nan = torch.full((1,), float("nan"))
+    assert math.isnan(metrics._mean([torch.tensor([20.0]), nan], psnr_cap=True))  # NaN outputs are not hidden
+
+
+def test_metric_files_are_strict_json():
+    from translate.fsutil import json_text
+
+    text = json_text({"val/psnr": float("inf"), "val/fid": float("nan"), "rows": [1.0, float("-inf")]})
+    assert json.loads(text) == {"val/psnr": None, "val/fid": None, "rows": [1.0, None]}
+
+
 def test_evaluate_paired_uses_eval_mode_and_restores_it():
     G = torch.nn.Sequential(torch.nn.Dropout(0.5))
     G.train()
@@ -47,17 +65,35 @@ def test_evaluate_paired_uses_eval_mode_and_restores_it():
 @pytest.mark.slow
 def test_best_checkpoint_follows_the_monitored_metric(tiny_cfg, aligned_root):
     cfg = tiny_cfg("data=aligned", "generator=unet_64", f"data.root={aligned_root}", "data.load_size=64",
-                   "data.crop_size=64", "trainer.max_steps=6", "trainer.val_every=1", "checkpoint.monitor=val/l1",
-                   "checkpoint.mode=min")
-    result = fit(cfg)
+                   "data.crop_size=64", "trainer.max_steps=6", "trainer.val_every=1", "checkpoint.monitor=val/l1")
+    result = fit(cfg)  # checkpoint.mode=auto: lower L1 is better
     run = Path(cfg.run_dir)
-    vals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "val/l1" in line]
+
+    def strict(name: str):
+        raise ValueError(f"{name} in metrics.jsonl")
+
+    lines = [json.loads(line, parse_constant=strict) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    vals = [v for v in lines if "val/l1" in v]
     assert [v["step"] for v in vals] == [1, 2, 3, 4, 5, 6]
     best = min(vals, key=lambda v: v["val/l1"])
     ckpt = load_checkpoint(run / "checkpoints" / "best.pt")
     assert ckpt["step"] == best["step"] and ckpt["best"]["val/l1"] == pytest.approx(best["val/l1"])
     assert result["best/val/l1"] == pytest.approx(best["val/l1"]) and result["best/step"] == best["step"]
     assert {"val/psnr", "val/ssim"} <= vals[0].keys()
+
+
+def test_best_checkpoint_mode_must_fit_the_metric(tiny_cfg, aligned_root, capsys):
+    base = ("data=aligned", "generator=unet_64", f"data.root={aligned_root}", "data.load_size=64",
+            "data.crop_size=64", "trainer.max_steps=1")
+    with pytest.raises(ConfigError, match="checkpoint.mode=max would keep the worst val/l1 .lower is better"):
+        fit(tiny_cfg(*base, "checkpoint.monitor=val/l1", "checkpoint.mode=max"))
+    with pytest.raises(ConfigError, match="checkpoint.monitor=val/mine: .*set checkpoint.mode=min or max"):
+        fit(tiny_cfg(*base, "checkpoint.monitor=val/mine"))
+    cfg = tiny_cfg(*base, "checkpoint.monitor=val/mine", "checkpoint.mode=min")
+    fit(cfg)
+    err = capsys.readouterr().err
+    assert "checkpoint.monitor=val/mine is not among the validation metrics (" in err and "best.pt is not kept" in err
+    assert not (Path(cfg.run_dir) / "checkpoints" / "best.pt").exists()
 
 
 # ----------------------------------------------------------------- LPIPS, FID, KID
@@ -111,6 +147,19 @@ def test_fid_and_kid_with_a_stand_in_extractor():
         {"fid": float("nan"), "kid": float("nan")}, nan_ok=True)
 
 
+def test_distribution_metrics_follow_the_extractor_device():
+    """torchmetrics must not probe an extractor already on the GPU with a CPU image (meta stands in for the GPU
+    here), and compute() must not wait on other processes (only rank 0 validates under torchrun)."""
+    class OnItsDevice(TinyFeatures):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            assert x.device == self.conv1.weight.device, f"input on {x.device}, weights on {self.conv1.weight.device}"
+            return super().forward(x)
+
+    d = metrics.DistributionMetrics(OnItsDevice().to("meta"), device="meta")
+    assert d.fid.real_features_sum.shape == (16,) and d.fid.real_features_sum.device.type == "meta"
+    assert not d.fid.sync_on_compute and not d.kid.sync_on_compute
+
+
 def test_kid_leaves_the_training_rng_alone():
     d = metrics.DistributionMetrics(TinyFeatures())
     d.update(torch.rand(6, 3, 16, 16) * 2 - 1, real=True)
@@ -158,7 +207,7 @@ def _jsonl(run: Path) -> list[dict]:
 def test_cyclegan_validates_with_fid_kid_and_keeps_best(tiny_cfg, unaligned_root):
     cfg = tiny_cfg("model=cyclegan", "generator=resnet_6blocks", "data=unaligned", f"data.root={unaligned_root}",
                    "trainer.max_steps=3", "trainer.val_every=1", "+metrics.features._target_=stand_ins.TinyFeatures")
-    assert cfg.checkpoint.monitor == "val/kid" and cfg.checkpoint.mode == "min"  # model=cyclegan's choice
+    assert cfg.checkpoint.monitor == "val/kid" and cfg.checkpoint.mode == "auto"  # model=cyclegan's choice
     result = fit(cfg)
     run = Path(cfg.run_dir)
     vals = [row for row in _jsonl(run) if "val/kid" in row]

@@ -22,6 +22,13 @@ def test_plot_metrics(tmp_path):
         assert im.width > 2.5 * im.height  # three panels side by side: loss/G/l1, val/psnr, val/ssim
     assert main([str(tmp_path)]) == 0 and (tmp_path / "metrics.png").is_file()
     assert main([str(tmp_path), "--keys", "val/fid"]) == 2
+    # A resumed run logs again the steps after its checkpoint (the latest value wins); a run killed mid-write
+    # leaves a cut line (skipped, with a warning).
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 20, "val/ssim": 0.45}) + "\n" + '{"step": 40, "val/ss')
+    with pytest.warns(UserWarning, match=r"metrics.jsonl: skipped 1 line\(s\) that are not metrics \(line 7\)"):
+        series = read_metrics(tmp_path)
+    assert series["val/ssim"] == [(20, 0.45), (30, 0.5)]
     (tmp_path / "metrics.jsonl").write_text("not json\n")
-    with pytest.raises(DataError, match="metrics.jsonl:1: not a metrics line"):
-        read_metrics(tmp_path)
+    with pytest.warns(UserWarning):
+        assert read_metrics(tmp_path) == {}

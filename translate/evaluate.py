@@ -7,7 +7,6 @@ Any checkpoint infer.py takes (ours, reference ``.pth``, safetensors). Writes ``
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from contextlib import nullcontext
@@ -21,7 +20,7 @@ from torch.utils.data import DataLoader
 from translate.checkpoint import load_checkpoint
 from translate.config import build, to_container
 from translate.errors import ConfigError
-from translate.fsutil import atomic_write
+from translate.fsutil import atomic_write, json_text
 from translate.logging import sample_grid
 from translate.metrics import DistributionMetrics, evaluate_paired, inception_features, lpips_model
 from translate.models.base import to_rgb
@@ -149,7 +148,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "skipped": skipped,
         "config": to_container(cfg),
     }
-    text = json.dumps(report, indent=2, default=str)
+    text = json_text(report, indent=2, default=str)
     atomic_write(run_dir / "metrics.json", lambda f: f.write(text.encode()))
     if shown["input"]:
         columns = [to_rgb(torch.cat(v)[: int(cfg.grid_images)]) for v in shown.values()]

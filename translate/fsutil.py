@@ -1,12 +1,14 @@
-"""Atomic file writes: readers (and a crash) never see a half-written file."""
+"""Atomic file writes: readers (and a crash) never see a half-written file. Strict JSON text."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 # mkstemp creates files readable by the owner only; give outputs the usual permissions instead.
 _UMASK = os.umask(0)
@@ -31,3 +33,19 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def json_text(obj: Any, **kwargs: Any) -> str:
+    """``json.dumps`` with inf and NaN written as null: strict JSON parsers (and jq, JavaScript) reject the
+    bare ``Infinity``/``NaN`` that Python writes by default."""
+    return json.dumps(_finite(obj), allow_nan=False, **kwargs)

@@ -6,7 +6,6 @@ with no credentials, or no server reachable within a couple of seconds, W&B runs
 
 from __future__ import annotations
 
-import json
 import netrc
 import os
 import socket
@@ -19,6 +18,7 @@ import torch
 from torchvision.utils import make_grid
 
 from translate.data.io import atomic_write_bytes, save_image
+from translate.fsutil import json_text
 
 
 class RunFolder:
@@ -31,7 +31,7 @@ class RunFolder:
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         with open(self.metrics_path, "a") as f:
-            f.write(json.dumps({"step": step, **metrics}) + "\n")
+            f.write(json_text({"step": step, **metrics}) + "\n")
 
     def save_grid(self, columns: list[torch.Tensor], step: int) -> Path:
         """One row per sample, one column per image kind (e.g. input | output | target)."""

@@ -20,8 +20,9 @@ from torch import nn
 
 from translate.errors import ConfigError
 
-HIGHER_IS_BETTER = {"val/psnr": True, "val/ssim": True, "val/l1": False, "val/lpips": False, "val/fid": False,
-                    "val/kid": False}
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "lpips": False, "fid": False, "kid": False}
+# An exact reproduction has infinite PSNR; in a mean over images it counts as this (the PSNR of an MSE of 1e-10).
+PSNR_CAP = 100.0
 # torch-fidelity's port of the TF Inception used by the FID paper (torchmetrics' FID and KID use it).
 INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 LPIPS_BACKBONES = {
@@ -63,11 +64,21 @@ def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (pred.float() - target.float()).abs().flatten(1).mean(1)
 
 
-def _mean(values: list[torch.Tensor], finite_only: bool = False) -> float:
+def higher_is_better(key: str) -> bool | None:
+    """Whether a larger value of metric ``key`` (``val/ssim``, ``val/BtoA/kid``, ``psnr``) is better; None for a
+    metric this module does not make."""
+    return HIGHER_IS_BETTER.get(key.rsplit("/", 1)[-1])
+
+
+def _mean(values: list[torch.Tensor], psnr_cap: bool = False) -> float:
+    """The mean; for PSNR (``psnr_cap``) exact reproductions count as PSNR_CAP dB unless all images are exact
+    (then inf), so one exact image cannot hide the others. NaN stays NaN."""
     v = torch.cat(values) if values else torch.empty(0)
-    if finite_only and torch.isfinite(v).any():
-        v = v[torch.isfinite(v)]  # an exact reproduction has infinite PSNR
-    return float(v.mean()) if v.numel() else float("nan")
+    if not v.numel():
+        return float("nan")
+    if psnr_cap and not (torch.isinf(v) & (v > 0)).all():
+        v = torch.where(torch.isinf(v) & (v > 0), torch.full_like(v, PSNR_CAP), v)
+    return float(v.mean())
 
 
 @torch.no_grad()
@@ -77,7 +88,8 @@ def evaluate_paired(G: nn.Module, batches: Iterable[dict[str, torch.Tensor]], *,
                     on_batch=None) -> dict[str, float]:
     """Average L1, PSNR, SSIM (and LPIPS with ``lpips_net``; FID/KID with ``distribution``) of ``G(source)``
     against ``target`` over ``batches``, with G in eval mode. ``autocast`` wraps G only: metrics run in fp32.
-    ``on_batch(x, out, y)`` sees every batch (for grids and tables). PSNR averages the finite values."""
+    ``on_batch(x, out, y)`` sees every batch (for grids and tables). In the PSNR mean an exact reproduction
+    counts as PSNR_CAP dB (inf when every image is exact)."""
     was_training = G.training
     G.eval()
     totals: dict[str, list[torch.Tensor]] = {"l1": [], "psnr": [], "ssim": []}
@@ -104,7 +116,7 @@ def evaluate_paired(G: nn.Module, batches: Iterable[dict[str, torch.Tensor]], *,
                 on_batch(x, out, y)
     finally:
         G.train(was_training)
-    result = {f"{prefix}{k}": _mean(v, finite_only=k == "psnr") for k, v in totals.items()}
+    result = {f"{prefix}{k}": _mean(v, psnr_cap=k == "psnr") for k, v in totals.items()}
     if distribution is not None:
         distribution.max_real = distribution.num_real  # the real set is complete: encode it only once
         result |= {f"{prefix}{k}": v for k, v in distribution.compute().items()}
@@ -178,6 +190,12 @@ class _SharedFeatures(nn.Module):
         super().__init__()
         self.net = net
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None
+        # torchmetrics reads the feature size from here; without it, it probes the network with a CPU image,
+        # which fails once the network is on the GPU.
+        param = next(net.parameters(), None)
+        probe = torch.zeros(1, 3, 299, 299, dtype=torch.uint8, device=param.device if param is not None else "cpu")
+        with torch.no_grad():
+            self.num_features = int(net(probe).shape[-1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._last is not None and self._last[0] is x:
@@ -224,10 +242,13 @@ class DistributionMetrics:
         from torchmetrics.image.kid import KernelInceptionDistance
 
         shared = _SharedFeatures(features.eval())
-        self.fid = FrechetInceptionDistance(feature=shared, reset_real_features=False).to(device)
+        # sync_on_compute=False: only rank 0 validates under torchrun; a cross-process gather would wait forever.
+        self.fid = FrechetInceptionDistance(feature=shared, reset_real_features=False,
+                                            sync_on_compute=False).to(device)
         with warnings.catch_warnings():  # KID keeps its features in memory: a few thousand at most here
             warnings.simplefilter("ignore", UserWarning)
-            self.kid = KernelInceptionDistance(feature=shared, reset_real_features=False).to(device)
+            self.kid = KernelInceptionDistance(feature=shared, reset_real_features=False,
+                                               sync_on_compute=False).to(device)
         self.device = device
         self.num_real = self.num_fake = 0
         self.max_real = sys.maxsize  # evaluate_* set it once the real set has been seen

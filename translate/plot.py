@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 
 from translate.errors import DataError
@@ -16,25 +17,32 @@ DEFAULT_KEYS = ("loss/G/l1", "val/l1", "val/psnr", "val/ssim", "val/fid", "val/k
 
 
 def read_metrics(path: str | Path) -> dict[str, list[tuple[int, float]]]:
-    """Series per key from a ``metrics.jsonl`` (or the run folder holding one)."""
+    """Series per key from a ``metrics.jsonl`` (or the run folder holding one), sorted by step. A line that is
+    not JSON (a run killed mid-write) is skipped with a warning; a step logged twice (a resumed run repeats the
+    steps after its last checkpoint) keeps its latest value."""
     path = Path(path)
     if path.is_dir():
         path = path / "metrics.jsonl"
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    series: dict[str, list[tuple[int, float]]] = {}
+    series: dict[str, dict[int, float]] = {}
+    bad = []
     for n, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
             step = int(row.pop("step"))
-        except (ValueError, KeyError, TypeError):
-            raise DataError(f"{path}:{n}: not a metrics line") from None
+        except (ValueError, KeyError, TypeError, AttributeError):
+            bad.append(n)
+            continue
         for key, value in row.items():
             if isinstance(value, (int, float)) and math.isfinite(value):
-                series.setdefault(key, []).append((step, float(value)))
-    return series
+                series.setdefault(key, {})[step] = float(value)
+    if bad:
+        warnings.warn(f"{path}: skipped {len(bad)} line(s) that are not metrics (line {bad[0]}"
+                      f"{', ...' if len(bad) > 1 else ''})", stacklevel=2)
+    return {key: sorted(values.items()) for key, values in series.items()}
 
 
 def plot(metrics: str | Path, out: str | Path, keys: list[str] | None = None) -> Path:

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from hydra.experimental.callback import Callback
 
-from translate.fsutil import atomic_write
+from translate.fsutil import atomic_write, json_text
 
 
 def collect(sweep_dir: str | Path, objective: str = "loss/G") -> list[dict[str, Any]]:
@@ -31,7 +31,7 @@ def collect(sweep_dir: str | Path, objective: str = "loss/G") -> list[dict[str, 
             "overrides": " ".join(overrides),
             "status": result.get("status"),
             "error": result.get("error"),
-            "objective": metrics.get(objective, math.nan),
+            "objective": value if isinstance(value := metrics.get(objective), (int, float)) else math.nan,
             "metrics": metrics,
         })
     return rows
@@ -42,7 +42,7 @@ def write_summary(sweep_dir: str | Path, objective: str = "loss/G") -> list[dict
     rows = collect(sweep_dir, objective)
     rows.sort(key=lambda r: (r["status"] != "completed", r["objective"] if r["objective"] == r["objective"] else math.inf))
     sweep_dir = Path(sweep_dir)
-    payload = json.dumps({"objective": objective, "jobs": rows}, indent=2, default=str)
+    payload = json_text({"objective": objective, "jobs": rows}, indent=2, default=str)
     atomic_write(sweep_dir / "summary.json", lambda f: f.write(payload.encode()))
     keys = sorted({k for r in rows for k in r["metrics"]})
     buf = io.StringIO()

@@ -32,7 +32,7 @@ from translate.config import build, build_model, to_container
 from translate import distributed
 from translate.data.datasets import EpochSampler
 from translate.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError
-from translate.fsutil import atomic_write
+from translate.fsutil import atomic_write, json_text
 from translate.logging import RunFolder, sample_grid
 from translate.models.base import TranslationModel
 from translate.runtime import reuse_freed_memory
@@ -189,10 +189,8 @@ class Trainer:
         self.paired = hasattr(self.model, "src")  # pix2pix-style: one generator, src -> tgt
         self.fixed_batch = self._fixed_batch(int(t.num_samples))
         self.val_batches = self._val_batches(int(t.val_images)) if t.val_every else []
-        monitor = cfg.checkpoint.monitor
-        self.monitor, self.monitor_max = monitor, cfg.checkpoint.mode == "max"
-        if cfg.checkpoint.mode not in ("min", "max"):
-            raise ConfigError(f"checkpoint.mode={cfg.checkpoint.mode!r} is not one of min, max")
+        self.monitor, self.monitor_max = cfg.checkpoint.monitor, _monitor_max(cfg.checkpoint)
+        self._monitor_missing_said = False
         self.best: dict[str, float] = getattr(self, "best", {})
 
     def _check_data(self, how: str) -> None:
@@ -565,6 +563,10 @@ class Trainer:
                         if self.monitor in val and self._improved(val[self.monitor]):
                             self.best = {self.monitor: val[self.monitor], "step": self.step}
                             self.save(name=BEST)
+                        elif self.monitor not in val and not self._monitor_missing_said:
+                            self._monitor_missing_said = True
+                            print(f"checkpoint.monitor={self.monitor} is not among the validation metrics "
+                                  f"({', '.join(sorted(val)) or 'none'}): best.pt is not kept", file=sys.stderr)
                     if self.step % t.checkpoint_every == 0 or last:
                         self.save(numbered=True)
                     if stop.requested:
@@ -601,6 +603,26 @@ class Trainer:
             distributed.barrier()
         best = {f"best/{k}": v for k, v in self.best.items()}
         return {**self.last_metrics, **best, "step": self.step}
+
+
+def _monitor_max(checkpoint: DictConfig) -> bool:
+    """Whether best.pt keeps the largest value of ``checkpoint.monitor``: ``checkpoint.mode`` auto follows the
+    metric (val/ssim, val/psnr: max; val/l1, val/lpips, val/fid, val/kid: min); min/max must agree with it."""
+    from translate.metrics import higher_is_better
+
+    monitor, mode = checkpoint.monitor, checkpoint.get("mode", "auto")
+    known = higher_is_better(monitor)
+    if mode not in ("auto", "min", "max"):
+        raise ConfigError(f"checkpoint.mode={mode!r} is not one of auto, min, max")
+    if mode == "auto":
+        if known is None:
+            raise ConfigError(f"checkpoint.monitor={monitor}: not a metric whose direction is known; set "
+                              "checkpoint.mode=min or max")
+        return known
+    if known is not None and known != (mode == "max"):
+        raise ConfigError(f"checkpoint.mode={mode} would keep the worst {monitor} ({'higher' if known else 'lower'} "
+                          "is better); use checkpoint.mode=auto")
+    return mode == "max"
 
 
 def default_run_dir() -> Path:
@@ -647,7 +669,5 @@ def fit(cfg: DictConfig) -> dict[str, float]:
 
 def write_result(path: Path, status: str, metrics: dict[str, float] | None = None, error: str | None = None) -> None:
     """``result.json`` in the run folder: how the run ended and its last metrics (read by sweep summaries)."""
-    import json
-
-    record = {"status": status, "metrics": metrics or {}, "error": error}
-    atomic_write(path, lambda f: f.write(json.dumps(record, indent=2).encode()))
+    record = {"status": status, "metrics": metrics or {}, "error": error}  # inf/NaN metrics: null
+    atomic_write(path, lambda f: f.write(json_text(record, indent=2).encode()))
