@@ -247,3 +247,15 @@ def test_val_holdout_stands_in_for_a_missing_val_split(aligned_root, unaligned_r
     assert not set(utrain.files_A) & set(uval.files_A) and not set(utrain.files_B) & set(uval.files_B)
     with pytest.raises(ConfigError, match="data.val_holdout=1"):
         AlignedData(root=aligned_root, val_holdout=1, **settings)
+
+
+def test_transparent_and_float_images_load_as_seen(tmp_path):
+    """A transparent background is white (as cut-out product photos are shown), not the black PIL keeps under
+    it; a float image in [0, 1] is scaled, not read as black."""
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 0], rgba[:2, :, 3] = 200, 255  # top half opaque red-ish, bottom half transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cut.png")
+    x = load_image(tmp_path / "cut.png", 3)
+    assert x[:, :2].tolist() == [[[200] * 4] * 2, [[0] * 4] * 2, [[0] * 4] * 2] and (x[:, 2:] == 255).all()
+    Image.fromarray(np.full((4, 4), 0.5, np.float32), "F").save(tmp_path / "f.tif")
+    assert (load_image(tmp_path / "f.tif", 1) == 128).all()

@@ -83,6 +83,44 @@ def test_bad_arguments(flat_pairs, tmp_path):
     assert main(["split", str(flat_pairs), str(tmp_path / "z"), "--ratios", "0.5", "0.5", "0.5"]) == 2
 
 
+def test_split_counts_give_every_asked_split_an_image():
+    from translate.datasets.tools import split_counts
+
+    assert split_counts(10, (0.6, 0.2, 0.2)) == [6, 2, 2]
+    assert split_counts(5, (0.9, 0.1, 0)) == [4, 1, 0]  # rounding alone would give val nothing
+    assert split_counts(4, (0.8, 0.1, 0.1)) == [2, 1, 1]
+    assert split_counts(7, (1 / 3, 1 / 3, 1 / 3)) == [3, 2, 2] and sum(split_counts(101, (0.7, 0.2, 0.1))) == 101
+    assert split_counts(1, (0.5, 0.5, 0)) == [1, 0, 0]
+
+
+def test_tools_never_mix_into_an_existing_dataset(flat_pairs, tmp_path):
+    """A second run into the same folder would leave images of two splits side by side: refused, and nothing
+    already there is touched."""
+    split(flat_pairs, tmp_path / "split", (0.6, 0.2, 0.2), seed=3)
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "split").rglob("*"))
+    with pytest.raises(DataError, match="split: already exists and is not empty"):
+        split(flat_pairs, tmp_path / "split", (0.6, 0.2, 0.2), seed=4)
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "split").rglob("*")) == before
+    combine(flat_pairs, tmp_path / "ab")
+    with pytest.raises(DataError, match="ab: already exists and is not empty"):
+        combine(flat_pairs, tmp_path / "ab")
+    with pytest.raises(DataError, match="split: already exists and is not empty"):
+        separate(tmp_path / "ab", tmp_path / "split")
+    assert main(["split", str(flat_pairs), str(tmp_path / "split")]) == 2
+
+
+def test_names_that_would_collide_are_refused(tmp_path):
+    _square_photo(tmp_path / "photos" / "a" / "b_c.png", seed=1)
+    _square_photo(tmp_path / "photos" / "a_b" / "c.png", seed=2)
+    with pytest.raises(DataError, match=r"would be written as 'a_b_c', like .*b_c.png; rename one"):
+        sketch(tmp_path / "photos", tmp_path / "out", size=32)
+    assert not (tmp_path / "out").exists()
+    write_image(tmp_path / "ab" / "train" / "x.png", (32, 16))
+    write_image(tmp_path / "ab" / "train" / "x.jpg", (32, 16), seed=1)
+    with pytest.raises(DataError, match="would be written as 'x'"):
+        separate(tmp_path / "ab", tmp_path / "sep")
+
+
 # ----------------------------------------------------------------- sketch, separate
 def _square_photo(path, size=48, seed=0):
     """A bright square on a dark background (plus mild noise): its edges are known."""

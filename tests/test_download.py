@@ -35,7 +35,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         data = path.read_bytes()
         start = int(range_header.removeprefix("bytes=").split("-")[0]) if range_header else 0
         if start >= len(data) and range_header:
-            self.send_error(416)
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(data)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         self.send_response(206 if range_header else 200)
         if range_header:
@@ -115,6 +118,39 @@ def test_corrupt_archive_is_reported_and_deleted(server, tmp_path):
         download("facades", tmp_path / "datasets", mirror=url, progress=False)
     assert not (tmp_path / "datasets" / ".downloads" / "facades.tar.gz").exists()
     assert not (tmp_path / "datasets" / "facades").exists()
+
+
+def test_a_full_disk_keeps_the_archive(server, tmp_path, monkeypatch):
+    """Only a damaged archive is deleted: an extraction that fails for want of space keeps the download."""
+    import errno
+
+    url, served, handler = server
+    _facades_tar(served / "facades.tar.gz", tmp_path)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(tarfile.TarFile, "extractall", full)
+        with pytest.raises(DataError, match="cannot extract into .*No space left on device.*archive is kept"):
+            download("facades", tmp_path / "datasets", mirror=url, progress=False)
+    assert (tmp_path / "datasets" / ".downloads" / "facades.tar.gz").exists()
+    assert not list((tmp_path / "datasets").glob(".facades*"))  # no half-extracted folder left
+    download("facades", tmp_path / "datasets", mirror=url, progress=False)
+    assert handler.requests == [None] and check(tmp_path / "datasets" / "facades").ok  # not downloaded again
+
+
+def test_a_partial_file_longer_than_the_archive_starts_over(server, tmp_path):
+    url, served, handler = server
+    data = _facades_tar(served / "facades.tar.gz", tmp_path)
+    part = tmp_path / "datasets" / ".downloads" / "facades.tar.gz.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(bytes(len(data) + 10))  # left by another version of the file
+    with pytest.raises(DataError, match="did not match the archive; deleted"):
+        download("facades", tmp_path / "datasets", mirror=url, progress=False)
+    assert not part.exists()
+    download("facades", tmp_path / "datasets", mirror=url, progress=False)
+    assert (tmp_path / "datasets" / ".downloads" / "facades.tar.gz").read_bytes() == data
 
 
 def test_cyclegan_zip_from_a_local_archive(tmp_path):

@@ -90,7 +90,9 @@ def image_errors(path: str | Path) -> Iterator[None]:
 def load_image(path: str | Path, channels: int) -> torch.Tensor:
     """Load an image as a uint8 tensor [C, H, W] with ``channels`` 1 (grayscale) or 3 (RGB).
 
-    EXIF orientation is applied; RGBA/palette images are converted. Raises DataError naming the file.
+    EXIF orientation is applied; 16-bit and float images are scaled to 8 bits; transparent images (RGBA, LA,
+    palette with transparency) are laid on white, as product photos and drawings are. Raises DataError naming
+    the file.
     """
     if channels not in (1, 3):
         raise DataError(f"{path}: {channels} channels requested; images must be loaded with 1 or 3 channels")
@@ -99,6 +101,14 @@ def load_image(path: str | Path, channels: int) -> torch.Tensor:
         if im.mode in ("I;16", "I;16B", "I;16L", "I"):
             # 16-bit: scale to 8 bits rather than letting PIL clip.
             im = im.point(lambda v: v / 256).convert("L")
+        elif im.mode == "F":  # float: [0, 1] (most tools) or already [0, 255]
+            low, high = im.getextrema()
+            im = im.point(lambda v: v * 255 + 0.5) if high <= 1.0 else im  # +0.5: L rounds down
+            im = im.convert("L")
+        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            rgba = im.convert("RGBA")
+            im = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            im.alpha_composite(rgba)
         im = im.convert("L" if channels == 1 else "RGB")
         return TF.pil_to_tensor(im)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
+import http.client
 import lzma
 import os
 import shutil
@@ -25,6 +26,12 @@ from pathlib import Path, PurePosixPath
 from tqdm.auto import tqdm
 
 from translate.errors import DataError
+
+
+
+class CorruptArchive(DataError):
+    """The archive itself is damaged or unsafe (a fresh download may fix it), unlike a full disk."""
+
 
 PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz"
 CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
@@ -87,8 +94,13 @@ def _fetch(url: str, part: Path, *, timeout: float, progress: bool) -> None:
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as e:
-        if e.code == 416 and have:  # nothing left to send: the partial file is complete
-            return
+        total = (e.headers.get("Content-Range") or "").rpartition("/")[2] if e.headers else ""
+        if e.code == 416 and have and (not total.isdigit() or int(total) == have):
+            return  # nothing left to send: the partial file is complete
+        if e.code == 416:  # the partial file is longer than the archive: not the same file, start over
+            part.unlink(missing_ok=True)
+            raise DataError(f"{url}: the partial download {part} did not match the archive; deleted, run the same "
+                            "command again") from None
         raise DataError(f"{url}: HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, socket.timeout, OSError) as e:
         reason = getattr(e, "reason", e)
@@ -109,7 +121,7 @@ def _fetch(url: str, part: Path, *, timeout: float, progress: bool) -> None:
                 while chunk := response.read(1 << 20):
                     f.write(chunk)
                     bar.update(len(chunk))
-        except (OSError, socket.timeout) as e:
+        except (OSError, socket.timeout, http.client.HTTPException) as e:
             raise DataError(f"download of {url} interrupted at {_size(part.stat().st_size)} ({e}); run the same "
                             "command again to resume") from None
         finally:
@@ -132,7 +144,7 @@ def _safe_members(names: list[str], archive: Path) -> None:
     for name in names:
         p = PurePosixPath(name)
         if p.is_absolute() or ".." in p.parts:
-            raise DataError(f"{archive}: refuses to extract {name!r} (outside the target folder)")
+            raise CorruptArchive(f"{archive}: refuses to extract {name!r} (outside the target folder)")
 
 
 def _verify_compression(archive: Path) -> None:
@@ -159,7 +171,7 @@ def extract(archive: Path, target: Path) -> Path:
             with zipfile.ZipFile(archive) as z:
                 bad = z.testzip()  # CRC of every member
                 if bad is not None:
-                    raise DataError(f"{archive}: corrupt archive (bad CRC in {bad})")
+                    raise CorruptArchive(f"{archive}: corrupt archive (bad CRC in {bad})")
                 _safe_members(z.namelist(), archive)
                 z.extractall(tmp)
         else:
@@ -173,10 +185,14 @@ def extract(archive: Path, target: Path) -> Path:
     except DataError:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError) as e:
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as e:
         shutil.rmtree(tmp, ignore_errors=True)
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DataError(f"{archive}: corrupt archive ({first})") from None
+        raise CorruptArchive(f"{archive}: corrupt archive ({first})") from None
+    except OSError as e:  # a full disk or a permission problem: the archive is fine, keep it
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataError(f"{archive}: cannot extract into {target.parent} ({e.strerror or e}); the archive is "
+                        "kept, run the same command again once that is fixed") from None
     entries = [p for p in tmp.iterdir() if not p.name.startswith(("__MACOSX", "."))]
     inner = entries[0] if len(entries) == 1 and entries[0].is_dir() else tmp
     shutil.rmtree(target, ignore_errors=True)
@@ -212,6 +228,7 @@ def download(name: str, root: str | Path = "datasets", *, archive: str | Path | 
         path = downloads / spec.archive_name
         if force:
             path.unlink(missing_ok=True)
+            path.with_name(path.name + ".part").unlink(missing_ok=True)
         if not path.exists():
             base = mirror or os.environ.get(MIRROR_ENV)
             url = f"{base.rstrip('/')}/{spec.archive_name}" if base else spec.url
@@ -227,7 +244,7 @@ def download(name: str, root: str | Path = "datasets", *, archive: str | Path | 
                             "run again to download it afresh")
     try:
         extract(path, target)
-    except DataError as e:
+    except CorruptArchive as e:
         if archive is None:
             path.unlink(missing_ok=True)  # a fresh download on the next run
             raise DataError(f"{e}; deleted, run again to download it afresh") from None

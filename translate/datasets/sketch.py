@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from translate.data.io import is_image_file, load_image, save_image
+from translate.datasets.tools import fresh_output, split_counts, unique_names
 from translate.errors import DataError
 
 LAYOUTS = ("AB", "folders")
@@ -92,13 +93,8 @@ def _crops(photo: torch.Tensor, size: int | None, crops: int, rng: np.random.Gen
 
 
 def _split_photos(photos: list[Path], ratios: tuple[float, float, float], seed: int) -> dict[str, list[Path]]:
-    if len(ratios) != 3 or any(r < 0 for r in ratios) or not 0.999 < sum(ratios) < 1.001:
-        raise DataError(f"ratios {list(ratios)} must be three non-negative fractions summing to 1")
     order = np.random.default_rng(seed).permutation(len(photos))
-    n_train = round(ratios[0] * len(photos))
-    n_val = round(ratios[1] * len(photos))
-    if ratios[1] > 0 and n_val == 0 and len(photos) > 1:
-        n_val, n_train = 1, min(n_train, len(photos) - 1)  # a val split asked for gets at least one photo
+    n_train, n_val, _ = split_counts(len(photos), ratios)
     parts = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
     return {name: sorted(photos[i] for i in idx) for name, idx in parts.items()}
 
@@ -130,11 +126,12 @@ def sketch(src: str | Path, out: str | Path, *, style: EdgeStyle = EdgeStyle(), 
         raise DataError(f"holdout {holdout!r} is not one of photo, region")
     if not src.is_dir():
         raise DataError(f"{src}: no such folder")
-    if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents:
-        raise DataError(f"{out}: the output must not be inside the photo folder {src}")
+    fresh_output(out, src)
     photos = sorted(p for p in src.rglob("*") if p.is_file() and is_image_file(p))
     if not photos:
         raise DataError(f"{src}: no images")
+    names = ["_".join(path.relative_to(src).with_suffix("").parts) for path in photos]
+    unique_names(names, photos)
     if holdout == "photo":
         assignment = [(split, path) for split, files in _split_photos(photos, ratios, seed).items() for path in files]
     else:

@@ -49,12 +49,51 @@ class Report:
         return "\n".join(lines)
 
 
+def check_ratios(ratios: tuple[float, ...]) -> None:
+    if len(ratios) != 3 or any(r < 0 for r in ratios) or not 0.999 < sum(ratios) < 1.001:
+        raise DataError(f"ratios {list(ratios)} must be three non-negative fractions summing to 1")
+
+
+def split_counts(n: int, ratios: tuple[float, float, float]) -> list[int]:
+    """``n`` items shared out by ``ratios`` (largest remainders, summing to ``n``); a split with a non-zero
+    ratio gets at least one item when there are enough to go round."""
+    check_ratios(ratios)
+    exact = [r * n for r in ratios]
+    counts = [int(e) for e in exact]
+    for i in sorted(range(3), key=lambda i: exact[i] - counts[i], reverse=True)[: n - sum(counts)]:
+        counts[i] += 1
+    if n >= sum(r > 0 for r in ratios):
+        for i in range(3):
+            if ratios[i] > 0 and counts[i] == 0:
+                counts[max(range(3), key=lambda j: counts[j])] -= 1
+                counts[i] += 1
+    return counts
+
+
+def fresh_output(out: Path, src: Path) -> None:
+    """Refuse an output folder that already holds files (a new dataset mixed into an old one would put images
+    in two splits) or that lies inside the input."""
+    if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents:
+        raise DataError(f"{out}: the output must not be inside the input folder {src}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DataError(f"{out}: already exists and is not empty; give a new folder (or delete this one)")
+
+
+def unique_names(names: list[str], sources: list[Path]) -> None:
+    """Two inputs that would be written under one output name: the second would overwrite the first."""
+    seen: dict[str, Path] = {}
+    for name, path in zip(names, sources):
+        if name in seen:
+            raise DataError(f"{path}: would be written as {name!r}, like {seen[name]}; rename one of them")
+        seen[name] = path
+
+
 def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p)) if folder.is_dir() else []
 
 
-def _inspect(path: Path, report: Report, quick: bool) -> str | None:
-    """Record the file's mode and size; return its content hash, or None if it is unreadable."""
+def _inspect(path: Path, report: Report, quick: bool) -> bool:
+    """Record the file's mode and size; False if it is unreadable."""
     try:
         with image_errors(path), Image.open(path) as im:
             report.modes[im.mode] += 1
@@ -64,8 +103,8 @@ def _inspect(path: Path, report: Report, quick: bool) -> str | None:
     except DataError as e:
         report.errors.append(str(e))
         report.unreadable.append(str(e))
-        return None
-    return hashlib.sha1(path.read_bytes()).hexdigest()
+        return False
+    return True
 
 
 def _layout(root: Path, mode: str) -> dict[str, list[Path]]:
@@ -105,18 +144,26 @@ def check(root: str | Path, mode: str = "aligned", *, quick: bool = False) -> Re
     if not folders:
         report.errors.append(f"{root}: no {mode} layout found (see datasets/README.md)")
         return report
-    seen: dict[str, set[str]] = defaultdict(set)  # content hash -> splits it occurs in
-    where: dict[str, Path] = {}
+    by_size: dict[int, list[tuple[Path, str]]] = defaultdict(list)  # file size in bytes -> (file, split)
     for name, files in folders.items():
         report.counts[name] = len(files)
         if not files:
             report.errors.append(f"{root / name}: no images")
         split = name.split("/")[0].removesuffix("A").removesuffix("B")
         for f in files:
-            digest = _inspect(f, report, quick)
-            if digest is not None:
-                seen[digest].add(split)
-                where.setdefault(digest, f)
+            if _inspect(f, report, quick):
+                by_size[f.stat().st_size].append((f, split))
+    # Leaks: the same bytes in two splits. Only files whose size occurs in another split can be equal, so only
+    # those are hashed (for a large JPEG dataset, a few files rather than gigabytes).
+    seen: dict[str, set[str]] = defaultdict(set)  # content hash -> splits it occurs in
+    where: dict[str, Path] = {}
+    for group in by_size.values():
+        if len({split for _, split in group}) < 2:
+            continue
+        for f, split in group:
+            digest = hashlib.sha1(f.read_bytes()).hexdigest()
+            seen[digest].add(split)
+            where.setdefault(digest, f)
     if mode == "aligned":
         for split in SPLITS:
             a, b = folders.get(f"{split}/A"), folders.get(f"{split}/B")
@@ -143,8 +190,10 @@ def _pairs(src: Path) -> dict[str, list[tuple[Path, Path]]]:
     out: dict[str, list[tuple[Path, Path]]] = {}
     splits = [s for s in SPLITS if (src / "A" / s).is_dir()] or [""]
     for split in splits:
-        a = {p.stem: p for p in _images(src / "A" / split)}
-        b = {p.stem: p for p in _images(src / "B" / split)}
+        files_a, files_b = _images(src / "A" / split), _images(src / "B" / split)
+        for files in (files_a, files_b):
+            unique_names([p.stem for p in files], files)
+        a, b = {p.stem: p for p in files_a}, {p.stem: p for p in files_b}
         if not a:
             raise DataError(f"{src / 'A' / split}: no images")
         missing = sorted(a.keys() ^ b.keys())
@@ -158,6 +207,7 @@ def combine(src: str | Path, out: str | Path) -> int:
     """Write side-by-side AB images (A left) to ``out/<split>/`` from ``src/A/<split>`` + ``src/B/<split>``.
     Pairs must have equal sizes. Returns the number written."""
     src, out = Path(src), Path(out)
+    fresh_output(out, src)
     n = 0
     for split, pairs in _pairs(src).items():
         for a_path, b_path in pairs:
@@ -180,23 +230,26 @@ def split(src: str | Path, out: str | Path, ratios: tuple[float, float, float] =
     stay paired (``out/<split>/A``, ``out/<split>/B``). Returns the count per split.
     """
     src, out = Path(src), Path(out)
-    if len(ratios) != 3 or any(r < 0 for r in ratios) or not 0.999 < sum(ratios) < 1.001:
-        raise DataError(f"ratios {list(ratios)} must be three non-negative fractions summing to 1")
+    check_ratios(ratios)
+    fresh_output(out, src)
     paired = (src / "A").is_dir() and (src / "B").is_dir()
     items = [(a,) + (b,) for a, b in _pairs(src)["train"]] if paired else [(p,) for p in _images(src)]
     if not items:
         raise DataError(f"{src}: no images")
     order = np.random.default_rng(seed).permutation(len(items))
-    n_train = round(ratios[0] * len(items))
-    n_val = round(ratios[1] * len(items))
+    n_train, n_val, _ = split_counts(len(items), ratios)
     bounds = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
     counts = {}
     for name, indices in bounds.items():
         for i in indices:
             for j, path in enumerate(items[i]):
                 target = out / name / ("AB"[j] if paired else "") / path.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, target)
+
+                def copy(f, path=path):
+                    with open(path, "rb") as source:
+                        shutil.copyfileobj(source, f)
+
+                atomic_write(target, copy)
         counts[name] = len(indices)
     return counts
 
@@ -212,6 +265,9 @@ def separate(src: str | Path, out: str | Path, *, layout: str = "folders", swap:
     splits = {s: _images(src / s) for s in SPLITS if (src / s).is_dir()} or {"train": _images(src)}
     if not any(splits.values()):
         raise DataError(f"{src}: no images (expected side-by-side AB images in train/, val/, test/ or {src})")
+    fresh_output(out, src)
+    for files in splits.values():
+        unique_names([p.stem for p in files], files)
     counts = {}
     for name, files in splits.items():
         for path in files:
