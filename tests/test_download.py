@@ -141,7 +141,7 @@ def test_a_full_disk_keeps_the_archive(server, tmp_path, monkeypatch):
 
 
 def test_a_partial_file_longer_than_the_archive_starts_over(server, tmp_path):
-    url, served, handler = server
+    url, served, _ = server
     data = _facades_tar(served / "facades.tar.gz", tmp_path)
     part = tmp_path / "datasets" / ".downloads" / "facades.tar.gz.part"
     part.parent.mkdir(parents=True)

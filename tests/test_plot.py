@@ -7,7 +7,6 @@ import json
 import pytest
 from PIL import Image
 
-from translate.errors import DataError
 from translate.plot import main, plot, read_metrics
 
 

@@ -102,7 +102,7 @@ def load_image(path: str | Path, channels: int) -> torch.Tensor:
             # 16-bit: scale to 8 bits rather than letting PIL clip.
             im = im.point(lambda v: v / 256).convert("L")
         elif im.mode == "F":  # float: [0, 1] (most tools) or already [0, 255]
-            low, high = im.getextrema()
+            _, high = im.getextrema()
             im = im.point(lambda v: v * 255 + 0.5) if high <= 1.0 else im  # +0.5: L rounds down
             im = im.convert("L")
         if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):

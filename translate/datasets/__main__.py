@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check", help="validate a dataset; exit 1 on errors")
     p.add_argument("path")
     p.add_argument("--mode", choices=["aligned", "unaligned", "single"], default="aligned")
-    p.add_argument("--quick", action="store_true", help="read image headers only (no full decode: a truncated file goes unnoticed)")
+    p.add_argument("--quick", action="store_true",
+                   help="read image headers only (no full decode: a truncated file goes unnoticed)")
     p = sub.add_parser("combine", help="A/ and B/ folders -> side-by-side AB images")
     p.add_argument("src")
     p.add_argument("out")

@@ -28,7 +28,6 @@ from tqdm.auto import tqdm
 from translate.errors import DataError
 
 
-
 class CorruptArchive(DataError):
     """The archive itself is damaged or unsafe (a fresh download may fix it), unlike a full disk."""
 

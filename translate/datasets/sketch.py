@@ -130,8 +130,8 @@ def sketch(src: str | Path, out: str | Path, *, style: EdgeStyle = EdgeStyle(), 
     photos = sorted(p for p in src.rglob("*") if p.is_file() and is_image_file(p))
     if not photos:
         raise DataError(f"{src}: no images")
-    names = ["_".join(path.relative_to(src).with_suffix("").parts) for path in photos]
-    unique_names(names, photos)
+    name_of = {path: "_".join(path.relative_to(src).with_suffix("").parts) for path in photos}
+    unique_names(list(name_of.values()), photos)
     if holdout == "photo":
         assignment = [(split, path) for split, files in _split_photos(photos, ratios, seed).items() for path in files]
     else:
@@ -141,7 +141,7 @@ def sketch(src: str | Path, out: str | Path, *, style: EdgeStyle = EdgeStyle(), 
     counts = {"train": 0, "val": 0, "test": 0}
     for split, path in assignment:
         photo = load_image(path, 3).float() / 255
-        name = "_".join(path.relative_to(src).with_suffix("").parts)
+        name = name_of[path]
         parts = {split: photo} if split != "*" else _strips(photo, ratios)
         for part_split, part in parts.items():
             pieces = _crops(part, size, crops, rng)

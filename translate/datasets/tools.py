@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from translate.data.io import image_errors, is_image_file
+from translate.data.io import atomic_write_bytes, image_errors, is_image_file
 from translate.errors import DataError
 from translate.fsutil import atomic_write
 
@@ -243,13 +242,7 @@ def split(src: str | Path, out: str | Path, ratios: tuple[float, float, float] =
     for name, indices in bounds.items():
         for i in indices:
             for j, path in enumerate(items[i]):
-                target = out / name / ("AB"[j] if paired else "") / path.name
-
-                def copy(f, path=path):
-                    with open(path, "rb") as source:
-                        shutil.copyfileobj(source, f)
-
-                atomic_write(target, copy)
+                atomic_write_bytes(out / name / ("AB"[j] if paired else "") / path.name, path.read_bytes())
         counts[name] = len(indices)
     return counts
 
