@@ -21,7 +21,7 @@ SETTINGS = dict(load_size=36, crop_size=32, num_workers=0)
 
 def test_aligned_folders(aligned_root):
     ds = AlignedData(root=aligned_root, **SETTINGS).train_dataset()
-    assert len(ds) == 6 and ds.layout == "folders"
+    assert len(ds) == 6 and not ds.side_by_side
     item = ds[(0, 123)]
     assert item["A"].shape == (3, 32, 32) and item["B"].shape == (3, 32, 32)
     assert -1 <= item["A"].min() and item["A"].max() <= 1
@@ -35,7 +35,7 @@ def test_aligned_ab_images_split_left_right(tmp_path):
     Image.fromarray(np.concatenate([left, right], 1)).save(tmp_path / "ab" / "train" / "x.png")
     ds = AlignedData(root=tmp_path / "ab", preprocess="none", flip=False, num_workers=0).train_dataset()
     item = ds[(0, 0)]
-    assert ds.layout == "ab"
+    assert ds.side_by_side
     assert torch.all(item["A"] == -1) and torch.all(item["B"] == 1)
 
 

@@ -43,7 +43,7 @@ def test_split_then_combine_then_check(flat_pairs, tmp_path):
     report = check(tmp_path / "ab")
     assert report.ok and report.counts == {"train": 6, "val": 2, "test": 2}, str(report)
     data = AlignedData(root=tmp_path / "ab", load_size=20, crop_size=16, num_workers=0)
-    assert data.train_dataset().layout == "ab" and len(data.train_dataset()) == 6
+    assert data.train_dataset().side_by_side and len(data.train_dataset()) == 6
 
 
 def test_check_finds_problems(flat_pairs, tmp_path):

@@ -174,7 +174,7 @@ def test_norm_mode_and_weights(p2p_run, messy, tmp_path):
 
 def test_generator_selection(p2p_run, cyc_run):
     G_A, G_B = load_generator(cyc_run, direction="AtoB"), load_generator(cyc_run, direction="BtoA")
-    from translate.generator_io import generator_channels
+    from translate.networks.layers import generator_channels
 
     assert generator_channels(G_A) == (1, 3) and generator_channels(G_B) == (3, 1)
     assert not G_A.training

@@ -369,6 +369,6 @@ def test_validation_on_a_held_out_part_of_train(tmp_path, tiny_cfg, aligned_root
 
 
 def test_fixed_images_are_spread_over_the_split():
-    from translate.train import _spread
+    from translate.data.fixed import spread as _spread
 
     assert _spread(4, 10) == [0, 3, 6, 9] and _spread(32, 2) == [0, 1] and _spread(1, 5) == [0] and _spread(3, 0) == []

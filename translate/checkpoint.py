@@ -1,7 +1,13 @@
 """Self-describing checkpoints: one file holding the resolved config and every piece of training state.
 
 Files are written atomically (temporary file + rename) and read with ``torch.load(weights_only=True)``: a
-checkpoint is untrusted input, and nothing in it is executed.
+checkpoint is untrusted input, and nothing in it is executed. ``Checkpointer`` is the run's writer: last.pt,
+best.pt and numbered snapshots, never a state with non-finite weights.
+
+A checkpoint holds: ``format_version``, ``config`` (the resolved run config), the counters ``step``,
+``total_steps``, ``epoch``, ``batch_in_epoch``, ``networks`` and ``ema`` (state dicts by network name),
+``optimizers``, ``schedulers``, ``scalers``, ``model_state`` (the model's extra state, e.g. image pools),
+``rng``, ``wandb_run_id``, ``metrics`` (the last logged) and ``best`` (the best validation value and its step).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from translate.errors import CheckpointError
+from translate.errors import CheckpointError, NonFiniteLossError, first_line
 from translate.fsutil import atomic_write
 
 FORMAT_VERSION = 1
@@ -71,8 +77,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - corrupt, truncated or hostile files all end here
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(e)})") from None
     if not isinstance(ckpt, dict) or "format_version" not in ckpt:
         raise CheckpointError(f"{path}: not a translate training checkpoint (no format_version)")
     if ckpt["format_version"] > FORMAT_VERSION:
@@ -81,3 +86,38 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"reads ({FORMAT_VERSION}); upgrade translate"
         )
     return ckpt
+
+
+def weights_finite(networks: dict[str, dict[str, torch.Tensor]]) -> bool:
+    """Whether every floating-point tensor of the state dicts in ``networks`` is finite."""
+    return all(bool(torch.isfinite(t).all()) for state in networks.values() for t in state.values()
+               if t.is_floating_point())
+
+
+class Checkpointer:
+    """The checkpoints of one run, in ``folder``: ``last.pt`` (every save), ``best.pt`` and, when ``keep`` > 0,
+    the ``keep`` newest numbered ``step_XXXXXXX.pt``. Only the writing process (``enabled``) writes."""
+
+    def __init__(self, folder: str | Path, *, keep: int = 0, enabled: bool = True):
+        self.folder = Path(folder)
+        self.keep = int(keep)
+        self.enabled = enabled
+
+    @property
+    def last(self) -> Path:
+        return self.folder / LAST
+
+    def save(self, state: dict[str, Any], *, numbered: bool = False, name: str = LAST) -> Path:
+        """Write ``state`` as ``name`` (and as a numbered snapshot); refused when its weights are not finite,
+        so a good checkpoint is never replaced by a broken one."""
+        path = self.folder / name
+        if not self.enabled:
+            return path
+        if not weights_finite(state["networks"]):
+            raise NonFiniteLossError(f"the weights became NaN or infinite by step {state['step']}")
+        atomic_save(state, path)
+        if numbered and self.keep > 0:
+            atomic_save(state, self.folder / f"step_{state['step']:07d}.pt")
+            for old in sorted(self.folder.glob("step_*.pt"))[: -self.keep]:
+                old.unlink(missing_ok=True)
+        return path

@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from translate.checkpoint import load_checkpoint
-from translate.errors import ConfigError, TranslateError
+from translate.errors import ConfigError, TranslateError, first_line
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS = ("model", "generator", "discriminator", "gan_loss", "data", "optim", "scheduler", "trainer", "logger")
@@ -111,9 +111,8 @@ def run_cli(app, cfg: DictConfig) -> Any:
             raise
         if multirun:
             # One bad combination must not end the sweep: report it (result.json records it) and go on.
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             print(f"error: job {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task)}) failed: "
-                  f"{type(e).__name__}: {first}", file=sys.stderr)
+                  f"{type(e).__name__}: {first_line(e)}", file=sys.stderr)
             return None
         if not isinstance(e, TranslateError):
             raise

@@ -22,3 +22,16 @@ class CheckpointError(TranslateError):
 
 class NonFiniteLossError(TranslateError):
     """Training produced NaN or infinite losses."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message, or its type name when it has none (``MemoryError()``)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise a one-line ValueError when a string option is not one of its choices (constructors raise it;
+    ``translate.config.build`` reports it against the config key)."""
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}")

@@ -7,157 +7,104 @@ Any checkpoint infer.py takes (ours, reference ``.pth``, safetensors). Writes ``
 
 from __future__ import annotations
 
-import math
 import sys
-from contextlib import nullcontext
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from translate.checkpoint import load_checkpoint
 from translate.config import build, to_container
+from translate.data import AlignedData, UnalignedData
+from translate.data.io import save_image
 from translate.errors import ConfigError
-from translate.fsutil import atomic_write, json_text
+from translate.fsutil import atomic_write_bytes, json_text
+from translate.generator_io import LoadedGenerator, load_translation
 from translate.logging import sample_grid
-from translate.metrics import DistributionMetrics, evaluate_paired, inception_features, lpips_model
-from translate.models.base import to_rgb
-
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def _stored_config(path: Path) -> DictConfig | None:
-    """The training config inside one of our checkpoints (None for reference weights)."""
-    if path.is_dir() or path.suffix == ".pt":
-        return OmegaConf.create(load_checkpoint(path)["config"])
-    return None
+from translate.metrics import HIGHER_IS_BETTER
+from translate.models.base import Translation, to_rgb
+from translate.networks.layers import generator_channels
+from translate.runtime import precision_dtype, resolve_device
+from translate.validation import FirstImages, Validator
 
 
 def _collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     return {k: torch.stack([it[k] for it in items]) for k in ("A", "B")}
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate ``cfg.checkpoint`` on ``cfg.data`` (split ``cfg.split``); write and return the metrics."""
-    from translate.data import AlignedData, UnalignedData
-    from translate.generator_io import load_generator
-
-    path = Path(cfg.checkpoint).expanduser()
-    stored = _stored_config(path) if path.exists() else None
-    if cfg.precision not in PRECISIONS:
-        raise ConfigError(f"precision={cfg.precision!r} is not one of {', '.join(PRECISIONS)}")
+def _evaluation_data(cfg: DictConfig, loaded: LoadedGenerator):
+    """The data module of ``cfg.data`` at the checkpoint's training size (ours) or 256, centred, no flips, with
+    each domain's channel count taken from the generator."""
     data_cfg = OmegaConf.to_container(cfg.data)
-    size = int(stored.data.crop_size) if stored is not None else 256
+    size = int(loaded.config.data.crop_size) if loaded.config is not None else 256
     data_cfg["crop_size"] = data_cfg.get("crop_size") or size
     data_cfg["load_size"] = data_cfg.get("load_size") or data_cfg["crop_size"]
     data_cfg["flip"] = False
-    if stored is not None:  # channel counts the model was trained with
-        data_cfg["input_nc"], data_cfg["output_nc"] = int(stored.data.input_nc), int(stored.data.output_nc)
+    channels = dict(zip((loaded.translation.source, loaded.translation.target), generator_channels(loaded.module)))
+    data_cfg["input_nc"], data_cfg["output_nc"] = channels["A"], channels["B"]
     data = build(OmegaConf.create(data_cfg))
-    direction = cfg.direction or (stored.model.get("direction", "AtoB") if stored is not None else "AtoB")
-    if direction not in ("AtoB", "BtoA"):
-        raise ConfigError(f"direction={direction!r} is not one of AtoB, BtoA")
-    src, tgt = ("A", "B") if direction == "AtoB" else ("B", "A")
-    generator = dict(cfg.generator) if cfg.get("generator") else None
-    G = load_generator(path, generator=generator, direction=direction, weights=cfg.weights,
-                       in_channels=data_cfg["input_nc"] if src == "A" else data_cfg["output_nc"],
-                       out_channels=data_cfg["output_nc"] if src == "A" else data_cfg["input_nc"])
-    device = _device(cfg.device)
-    G.to(device)
     if not isinstance(data, (AlignedData, UnalignedData)):
         raise ConfigError("evaluation needs target images: data=aligned (paired) or data=unaligned (FID/KID)")
+    return data
+
+
+def _batches(cfg: DictConfig, data, translation: Translation) -> tuple[Iterator[dict[str, torch.Tensor]], int]:
+    """The split's batches (unpaired: each folder's images once, the shorter side's batches running empty) and
+    the number of source images."""
     dataset = data.dataset(cfg.split, train=False)
-    paired = isinstance(data, AlignedData)
-    if paired:
+    src, tgt = translation.source, translation.target
+    if isinstance(data, AlignedData):
         n_src = n_tgt = len(dataset)
-    else:  # unpaired: each folder's images once (the dataset cycles the shorter folder)
+    else:  # the unpaired dataset cycles the shorter folder
         n_src, n_tgt = (len(dataset.files_A), len(dataset.files_B))[:: 1 if src == "A" else -1]
     if cfg.max_images:
         n_src, n_tgt = min(n_src, int(cfg.max_images)), min(n_tgt, int(cfg.max_images))
-    indices = range(max(n_src, n_tgt))
-    loader = DataLoader(torch.utils.data.Subset(dataset, indices), batch_size=int(data.batch_size),
+    loader = DataLoader(torch.utils.data.Subset(dataset, range(max(n_src, n_tgt))), batch_size=int(data.batch_size),
                         num_workers=int(data.num_workers), collate_fn=_collate)
-    dtype = PRECISIONS[cfg.precision]
-
-    def autocast():
-        return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
     def batches():
         seen = 0
         for b in loader:
             k = len(b["A"])
-            # Unpaired: past the end of one folder its images repeat; drop them from that side.
             ns, nt = max(0, min(k, n_src - seen)), max(0, min(k, n_tgt - seen))
             seen += k
             yield {src: b[src][:ns], tgt: b[tgt][:nt]}
 
-    m = cfg.metrics
-    skipped: dict[str, str] = {}
-    lpips_net = lpips_model(m.lpips, device) if paired else None
-    if paired and m.lpips and lpips_net is None:
-        skipped["lpips"] = "backbone weights not cached"
-    distribution = None
-    if m.fid:
-        features = build(m.features) if m.get("features") else inception_features(m.inception_weights)
-        if features is None:
-            skipped["fid"] = skipped["kid"] = "no Inception weights (metrics.inception_weights=PATH)"
-        else:
-            distribution = DistributionMetrics(features.to(device), device=device)
-    shown: dict[str, list[torch.Tensor]] = {"input": [], "output": [], "target": []}
+    return batches(), n_src
 
-    def keep(x: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
-        if len(y) == len(x) and sum(len(t) for t in shown["input"]) < int(cfg.grid_images):
-            for key, t in zip(shown, (x, out, y)):
-                shown[key].append(t.cpu())
 
-    print(f"evaluating {path} ({direction}) on {data.root}/{cfg.split}: {n_src} images", file=sys.stderr)
-    if paired:
-        result = evaluate_paired(G, batches(), device=device, source=src, target=tgt, lpips_net=lpips_net,
-                                 distribution=distribution, autocast=autocast, prefix="", on_batch=keep)
-    else:  # the "targets" are other images of the target domain, not references: distribution metrics only
-        result = {}
-        if distribution is not None:
-            with torch.no_grad():
-                for b in batches():
-                    if len(b[tgt]):
-                        distribution.update(b[tgt].to(device), real=True)
-                    if len(b[src]):
-                        with autocast():
-                            out = G(b[src].to(device))
-                        distribution.update(out.float(), real=False)
-                        keep(b[src], out.float().cpu(), b[tgt][: len(b[src])])
-            result = distribution.compute()
-    # JSON has no inf/NaN: PSNR of an exact reproduction (inf) and metrics without enough images are null.
-    metrics = {k: v if math.isfinite(v) else None for k, v in result.items()}
-    run_dir = Path(cfg.run_dir or "runs/evaluate")
-    report = {
-        **metrics,
-        "num_images": n_src,
-        "checkpoint": str(path),
-        "data": str(data.root),
-        "split": cfg.split,
-        "direction": direction,
-        "skipped": skipped,
-        "config": to_container(cfg),
-    }
-    text = json_text(report, indent=2, default=str)
-    atomic_write(run_dir / "metrics.json", lambda f: f.write(text.encode()))
-    if shown["input"]:
-        columns = [to_rgb(torch.cat(v)[: int(cfg.grid_images)]) for v in shown.values()]
-        from translate.data.io import save_image
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate ``cfg.checkpoint`` on ``cfg.data`` (split ``cfg.split``); write and return the metrics."""
+    device = resolve_device(cfg.device)
+    amp_dtype = precision_dtype(cfg.precision, device)
+    generator = dict(cfg.generator) if cfg.get("generator") else None
+    loaded = load_translation(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
+    data = _evaluation_data(cfg, loaded)
+    direction = next(d for d in ("AtoB", "BtoA") if (loaded.translation.source == "A") == (d == "AtoB"))
+    batches, n_src = _batches(cfg, data, loaded.translation)
+    validator = Validator({direction: loaded.translation}, paired=isinstance(data, AlignedData), metrics=cfg.metrics,
+                          device=device, amp_dtype=amp_dtype, distribution=True)
+    shown = FirstImages(int(cfg.grid_images))
+    print(f"evaluating {cfg.checkpoint} ({direction}) on {data.root}/{cfg.split}: {n_src} images", file=sys.stderr)
+    result = validator({loaded.translation.generator: loaded.module.to(device)}, batches, prefix="", on_batch=shown)
+    report = {**result, "num_images": n_src, "checkpoint": str(cfg.checkpoint), "data": str(data.root),
+              "split": cfg.split, "direction": direction, "skipped": validator.skipped, "config": to_container(cfg)}
+    _write_report(report, shown, Path(cfg.run_dir or "runs/evaluate"))
+    return report
 
-        save_image(sample_grid(columns), run_dir / "grid.png")
+
+def _write_report(report: dict[str, Any], shown: FirstImages, run_dir: Path) -> None:
+    """metrics.json (strict JSON: an exact reproduction's PSNR and metrics without enough images are null) and
+    grid.png (input | output | target rows)."""
+    atomic_write_bytes(run_dir / "metrics.json", json_text(report, indent=2, default=str).encode())
+    columns = shown.columns()
+    if columns:
+        save_image(sample_grid([to_rgb(c) for c in columns.values()]), run_dir / "grid.png")
+    metrics = {k: v for k, v in report.items() if k in HIGHER_IS_BETTER}
     summary = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
     print(f"{summary}\nwrote {run_dir / 'metrics.json'}", file=sys.stderr)
-    return report
 
 
 def main() -> None:

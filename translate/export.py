@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from translate.errors import ConfigError
-from translate.fsutil import atomic_write
-from translate.generator_io import generator_channels, generator_stride, load_generator
+from translate.fsutil import atomic_write, atomic_write_bytes
+from translate.generator_io import load_generator
+from translate.networks.layers import generator_channels, generator_stride
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts"}
 
@@ -49,7 +50,7 @@ def export_generator(G: nn.Module, path: str | Path, format: str = "onnx", opset
             tmp.unlink(missing_ok=True)
     for key, value in {"stride": stride, "in_channels": in_ch, "out_channels": out_ch, "range": "[-1, 1]"}.items():
         model.metadata_props.add(key=key, value=str(value))
-    atomic_write(path, lambda f: f.write(model.SerializeToString()))
+    atomic_write_bytes(path, model.SerializeToString())
     return path
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from translate.checkpoint import load_checkpoint
-from translate.config import CONF_DIR, build
-from translate.errors import CheckpointError, ConfigError
+from translate.config import CONF_DIR, build, build_model
+from translate.errors import CheckpointError, ConfigError, first_line
+from translate.models.base import Translation
+from translate.networks.layers import generator_channels
 from translate.reference import (
     is_reference_state_dict,
     load_reference_weights,
@@ -35,19 +38,7 @@ def _read_state(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - corrupt, truncated or hostile files all end here
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
-
-
-def generator_channels(G: nn.Module) -> tuple[int, int]:
-    """(input, output) channels of a generator, read off its first and last convolutions."""
-    convs = [m for m in G.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    return convs[0].in_channels, convs[-1].out_channels
-
-
-def generator_stride(G: nn.Module) -> int:
-    """Input sides must be multiples of this (256 for unet_256, 4 for the ResNets)."""
-    return int(getattr(G, "stride", 1))
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(e)})") from None
 
 
 def _preset(name: str, overrides: dict[str, Any]):
@@ -63,37 +54,65 @@ def _preset(name: str, overrides: dict[str, Any]):
     return node
 
 
-def load_generator(
+@dataclass(frozen=True)
+class LoadedGenerator:
+    """A generator ready for inference (eval mode, CPU), the translation it performs (which batch key it reads
+    and which it writes) and, for our checkpoints, the training config it was stored with."""
+
+    module: nn.Module
+    translation: Translation
+    config: DictConfig | None = None
+
+
+def load_generator(path: str | Path, **kwargs: Any) -> nn.Module:
+    """The generator of ``load_translation(path, **kwargs)`` (``direction`` defaults to AtoB here)."""
+    kwargs.setdefault("direction", "AtoB")
+    return load_translation(path, **kwargs).module
+
+
+def load_translation(
     path: str | Path,
     *,
     generator: str | Mapping[str, Any] | None = None,
-    direction: str = "AtoB",
+    direction: str | None = None,
     weights: str = "auto",
     in_channels: int = 3,
     out_channels: int = 3,
     **overrides: Any,
-) -> nn.Module:
-    """A generator ready for inference (eval mode, CPU).
+) -> LoadedGenerator:
+    """Load a generator for inference.
 
-    - Our checkpoints (``last.pt`` or a run folder) rebuild the generator from their stored config; no other
-      argument is needed. CycleGAN's ``direction`` picks G_A (AtoB) or G_B (BtoA). ``weights``: ``auto``
-      uses G_ema when the run kept one, ``G`` the raw generator, ``G_ema`` insists on the average.
+    - Our checkpoints (``last.pt`` or a run folder) rebuild the model from their stored config; no other
+      argument is needed. ``direction`` picks one of the model's translations (CycleGAN: G_A for AtoB, G_B for
+      BtoA; None: the model's primary one). ``weights``: ``auto`` uses the EMA generator when the run kept one,
+      ``G`` the raw generator, ``G_ema`` insists on the average.
     - Reference state dicts (``latest_net_G_A.pth``) and safetensors files need the architecture, named like
       the generator config group: ``generator='resnet_9blocks', norm='instance', dropout=False`` (other
-      keyword arguments override the preset's ``ngf``, ``norm``, ``dropout``, ...).
+      keyword arguments override the preset's ``ngf``, ``norm``, ``dropout``, ...). Their channel counts come
+      from the file; ``direction`` (default AtoB) only says which domain is the input.
     """
     if weights not in WEIGHTS:
         raise ConfigError(f"weights={weights!r} is not one of {', '.join(WEIGHTS)}")
     path = Path(path).expanduser()
     if path.is_dir() or path.suffix == ".pt":
-        return _from_training_checkpoint(path, direction=direction, weights=weights)
+        return _from_training_checkpoint(path, load_checkpoint(path), direction=direction, weights=weights)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     state = _read_state(path)
     if isinstance(state, dict) and "format_version" in state:
-        return _from_training_checkpoint(path, direction=direction, weights=weights)
+        return _from_training_checkpoint(path, load_checkpoint(path), direction=direction, weights=weights)
     if not isinstance(state, dict) or not is_reference_state_dict(state):
         raise CheckpointError(f"{path}: neither a translate checkpoint nor a generator state dict")
+    G = _from_reference_weights(path, state, generator, overrides, in_channels, out_channels)
+    direction = direction or "AtoB"
+    if direction not in ("AtoB", "BtoA"):
+        raise ConfigError(f"direction={direction!r} is not one of AtoB, BtoA")
+    source, target = ("A", "B") if direction == "AtoB" else ("B", "A")
+    return LoadedGenerator(G, Translation("G", source, target))
+
+
+def _from_reference_weights(path: Path, state: dict[str, torch.Tensor], generator: str | Mapping[str, Any] | None,
+                            overrides: dict[str, Any], in_channels: int, out_channels: int) -> nn.Module:
     if generator is None:
         raise ConfigError(
             f"{path}: a reference state dict does not record its architecture; name it, e.g. "
@@ -126,31 +145,28 @@ def _file_channels(G: nn.Module, state: dict[str, torch.Tensor]) -> tuple[int, i
     return int(first.shape[1]), int(out)
 
 
-def _from_training_checkpoint(path: Path, *, direction: str, weights: str) -> nn.Module:
-    ckpt = load_checkpoint(path)
+def _from_training_checkpoint(path: Path, ckpt: dict[str, Any], *, direction: str | None,
+                              weights: str) -> LoadedGenerator:
+    """Rebuild the model from the checkpoint's stored config and load the weights of one of its generators."""
     cfg = OmegaConf.create(ckpt["config"])
-    nets = ckpt["networks"]
-    if "G" in nets:  # pix2pix: one generator, trained in the direction its config says
-        trained = cfg.model.get("direction", "AtoB")
-        if direction != trained:
-            raise ConfigError(f"{path}: this pix2pix model was trained {trained}; direction={direction} is not available")
-        name = "G"
-        nc_in, nc_out = (cfg.data.input_nc, cfg.data.output_nc) if trained == "AtoB" else (cfg.data.output_nc, cfg.data.input_nc)
-    else:
-        if direction not in ("AtoB", "BtoA"):
-            raise ConfigError(f"direction={direction!r} is not one of AtoB, BtoA")
-        name = "G_A" if direction == "AtoB" else "G_B"
-        nc_in, nc_out = (cfg.data.input_nc, cfg.data.output_nc) if direction == "AtoB" else (cfg.data.output_nc, cfg.data.input_nc)
-    G = build(cfg.generator)(in_channels=int(nc_in), out_channels=int(nc_out))
+    with torch.random.fork_rng(devices=[]):  # the initial weights drawn here are replaced below
+        model = build_model(cfg)
+    direction = direction or next(iter(model.translations))
+    if direction not in model.translations:
+        raise ConfigError(f"{path}: this model was trained {', '.join(model.translations)}; direction={direction} "
+                          "is not available")
+    translation = model.translations[direction]
+    name = translation.generator
     ema = ckpt.get("ema", {}).get(name)
     if weights == "G_ema" and ema is None:
         raise ConfigError(f"{path}: the run kept no G_ema (trainer.ema.enabled was false); use weights=G")
     if ema is not None and weights != "G":
         state = {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")}
     else:
-        state = nets[name]
+        state = ckpt["networks"][name]
+    G = model.generators()[name]
     try:
         G.load_state_dict(state)
     except RuntimeError as e:
-        raise CheckpointError(f"{path}: generator weights do not fit its stored config ({str(e).splitlines()[0]})") from None
-    return G.eval()
+        raise CheckpointError(f"{path}: generator weights do not fit its stored config ({first_line(e)})") from None
+    return LoadedGenerator(G.eval(), translation, cfg)

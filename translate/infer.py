@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +28,14 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from translate.data.io import IMAGE_EXTENSIONS, is_image_file
-from translate.errors import ConfigError, DataError
-from translate.fsutil import atomic_write
-from translate.generator_io import generator_channels, generator_stride
+from translate.errors import ConfigError, DataError, first_line
+from translate.fsutil import atomic_write_bytes
+from translate.networks.layers import generator_channels, generator_stride
+from translate.runtime import autocast, precision_dtype, resolve_device
 from translate.imageio16 import Picture, encode, picture_size, read_picture, to_model_input
 
 FORMATS = {"keep": None, "png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF"}
 SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif"}
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -202,10 +202,7 @@ class Translator:
         tile_size: int = 1024,
         tile_overlap: int = 128,
     ):
-        if precision not in PRECISIONS:
-            raise ConfigError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
-        if precision == "fp16" and device.type != "cuda":
-            raise ConfigError("precision=fp16 needs a CUDA device (on CPU use fp32)")
+        self.amp_dtype = precision_dtype(precision, device)
         if norm_mode not in ("eval", "train"):
             raise ConfigError(f"norm_mode={norm_mode!r} is not one of eval, train")
         if tile_overlap < 0 or tile_size < 1:
@@ -217,13 +214,12 @@ class Translator:
         self.G = G.to(device, memory_format=self.memory_format).train(norm_mode == "train")
         if compile:
             self.G.compile()
-        self.device, self.amp_dtype = device, PRECISIONS[precision]
+        self.device = device
         tile = max(self.stride, (int(tile_size) // self.stride) * self.stride)
         self.tile, self.overlap = tile, min(int(tile_overlap), tile // 2)
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
-        ctx = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
-        with ctx:
+        with autocast(self.device, self.amp_dtype):
             return self.G(x.contiguous(memory_format=self.memory_format)).float()
 
     @torch.inference_mode()
@@ -282,7 +278,7 @@ class _Writer:
             src, dst, image, alpha, fmt, bits, quality = job
             try:
                 data = encode(image, alpha, fmt, bits=bits, quality=quality)
-                atomic_write(dst, lambda f: f.write(data))
+                atomic_write_bytes(dst, data)
                 with self.lock:
                     self.summary.converted += 1
             except Exception as e:  # noqa: BLE001 - a failed write is that file's failure
@@ -298,49 +294,85 @@ class _Writer:
 
 
 # ----------------------------------------------------------------------------------------------- driver
-def translate_files(
-    G: nn.Module,
-    inputs: str | Path | list,
-    output: str | Path,
-    *,
-    recursive: bool = False,
-    format: str = "keep",
-    jpg_quality: int = 95,
-    overwrite: bool = False,
-    allow_inplace: bool = False,
-    norm_mode: str = "eval",
-    resize: int | None = None,
-    keep_aspect: bool = True,
-    tile_size: int = 1024,
-    tile_overlap: int = 128,
-    batch_size: int | None = None,
-    num_workers: int = 1,
-    device: str = "auto",
-    precision: str = "fp32",
-    channels_last: bool = False,
-    compile: bool = False,
-    quiet: bool = False,
-) -> Summary:
-    """Translate every image of ``inputs`` (files, folders, globs or list files) into ``output``.
+@dataclass
+class InferOptions:
+    """How ``translate_files`` converts: the settings of ``conf/infer.yaml`` besides what, where and with
+    which weights (see that file for each)."""
+
+    recursive: bool = False
+    format: str = "keep"
+    jpg_quality: int = 95
+    overwrite: bool = False
+    allow_inplace: bool = False
+    norm_mode: str = "eval"
+    resize: int | None = None
+    keep_aspect: bool = True
+    tile_size: int = 1024
+    tile_overlap: int = 128
+    batch_size: int | None = None
+    num_workers: int = 1
+    device: str = "auto"
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    quiet: bool = False
+
+    @classmethod
+    def from_config(cls, cfg) -> InferOptions:
+        return cls(**{f.name: cfg[f.name] for f in fields(cls) if f.name in cfg})
+
+
+def translate_files(G: nn.Module, inputs: str | Path | list, output: str | Path, options: InferOptions | None = None,
+                    **changes: Any) -> Summary:
+    """Translate every image of ``inputs`` (files, folders, globs or list files) into ``output``, as ``options``
+    (or the defaults) with ``changes`` (e.g. ``quiet=True``) say.
 
     Outputs mirror the inputs' relative paths. Unreadable inputs are reported and skipped; existing outputs
     are skipped unless ``overwrite``. Returns the counts (``Summary.exit_code``: 0 all converted, 1 some failed).
     """
     start = time.perf_counter()
-    if format not in FORMATS:
-        raise ConfigError(f"format={format!r} is not one of {', '.join(FORMATS)}")
-    fmt = FORMATS[format]
+    opts = replace(options or InferOptions(), **changes)
+    if opts.format not in FORMATS:
+        raise ConfigError(f"format={opts.format!r} is not one of {', '.join(FORMATS)}")
     output = Path(output).expanduser()
-    found, scanned = collect_inputs(inputs, recursive=recursive)
-    sources = {src.resolve() for src, _ in found}
-    if not allow_inplace:
-        # Outputs inside a scanned folder would be picked up as inputs by the next run.
-        for root in scanned:
-            if output.resolve().is_relative_to(root):
-                raise ConfigError(
-                    f"output {output} is inside the input folder {root}; choose another folder or set allow_inplace=true"
-                )
+    found, scanned = collect_inputs(inputs, recursive=opts.recursive)
+    if not opts.allow_inplace:
+        _refuse_output_inside(output, scanned)
     summary = Summary()
+    jobs = _plan(found, output, FORMATS[opts.format], opts.overwrite, summary)
+    sizes = _read_sizes(jobs, summary)
+    device = resolve_device(opts.device)
+    translator = Translator(G, device=device, precision=opts.precision, channels_last=opts.channels_last,
+                            compile=opts.compile, norm_mode=opts.norm_mode, tile_size=opts.tile_size,
+                            tile_overlap=opts.tile_overlap)
+    loader = _loader(jobs, sizes, translator, opts, device)
+    bar = tqdm(total=len(jobs), desc="translate", unit="img", disable=opts.quiet, file=sys.stderr, dynamic_ncols=True)
+    bar.update(len(jobs) - len(sizes))  # header failures
+    writer = _Writer(summary, bar)
+    try:
+        for items in loader:
+            _convert(items, jobs, translator, writer, opts, summary, bar)
+    finally:
+        writer.close()
+        bar.close()
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _refuse_output_inside(output: Path, scanned: set[Path]) -> None:
+    """Outputs inside a scanned folder would be picked up as inputs by the next run."""
+    for root in scanned:
+        if output.resolve().is_relative_to(root):
+            raise ConfigError(
+                f"output {output} is inside the input folder {root}; choose another folder or set allow_inplace=true"
+            )
+
+
+def _plan(found: list[tuple[Path, Path]], output: Path, fmt: str | None, overwrite: bool,
+          summary: Summary) -> list[tuple[Path, Path]]:
+    """(input, output) pairs still to convert; collisions and outputs that would overwrite an input fail, and
+    existing outputs are skipped unless ``overwrite``."""
+    sources = {src.resolve() for src, _ in found}
     jobs: list[tuple[Path, Path]] = []
     claimed: dict[Path, Path] = {}
     for src, rel in found:
@@ -355,62 +387,65 @@ def translate_files(
             summary.skipped += 1
         else:
             jobs.append((src, dst))
+    return jobs
 
+
+def _read_sizes(jobs: list[tuple[Path, Path]], summary: Summary) -> dict[int, tuple[int, int]]:
+    """Each job's image size from its header (for batching equal sizes); unreadable headers fail that file."""
     sizes: dict[int, tuple[int, int]] = {}
     for i, (src, _) in enumerate(jobs):
         try:
             sizes[i] = picture_size(src)
         except DataError as e:
             summary.failed.append((str(src), str(e).removeprefix(f"{src}: ")))
-    device_ = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
-    translator = Translator(G, device=device_, precision=precision, channels_last=channels_last, compile=compile,
-                            norm_mode=norm_mode, tile_size=tile_size, tile_overlap=tile_overlap)
-    # Batch statistics are per image in the reference test script: train mode runs one image at a time.
+    return sizes
+
+
+def _loader(jobs: list[tuple[Path, Path]], sizes: dict[int, tuple[int, int]], translator: Translator,
+            opts: InferOptions, device: torch.device) -> DataLoader:
+    """Decoding workers feeding batches of equal-size images."""
+    batch_size = opts.batch_size
     if batch_size is None:
         # Measured: on CPU batching only adds memory traffic (8 images/batch ran 0.74x as fast as 1); GPUs gain.
-        batch_size = 8 if device_.type == "cuda" else 1
-    batches = _batches_by_size(sizes, 1 if norm_mode == "train" else max(1, int(batch_size)))
-    reader = _Reader([src for src, _ in jobs], translator.in_channels, resize, keep_aspect)
+        batch_size = 8 if device.type == "cuda" else 1
+    # Batch statistics are per image in the reference test script: train mode runs one image at a time.
+    batches = _batches_by_size(sizes, 1 if opts.norm_mode == "train" else max(1, int(batch_size)))
+    reader = _Reader([src for src, _ in jobs], translator.in_channels, opts.resize, opts.keep_aspect)
     # fork where available: decoding workers need no CUDA, and start in milliseconds instead of re-importing
     # torch (which a spawn-started caller would otherwise impose, seconds per run).
-    context = "fork" if num_workers > 0 and "fork" in mp.get_all_start_methods() else None
-    loader = DataLoader(reader, batch_sampler=batches, num_workers=num_workers, collate_fn=_collate,
-                        pin_memory=device_.type == "cuda", prefetch_factor=4 if num_workers > 0 else None,
-                        multiprocessing_context=context)
-    bar = tqdm(total=len(jobs), desc="translate", unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True)
-    bar.update(len(jobs) - len(sizes))  # header failures
-    writer = _Writer(summary, bar)
+    workers = opts.num_workers
+    context = "fork" if workers > 0 and "fork" in mp.get_all_start_methods() else None
+    return DataLoader(reader, batch_sampler=batches, num_workers=workers, collate_fn=_collate,
+                      pin_memory=device.type == "cuda", prefetch_factor=4 if workers > 0 else None,
+                      multiprocessing_context=context)
+
+
+def _convert(items: list[dict[str, Any]], jobs: list[tuple[Path, Path]], translator: Translator, writer: _Writer,
+             opts: InferOptions, summary: Summary, bar: tqdm) -> None:
+    """Translate one batch of decoded items and queue their outputs; decode and model failures fail their
+    files only (e.g. out of memory on a huge image)."""
+    good = [it for it in items if "error" not in it]
+    for it in items:
+        if "error" in it:
+            src = jobs[it["index"]][0]
+            summary.failed.append((str(src), it["error"].removeprefix(f"{src}: ")))
+            bar.update(1)
+    if not good:
+        return
     try:
-        for items in loader:
-            good = [it for it in items if "error" not in it]
-            for it in items:
-                if "error" in it:
-                    src = jobs[it["index"]][0]
-                    summary.failed.append((str(src), it["error"].removeprefix(f"{src}: ")))
-                    bar.update(1)
-            if not good:
-                continue
-            try:
-                y = translator(torch.stack([it["x"] for it in good])).cpu()
-            except (RuntimeError, ValueError) as e:  # e.g. out of memory on a huge image: fail these files only
-                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                for it in good:
-                    summary.failed.append((str(jobs[it["index"]][0]), f"translation failed: {reason}"))
-                    bar.update(1)
-                continue
-            for it, out in zip(good, y):
-                src, dst = jobs[it["index"]]
-                picture: Picture = it["picture"]
-                if resize:
-                    out = F.interpolate(out[None], size=picture.size, mode="bicubic", antialias=True,
-                                        align_corners=False)[0]
-                out_fmt = fmt or _format_of(dst)
-                writer.put(src, dst, out, picture.alpha, out_fmt, picture.bits, jpg_quality)
-    finally:
-        writer.close()
-        bar.close()
-    summary.seconds = time.perf_counter() - start
-    return summary
+        y = translator(torch.stack([it["x"] for it in good])).cpu()
+    except (RuntimeError, ValueError) as e:
+        for it in good:
+            summary.failed.append((str(jobs[it["index"]][0]), f"translation failed: {first_line(e)}"))
+            bar.update(1)
+        return
+    fmt = FORMATS[opts.format]
+    for it, out in zip(good, y):
+        src, dst = jobs[it["index"]]
+        picture: Picture = it["picture"]
+        if opts.resize:
+            out = F.interpolate(out[None], size=picture.size, mode="bicubic", antialias=True, align_corners=False)[0]
+        writer.put(src, dst, out, picture.alpha, fmt or _format_of(dst), picture.bits, opts.jpg_quality)
 
 
 def run(cfg) -> Summary:
@@ -419,14 +454,8 @@ def run(cfg) -> Summary:
 
     generator = dict(cfg.generator) if cfg.get("generator") else None
     G = load_generator(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
-    summary = translate_files(
-        G, list(cfg.input) if not isinstance(cfg.input, str) else cfg.input, cfg.output,
-        recursive=cfg.recursive, format=cfg.format, jpg_quality=cfg.jpg_quality, overwrite=cfg.overwrite,
-        allow_inplace=cfg.allow_inplace, norm_mode=cfg.norm_mode, resize=cfg.resize, keep_aspect=cfg.keep_aspect,
-        tile_size=cfg.tile_size, tile_overlap=cfg.tile_overlap, batch_size=cfg.batch_size,
-        num_workers=cfg.num_workers, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last,
-        compile=cfg.compile, quiet=cfg.quiet,
-    )
+    inputs = list(cfg.input) if not isinstance(cfg.input, str) else cfg.input
+    summary = translate_files(G, inputs, cfg.output, InferOptions.from_config(cfg))
     for src, reason in summary.failed[:20]:
         print(f"failed: {src}: {reason}", file=sys.stderr)
     if len(summary.failed) > 20:

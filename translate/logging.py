@@ -17,8 +17,8 @@ from urllib.parse import urlparse
 import torch
 from torchvision.utils import make_grid
 
-from translate.data.io import atomic_write_bytes, save_image
-from translate.fsutil import json_text
+from translate.data.io import save_image, to_uint8
+from translate.fsutil import atomic_write_bytes, json_text
 
 
 class RunFolder:
@@ -55,8 +55,7 @@ def sample_grid(columns: list[torch.Tensor]) -> torch.Tensor:
 
 def _hwc_uint8(images: torch.Tensor):
     """[N, C, H, W] in [-1, 1] -> uint8 numpy [N, H, W, 3]."""
-    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte()
-    return x.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).numpy()
+    return to_uint8(images).cpu().expand(-1, 3, -1, -1).permute(0, 2, 3, 1).numpy()
 
 
 class Logger:
@@ -166,7 +165,7 @@ class WandbLogger(Logger):
         if self.run is not None:
             import wandb
 
-            image = ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+            image = to_uint8(grid).cpu().permute(1, 2, 0).numpy()
             self.run.log({key: wandb.Image(image)}, step=step)
 
     def log_table(self, key: str, columns: dict[str, torch.Tensor], step: int) -> None:

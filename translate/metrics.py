@@ -18,7 +18,9 @@ import kornia
 import torch
 from torch import nn
 
-from translate.errors import ConfigError
+from translate.data.io import to_uint8
+from translate.errors import ConfigError, first_line
+from translate.runtime import eval_mode
 
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "lpips": False, "fid": False, "kid": False}
 # An exact reproduction has infinite PSNR; in a mean over images it counts as this (the PSNR of an MSE of 1e-10).
@@ -90,14 +92,12 @@ def evaluate_paired(G: nn.Module, batches: Iterable[dict[str, torch.Tensor]], *,
     against ``target`` over ``batches``, with G in eval mode. ``autocast`` wraps G only: metrics run in fp32.
     ``on_batch(x, out, y)`` sees every batch (for grids and tables). In the PSNR mean an exact reproduction
     counts as PSNR_CAP dB (inf when every image is exact)."""
-    was_training = G.training
-    G.eval()
     totals: dict[str, list[torch.Tensor]] = {"l1": [], "psnr": [], "ssim": []}
     if lpips_net is not None:
         totals["lpips"] = []
     if distribution is not None:
         distribution.reset()
-    try:
+    with eval_mode(G):
         for batch in batches:
             x, y = batch[source].to(device), batch[target].to(device)
             with autocast():
@@ -113,9 +113,7 @@ def evaluate_paired(G: nn.Module, batches: Iterable[dict[str, torch.Tensor]], *,
                     distribution.update(y, real=True)
                 distribution.update(out, real=False)
             if on_batch is not None:
-                on_batch(x, out, y)
-    finally:
-        G.train(was_training)
+                on_batch(x, out, y[: len(x)])
     result = {f"{prefix}{k}": _mean(v, psnr_cap=k == "psnr") for k, v in totals.items()}
     if distribution is not None:
         distribution.max_real = distribution.num_real  # the real set is complete: encode it only once
@@ -124,37 +122,29 @@ def evaluate_paired(G: nn.Module, batches: Iterable[dict[str, torch.Tensor]], *,
 
 
 @torch.no_grad()
-def evaluate_unpaired(generators: dict[str, nn.Module], batches: Iterable[dict[str, torch.Tensor]],
-                      distributions: dict[str, DistributionMetrics], *, device: torch.device | str,
-                      autocast=nullcontext, prefix: str = "val/") -> dict[str, float]:
-    """FID and KID of ``G_A(A)`` against the real B images (``val/fid``, ``val/kid``) and of ``G_B(B)`` against
-    the real A images (``val/BtoA/fid``, ...). ``distributions`` holds a DistributionMetrics per direction,
-    ``'AtoB'`` and ``'BtoA'``; their real images are encoded on the first call only."""
-    directions = {"AtoB": ("G_A", "A", "B"), "BtoA": ("G_B", "B", "A")}
-    modes = {name: g.training for name, g in generators.items()}
-    for g in generators.values():
-        g.eval()
-    for dist in distributions.values():
-        dist.reset()
-    batches = list(batches)
-    try:
-        for key, (g_name, src, tgt) in directions.items():
-            dist = distributions[key]
-            for batch in batches:
-                if dist.num_real < dist.max_real:
-                    dist.update(batch[tgt].to(device), real=True)
-                with autocast():
-                    out = generators[g_name](batch[src].to(device))
-                dist.update(out.float(), real=False)
-            dist.max_real = dist.num_real
-    finally:
-        for name, g in generators.items():
-            g.train(modes[name])
-    result = {}
-    for key, dist in distributions.items():
-        where = prefix if key == "AtoB" else f"{prefix}BtoA/"
-        result |= {f"{where}{k}": v for k, v in dist.compute().items()}
-    return result
+def evaluate_distribution(G: nn.Module, batches: Iterable[dict[str, torch.Tensor]], distribution: DistributionMetrics,
+                          *, device: torch.device | str, source: str = "A", target: str = "B", autocast=nullcontext,
+                          prefix: str = "val/", on_batch=None) -> dict[str, float]:
+    """FID and KID of ``G(batch[source])`` against the real ``batch[target]`` images (other images of the target
+    domain, not references), with G in eval mode. Either side of a batch may be empty (unpaired folders of
+    different sizes). The real images are encoded on the first call only. ``on_batch(x, out, y)`` as in
+    ``evaluate_paired``."""
+    distribution.reset()
+    with eval_mode(G):
+        for batch in batches:
+            x, y = batch[source], batch[target]
+            if len(y) and distribution.num_real < distribution.max_real:
+                distribution.update(y.to(device), real=True)
+            if not len(x):
+                continue
+            with autocast():
+                out = G(x.to(device))
+            out = out.float()
+            distribution.update(out, real=False)
+            if on_batch is not None:
+                on_batch(x, out, y[: len(x)])
+    distribution.max_real = distribution.num_real
+    return {f"{prefix}{k}": v for k, v in distribution.compute().items()}
 
 
 # ----------------------------------------------------------------- LPIPS
@@ -227,7 +217,7 @@ def inception_features(weights: str | Path | None = None) -> nn.Module | None:
         return NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
                                   feature_extractor_weights_path=str(path))
     except Exception as e:  # noqa: BLE001 - a damaged or foreign weights file
-        raise ConfigError(f"{path}: not usable Inception weights ({str(e).splitlines()[0][:200]})") from None
+        raise ConfigError(f"{path}: not usable Inception weights ({first_line(e)[:200]})") from None
 
 
 class DistributionMetrics:
@@ -255,8 +245,7 @@ class DistributionMetrics:
 
     @staticmethod
     def _uint8(x: torch.Tensor) -> torch.Tensor:
-        x = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        return x.expand(-1, 3, -1, -1)  # gray images as RGB
+        return to_uint8(x).expand(-1, 3, -1, -1)  # gray images as RGB
 
     @torch.no_grad()
     def update(self, images: torch.Tensor, *, real: bool) -> None:

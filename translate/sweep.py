@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from hydra.experimental.callback import Callback
 
-from translate.fsutil import atomic_write, json_text
+from translate.fsutil import atomic_write_bytes, json_text
 
 
 def collect(sweep_dir: str | Path, objective: str = "loss/G") -> list[dict[str, Any]]:
@@ -43,7 +43,7 @@ def write_summary(sweep_dir: str | Path, objective: str = "loss/G") -> list[dict
     rows.sort(key=lambda r: (r["status"] != "completed", r["objective"] if r["objective"] == r["objective"] else math.inf))
     sweep_dir = Path(sweep_dir)
     payload = json_text({"objective": objective, "jobs": rows}, indent=2, default=str)
-    atomic_write(sweep_dir / "summary.json", lambda f: f.write(payload.encode()))
+    atomic_write_bytes(sweep_dir / "summary.json", payload.encode())
     keys = sorted({k for r in rows for k in r["metrics"]})
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -51,7 +51,7 @@ def write_summary(sweep_dir: str | Path, objective: str = "loss/G") -> list[dict
     for r in rows:
         writer.writerow([r["job"], r["overrides"], r["status"], r["error"] or "", r["objective"],
                          *(r["metrics"].get(k, "") for k in keys)])
-    atomic_write(sweep_dir / "summary.csv", lambda f: f.write(buf.getvalue().encode()))
+    atomic_write_bytes(sweep_dir / "summary.csv", buf.getvalue().encode())
     return rows
 
 

@@ -16,12 +16,6 @@ from typing import Any
 import torch
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def peak_memory_mib(device: torch.device) -> float:
     """Peak CUDA allocation on GPU; peak resident set size of this process on CPU."""
     if device.type == "cuda":

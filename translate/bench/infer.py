@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from translate.bench import in_subprocess, peak_memory_mib, resolve_device
+from translate.bench import in_subprocess, peak_memory_mib
+from translate.runtime import resolve_device
 
 INFER_DEFAULTS: dict[str, Any] = {
     "generator": "resnet_9blocks",

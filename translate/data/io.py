@@ -11,7 +11,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 
-from translate.errors import DataError
+from translate.errors import DataError, first_line
 from translate.fsutil import atomic_write
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -83,8 +83,7 @@ def image_errors(path: str | Path) -> Iterator[None]:
     except UnidentifiedImageError:
         raise DataError(f"{path}: not an image or an unsupported format") from None
     except Exception as e:  # noqa: BLE001 - decoders raise many types for damaged files
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DataError(f"{path}: cannot decode image ({first})") from None
+        raise DataError(f"{path}: cannot decode image ({first_line(e)})") from None
 
 
 def load_image(path: str | Path, channels: int) -> torch.Tensor:
@@ -121,11 +120,6 @@ def to_float(image: torch.Tensor) -> torch.Tensor:
 def to_uint8(image: torch.Tensor) -> torch.Tensor:
     """float [-1, 1] -> uint8 [0, 255]."""
     return ((image.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` atomically (temporary file + rename)."""
-    return atomic_write(path, lambda f: f.write(data))
 
 
 def save_image(image: torch.Tensor, path: str | Path) -> Path:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from translate.data.datasets import AlignedDataset, SingleDataset, UnalignedDataset
+from translate.data.folders import AlignedDataset, SingleDataset, UnalignedDataset
 from translate.data.transforms import PairedTransform, Preprocess
 from translate.errors import ConfigError, DataError
 
 
-class ImageData:
+class DataModule:
     """Settings shared by every layout; ``dataset(split, train=...)`` builds the dataset of a split."""
 
     def __init__(
@@ -88,7 +88,7 @@ class ImageData:
             return self.dataset(self.train_split, train=False)
 
 
-class AlignedData(ImageData):
+class AlignedData(DataModule):
     """Paired A/B images (pix2pix)."""
 
     def dataset(self, split: str, *, train: bool = True) -> Dataset:
@@ -101,7 +101,7 @@ class AlignedData(ImageData):
         return (self.root / split).is_dir() or (self.root / "A" / split).is_dir()
 
 
-class UnalignedData(ImageData):
+class UnalignedData(DataModule):
     """Unpaired ``trainA``/``trainB`` folders (CycleGAN)."""
 
     def __init__(self, *, serial: bool = False, **kwargs):
@@ -118,7 +118,7 @@ class UnalignedData(ImageData):
         return (self.root / f"{split}A").is_dir() or (self.root / f"{split}B").is_dir()
 
 
-class SingleData(ImageData):
+class SingleData(DataModule):
     """One folder of images (inference or evaluation inputs)."""
 
     def dataset(self, split: str, *, train: bool = True) -> Dataset:

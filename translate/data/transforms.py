@@ -10,8 +10,7 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from translate.data.io import to_float
-from translate.errors import ConfigError, DataError
-from translate.networks.layers import check_choice
+from translate.errors import ConfigError, DataError, check_choice
 
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
 PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")

@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
-from translate.errors import DataError
+from translate.errors import DataError, first_line
 
 
 class CorruptArchive(DataError):
@@ -186,8 +186,7 @@ def extract(archive: Path, target: Path) -> Path:
         raise
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CorruptArchive(f"{archive}: corrupt archive ({first})") from None
+        raise CorruptArchive(f"{archive}: corrupt archive ({first_line(e)})") from None
     except OSError as e:  # a full disk or a permission problem: the archive is fine, keep it
         shutil.rmtree(tmp, ignore_errors=True)
         raise DataError(f"{archive}: cannot extract into {target.parent} ({e.strerror or e}); the archive is "

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from translate.data.io import atomic_write_bytes, image_errors, is_image_file
+from translate.data.io import image_errors, is_image_file
 from translate.errors import DataError
-from translate.fsutil import atomic_write
+from translate.fsutil import atomic_write, atomic_write_bytes
 
 SPLITS = ("train", "val", "test")
 

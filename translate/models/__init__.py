@@ -1,8 +1,8 @@
 """Models wire generators and discriminators and define one training step's losses."""
 
-from translate.models.base import TranslationModel
+from translate.models.base import TranslationModel, Translation
 from translate.models.cyclegan import CycleGAN
 from translate.models.pix2pix import Pix2Pix
 from translate.models.pool import ImagePool
 
-__all__ = ["CycleGAN", "ImagePool", "Pix2Pix", "TranslationModel"]
+__all__ = ["CycleGAN", "ImagePool", "Pix2Pix", "TranslationModel", "Translation"]

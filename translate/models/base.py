@@ -1,9 +1,44 @@
-"""What the training loop needs from a model: its networks grouped per optimizer, and d_step / g_step."""
+"""The model contract: what the training loop, validation, sampling, inference and export need from a model.
+
+A model family is one file in ``translate/models/`` (a ``TranslationModel`` subclass) plus one
+``conf/model/*.yaml``; the loop never learns about a family by name. A model:
+
+- declares its networks by role, each an attribute of the model under the name it is listed by:
+  ``generators()`` (sampled, EMA-averaged, exported), ``discriminators()`` (frozen during the G phase) and
+  ``auxiliaries()`` (trained, saved and DDP-wrapped like the others, but never averaged or exported: a
+  projection head, a style encoder);
+- says whether it trains on aligned pairs (``paired``) and which translations it offers (``translations``:
+  direction -> generator, source and target batch keys; a one-sided unpaired model has one);
+- groups its networks per optimizer (``optimizer_groups``) and says which losses step them (``phase_of``);
+- computes one step as ``generate(batch)`` then ``d_step(batch, out)`` (total under ``loss/D``) then
+  ``g_step(batch, out)`` (total under ``loss/G``), returning named loss tensors. The loop owns optimizers,
+  backward passes, precision, EMA, checkpoints and logging.
+
+Generators are called as ``G(x)``; one that takes a latent or style input accepts ``G(x, z=None)``, with
+``None`` meaning its default (mean) style, so evaluation, tiled inference and export work unchanged.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
 import torch
 from torch import nn
+
+from translate.losses import GANObjective, gradient_penalty
+
+Phase = Literal["D", "G"]
+
+
+@dataclass(frozen=True)
+class Translation:
+    """One direction a model translates: ``generators()[generator]`` maps ``batch[source]`` to the domain of
+    ``batch[target]``."""
+
+    generator: str
+    source: str
+    target: str
 
 
 def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
@@ -19,26 +54,92 @@ def to_rgb(x: torch.Tensor) -> torch.Tensor:
 
 
 class TranslationModel(nn.Module):
-    """Base of Pix2Pix and CycleGAN.
+    """Base of every model family; see the module docstring for the contract.
 
-    Subclasses define ``generators`` / ``discriminators`` (name -> module), ``generate(batch)`` (the fakes of
-    one step), ``d_step`` and ``g_step`` (named loss tensors, the total under ``loss/D`` or ``loss/G``), and
-    ``sample_rows`` for image grids. The training loop owns optimizers, precision and backward passes.
+    Subclasses set ``paired`` (class attribute) and, in ``__init__``, ``self.translations`` (the first entry is
+    the model's primary direction: its validation metrics carry no direction prefix) and ``self.gan_loss``.
     """
 
+    paired: ClassVar[bool]
+
+    def __init__(self, gan_loss: GANObjective):
+        super().__init__()
+        self.gan_loss = gan_loss
+        self.translations: dict[str, Translation] = {}
+
+    # ------------------------------------------------------------------ networks
     def generators(self) -> dict[str, nn.Module]:
         raise NotImplementedError
 
     def discriminators(self) -> dict[str, nn.Module]:
         raise NotImplementedError
 
-    def optimizer_groups(self) -> dict[str, list[nn.Module]]:
-        """One optimizer per group, as the reference: all generators together, all discriminators together."""
-        return {"G": list(self.generators().values()), "D": list(self.discriminators().values())}
+    def auxiliaries(self) -> dict[str, nn.Module]:
+        """Trained networks that are neither generators nor discriminators (none by default)."""
+        return {}
 
+    def networks(self) -> dict[str, nn.Module]:
+        """Every trained network by name: generators, discriminators, auxiliaries."""
+        return {**self.generators(), **self.discriminators(), **self.auxiliaries()}
+
+    def replace_network(self, name: str, module: nn.Module) -> None:
+        """Put ``module`` (a DDP wrapper, a SyncBatchNorm copy) where network ``name`` is, so the steps call it."""
+        if name not in self.networks():
+            raise KeyError(f"{type(self).__name__} has no network {name!r}")
+        setattr(self, name, module)
+
+    def optimizer_groups(self) -> dict[str, list[nn.Module]]:
+        """One optimizer per group, as the reference: the generators (and auxiliaries) together, the
+        discriminators together."""
+        return {"G": [*self.generators().values(), *self.auxiliaries().values()],
+                "D": list(self.discriminators().values())}
+
+    def phase_of(self, group: str) -> Phase:
+        """Which loss steps optimizer ``group``: ``D`` (``loss/D``, after ``d_step``) or ``G`` (``loss/G``)."""
+        return "D" if group == "D" else "G"
+
+    # ------------------------------------------------------------------ steps
+    def generate(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The fakes of one step, shared by ``d_step`` and ``g_step``."""
+        raise NotImplementedError
+
+    def d_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def g_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def discriminator_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                           name: str = "D") -> dict[str, torch.Tensor]:
+        """``loss/{name}/real``, ``/fake`` (and ``/gp`` with a gradient penalty) and their total ``loss/{name}``:
+        half the sum of the real and fake terms, as the reference, plus the weighted penalty. ``fake`` must be
+        detached from G."""
+        terms = self.gan_loss.d_loss(D(real), D(fake))
+        losses = {f"loss/{name}/real": terms["real"], f"loss/{name}/fake": terms["fake"]}
+        total = 0.5 * (terms["real"] + terms["fake"])
+        if self.gan_loss.gp_weight:
+            losses[f"loss/{name}/gp"] = gradient_penalty(D, real, fake)
+            total = total + self.gan_loss.gp_weight * losses[f"loss/{name}/gp"]
+        losses[f"loss/{name}"] = total
+        return losses
+
+    # ------------------------------------------------------------------ state and samples
     def extra_state(self) -> dict:
         """Training state that is not a parameter or buffer (e.g. image pools)."""
         return {}
 
     def load_extra_state(self, state: dict) -> None:
-        pass
+        """Restore what ``extra_state`` returned."""
+
+    @torch.no_grad()
+    def sample_columns(self, batch: dict[str, torch.Tensor],
+                       generators: dict[str, nn.Module] | None = None) -> list[torch.Tensor]:
+        """Columns of a sample grid, per translation: input | output (| target, for paired models)."""
+        gens = generators or self.generators()
+        columns = []
+        for t in self.translations.values():
+            x = batch[t.source]
+            columns += [to_rgb(x), to_rgb(gens[t.generator](x))]
+            if self.paired:
+                columns.append(to_rgb(batch[t.target]))
+        return columns

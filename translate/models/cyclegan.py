@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translate.losses import GANObjective, gradient_penalty
-from translate.models.base import TranslationModel, set_requires_grad, to_rgb
+from translate.losses import GANObjective
+from translate.models.base import TranslationModel, Translation, set_requires_grad
 from translate.models.pool import ImagePool
 from translate.networks.layers import init_weights
 
@@ -20,6 +20,8 @@ class CycleGAN(TranslationModel):
     Reference defaults: ResNet-9 generators with instance norm, LSGAN, lambda_A = lambda_B = 10,
     identity weight 0.5 (relative to the cycle weights), 50-image pools.
     """
+
+    paired = False
 
     def __init__(
         self,
@@ -37,7 +39,7 @@ class CycleGAN(TranslationModel):
         init_type: str = "normal",
         init_gain: float = 0.02,
     ):
-        super().__init__()
+        super().__init__(gan_loss)
         if lambda_identity > 0 and nc_A != nc_B:
             raise ValueError(
                 f"the identity loss needs as many channels in A as in B (got {nc_A} and {nc_B}); "
@@ -47,7 +49,7 @@ class CycleGAN(TranslationModel):
         self.G_B = init_weights(generator(in_channels=nc_B, out_channels=nc_A), init_type, init_gain)
         self.D_A = init_weights(discriminator(in_channels=nc_B), init_type, init_gain)
         self.D_B = init_weights(discriminator(in_channels=nc_A), init_type, init_gain)
-        self.gan_loss = gan_loss
+        self.translations = {"AtoB": Translation("G_A", "A", "B"), "BtoA": Translation("G_B", "B", "A")}
         self.lambda_A, self.lambda_B = float(lambda_A), float(lambda_B)
         self.lambda_identity = float(lambda_identity)
         self.pool_A = ImagePool(pool_size, seed=seed)  # history of fake A images, shown to D_B
@@ -73,22 +75,12 @@ class CycleGAN(TranslationModel):
         fake_A = self.G_B(B)
         return {"fake_B": fake_B, "rec_A": self.G_B(fake_B), "fake_A": fake_A, "rec_B": self.G_A(fake_A)}
 
-    def _d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, name: str) -> dict[str, torch.Tensor]:
-        terms = self.gan_loss.d_loss(D(real), D(fake))
-        losses = {f"loss/{name}/real": terms["real"], f"loss/{name}/fake": terms["fake"]}
-        total = 0.5 * (terms["real"] + terms["fake"])
-        if self.gan_loss.gp_weight:
-            losses[f"loss/{name}/gp"] = gradient_penalty(D, real, fake)
-            total = total + self.gan_loss.gp_weight * losses[f"loss/{name}/gp"]
-        losses[f"loss/{name}"] = total
-        return losses
-
     def d_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         set_requires_grad([self.D_A, self.D_B], True)
         fake_B = self.pool_B.query(out["fake_B"])
         fake_A = self.pool_A.query(out["fake_A"])
-        losses = self._d_loss(self.D_A, batch["B"], fake_B, "D_A")
-        losses |= self._d_loss(self.D_B, batch["A"], fake_A, "D_B")
+        losses = self.discriminator_loss(self.D_A, batch["B"], fake_B, "D_A")
+        losses |= self.discriminator_loss(self.D_B, batch["A"], fake_A, "D_B")
         losses["loss/D"] = losses["loss/D_A"] + losses["loss/D_B"]
         return losses
 
@@ -116,12 +108,3 @@ class CycleGAN(TranslationModel):
             )
         losses["loss/G"] = total
         return losses
-
-    @torch.no_grad()
-    def sample_rows(
-        self, batch: dict[str, torch.Tensor], generators: dict[str, nn.Module] | None = None
-    ) -> list[torch.Tensor]:
-        """Columns: A | G_A(A) | B | G_B(B) (input and output for each direction)."""
-        gens = generators or self.generators()
-        A, B = batch["A"], batch["B"]
-        return [to_rgb(A), to_rgb(gens["G_A"](A)), to_rgb(B), to_rgb(gens["G_B"](B))]

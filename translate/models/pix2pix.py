@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translate.losses import GANObjective, feature_matching, gradient_penalty
-from translate.models.base import TranslationModel, set_requires_grad, to_rgb
-from translate.networks.layers import check_choice, init_weights
+from translate.losses import GANObjective, feature_matching
+from translate.models.base import TranslationModel, Translation, set_requires_grad
+from translate.errors import check_choice
+from translate.networks.layers import init_weights
 
 Direction = Literal["AtoB", "BtoA"]
 
@@ -22,6 +23,8 @@ class Pix2Pix(TranslationModel):
     ``generator`` and ``discriminator`` are factories (Hydra partials) called with channel counts.
     Reference defaults: U-Net 256 with batch norm and dropout, vanilla GAN, lambda_l1 = 100.
     """
+
+    paired = True
 
     def __init__(
         self,
@@ -37,14 +40,13 @@ class Pix2Pix(TranslationModel):
         init_type: str = "normal",
         init_gain: float = 0.02,
     ):
-        super().__init__()
+        super().__init__(gan_loss)
         check_choice("direction", direction, ("AtoB", "BtoA"))
-        self.direction = direction
         self.src, self.tgt = ("A", "B") if direction == "AtoB" else ("B", "A")
+        self.translations = {direction: Translation("G", self.src, self.tgt)}
         nc_src, nc_tgt = (nc_A, nc_B) if direction == "AtoB" else (nc_B, nc_A)
         self.G = init_weights(generator(in_channels=nc_src, out_channels=nc_tgt), init_type, init_gain)
         self.D = init_weights(discriminator(in_channels=nc_src + nc_tgt), init_type, init_gain)
-        self.gan_loss = gan_loss
         self.lambda_l1 = float(lambda_l1)
         self.lambda_feat = float(lambda_feat)
 
@@ -60,17 +62,8 @@ class Pix2Pix(TranslationModel):
     def d_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         set_requires_grad([self.D], True)
         src, real = batch[self.src], batch[self.tgt]
-        real_pair = torch.cat([src, real], 1)
         # The fake is detached: D's loss must not send gradients into G.
-        fake_pair = torch.cat([src, out["fake"].detach()], 1)
-        terms = self.gan_loss.d_loss(self.D(real_pair), self.D(fake_pair))
-        losses = {"loss/D/real": terms["real"], "loss/D/fake": terms["fake"]}
-        total = 0.5 * (terms["real"] + terms["fake"])
-        if self.gan_loss.gp_weight:
-            losses["loss/D/gp"] = gradient_penalty(self.D, real_pair, fake_pair)
-            total = total + self.gan_loss.gp_weight * losses["loss/D/gp"]
-        losses["loss/D"] = total
-        return losses
+        return self.discriminator_loss(self.D, torch.cat([src, real], 1), torch.cat([src, out["fake"].detach()], 1))
 
     def g_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         set_requires_grad([self.D], False)
@@ -92,12 +85,3 @@ class Pix2Pix(TranslationModel):
             total = total + self.lambda_feat * losses["loss/G/feat"]
         losses["loss/G"] = total
         return losses
-
-    @torch.no_grad()
-    def sample_rows(
-        self, batch: dict[str, torch.Tensor], generators: dict[str, nn.Module] | None = None
-    ) -> list[torch.Tensor]:
-        """Columns of a sample grid: input | output | target."""
-        G = (generators or self.generators())["G"]
-        src = batch[self.src]
-        return [to_rgb(src), to_rgb(G(src)), to_rgb(batch[self.tgt])]

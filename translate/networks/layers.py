@@ -1,4 +1,5 @@
-"""Building blocks shared by the generators and discriminators: norm layers, padding, weight init."""
+"""Building blocks shared by the generators and discriminators (norm layers, padding, weight init), and the
+facts the rest of the framework reads off a built network (channels, stride, smallest input)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,14 @@ from typing import Literal
 import torch
 from torch import nn
 
+from translate.errors import check_choice
+
 Norm = Literal["batch", "instance", "none", "syncbatch"]
 Padding = Literal["reflect", "replicate", "zero"]
 
 NORMS = ("batch", "instance", "none", "syncbatch")
 PADDINGS = ("reflect", "replicate", "zero")
 INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
-
-
-def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    """Raise a one-line ValueError when a string option is not one of its choices."""
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}")
 
 
 def norm_layer(norm: Norm, channels: int) -> nn.Module:
@@ -92,3 +89,20 @@ def init_weights(net: nn.Module, init_type: str = "normal", gain: float = 0.02) 
 def count_parameters(net: nn.Module) -> int:
     """Number of trainable parameters (what the reference prints)."""
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def generator_channels(G: nn.Module) -> tuple[int, int]:
+    """(input, output) channels of a generator, read off its first and last convolutions."""
+    convs = [m for m in G.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    return convs[0].in_channels, convs[-1].out_channels
+
+
+def generator_stride(G: nn.Module) -> int:
+    """Input sides must be multiples of this (256 for unet_256, 4 for the ResNets; 1 for a network that does
+    not declare a ``stride``)."""
+    return int(getattr(G, "stride", 1))
+
+
+def discriminator_min_size(D: nn.Module) -> int:
+    """The smallest input side ``D`` takes (1 for a network that does not declare a ``min_size``)."""
+    return int(getattr(D, "min_size", 1))

@@ -1,4 +1,4 @@
-"""Datasets (aligned, unaligned, single) and a resumable, seeded sampler.
+"""Datasets over image folders (aligned, unaligned, single) and a resumable, seeded sampler.
 
 The sampler yields ``(index, sample_seed)`` pairs. Each sample's randomness (crop, flip, unaligned pairing)
 is drawn under that seed, so a sample depends only on (seed, epoch, position): the same with any number of
@@ -55,8 +55,8 @@ class EpochSampler(Sampler[tuple[int, int]]):
         return self.size // self.world_size - self.start
 
 
-class ImageDataset(Dataset):
-    """Shared loading logic: per-sample seeding and skipping files that fail to decode."""
+class FolderDataset(Dataset):
+    """Base of the datasets over image folders. Shared loading logic: per-sample seeding and skipping files that fail to decode."""
 
     def __init__(self, transform: PairedTransform):
         self.transform = transform
@@ -111,7 +111,7 @@ def _stem_map(files: list[Path], folder: Path) -> dict[str, Path]:
     return out
 
 
-class AlignedDataset(ImageDataset):
+class AlignedDataset(FolderDataset):
     """Paired images: side-by-side AB files in ``root/split`` (A left, B right, as the reference stores
     them), or ``root/split/A`` + ``root/split/B`` (also ``root/A/split``) matched by file name."""
 
@@ -125,7 +125,7 @@ class AlignedDataset(ImageDataset):
         folders = [(root / split / "A", root / split / "B"), (root / "A" / split, root / "B" / split)]
         pair = next(((a, b) for a, b in folders if a.is_dir() or b.is_dir()), None)
         if pair is not None:
-            self.layout = "folders"
+            self.side_by_side = False  # A and B in their own folders
             dir_A, dir_B = pair
             files_A = _stem_map(filter_readable(list_images(dir_A), str(dir_A)), dir_A)
             files_B = _stem_map(filter_readable(list_images(dir_B), str(dir_B)), dir_B)
@@ -138,7 +138,7 @@ class AlignedDataset(ImageDataset):
                 )
             self.pairs = [(files_A[k], files_B[k]) for k in sorted(files_A)]
         else:
-            self.layout = "ab"
+            self.side_by_side = True  # one AB image per pair
             folder = root / split
             if not folder.exists():
                 raise DataError(
@@ -159,7 +159,7 @@ class AlignedDataset(ImageDataset):
 
     def load(self, index: int, seed: int) -> dict:
         path_A, path_B = self.pairs[index]
-        if self.layout == "ab":
+        if self.side_by_side:
             ab = load_image(path_A, 3 if 3 in (self.input_nc, self.output_nc) else 1)
             w = ab.shape[-1]
             if w < 2:
@@ -183,7 +183,7 @@ def _channels(image: torch.Tensor, channels: int) -> torch.Tensor:
     return image.expand(3, -1, -1).clone()
 
 
-class UnalignedDataset(ImageDataset):
+class UnalignedDataset(FolderDataset):
     """Unpaired images from ``root/{split}A`` and ``root/{split}B``. Each A is paired with a random B
     (``serial=True``: the B at the same position). Its length is the larger of the two folders."""
 
@@ -221,7 +221,7 @@ class UnalignedDataset(ImageDataset):
         return {"A": A, "B": B, "A_path": str(path_A), "B_path": str(path_B)}
 
 
-class SingleDataset(ImageDataset):
+class SingleDataset(FolderDataset):
     """One folder of images (``root/split`` if it exists, else ``root``), returned under key ``A``."""
 
     def __init__(
