@@ -56,7 +56,7 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
 
 class FolderDataset(Dataset):
-    """Base of the datasets over image folders. Shared loading logic: per-sample seeding and skipping files that fail to decode."""
+    """Base of the datasets over image folders: per-sample seeding, and skipping files that fail to decode."""
 
     def __init__(self, transform: PairedTransform):
         self.transform = transform
