@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import write_image
 from PIL import Image
 
-from conftest import write_image
 from translate.data import AlignedData, EpochSampler, PairedTransform, SingleData, UnalignedData
 from translate.data.demo import day2night, render_day_night, render_sketch2photo, sketch2photo
 from translate.data.io import load_image

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import write_image
 from PIL import Image
 
-from conftest import write_image
 from translate.data import AlignedData
 from translate.datasets import EdgeStyle, check, combine, edge_map, separate, sketch, split
 from translate.datasets.__main__ import main

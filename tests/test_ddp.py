@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import write_image
+
 from translate.checkpoint import load_checkpoint
 from translate.data import EpochSampler
 

@@ -10,8 +10,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import write_image
+
 from translate.datasets import check, download, extract
 from translate.datasets.__main__ import main
 from translate.errors import DataError

@@ -12,7 +12,6 @@ import torch
 from omegaconf import open_dict
 from PIL import Image
 
-from conftest import write_image
 from translate import load_generator
 from translate.config import compose
 from translate.data import AlignedData

@@ -13,11 +13,11 @@ import numpy as np
 import png
 import pytest
 import torch
+from conftest import write_image
 from omegaconf import open_dict
 from PIL import Image
-
-from conftest import write_image
 from reference_nets import RefResnet, RefUnet
+
 from translate import load_generator, translate_files
 from translate.config import compose
 from translate.errors import CheckpointError, ConfigError, DataError

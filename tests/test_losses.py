@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from translate.losses import HingeGAN, LSGAN, VanillaGAN, WGANGP, feature_matching, gradient_penalty
+from translate.losses import LSGAN, WGANGP, HingeGAN, VanillaGAN, feature_matching, gradient_penalty
 from translate.models.pool import ImagePool
 from translate.networks import PatchDiscriminator
 

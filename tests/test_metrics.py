@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-
 from stand_ins import TinyFeatures
+
 from translate import metrics
 from translate.checkpoint import load_checkpoint
 from translate.errors import ConfigError

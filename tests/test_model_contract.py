@@ -16,7 +16,7 @@ from translate.evaluate import run as evaluate
 from translate.export import export_generator
 from translate.generator_io import load_translation
 from translate.infer import translate_files
-from translate.models.base import TranslationModel, Translation
+from translate.models.base import Translation, TranslationModel
 from translate.train import Trainer, fit
 
 STAND_IN = {"_target_": "stand_ins.TinyFeatures"}

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import write_image
+
 from translate.config import compose
 
 ROOT = Path(__file__).resolve().parent.parent

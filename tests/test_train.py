@@ -13,7 +13,7 @@ import torch
 from omegaconf import open_dict
 
 from translate.checkpoint import FORMAT_VERSION, load_checkpoint
-from translate.config import compose, resume_config
+from translate.config import resume_config
 from translate.errors import CheckpointError, NonFiniteLossError
 from translate.train import Trainer, fit
 
@@ -94,8 +94,9 @@ def test_checkpoint_describes_itself(tmp_path, tiny_cfg, aligned_root):
     assert lines[-1]["step"] == 4 and {"val/l1", "val/psnr", "val/ssim"} <= lines[-1].keys()  # validation at the end
     assert (run / "samples" / "step_0000004.png").is_file()
     # The rebuilt generator from the checkpoint's config alone gives the EMA weights.
-    from translate.config import build
     from omegaconf import OmegaConf
+
+    from translate.config import build
 
     stored = OmegaConf.create(ckpt["config"])
     G = build(stored.generator)(in_channels=3, out_channels=3)
@@ -329,6 +330,7 @@ def test_resuming_with_more_steps_stretches_the_schedule(tmp_path, tiny_cfg, ali
 
 def test_images_smaller_than_the_crop_are_skipped(tmp_path):
     from conftest import write_image
+
     from translate.data import AlignedData
 
     for i, size in enumerate([(40, 36), (20, 20)]):

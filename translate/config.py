@@ -89,7 +89,6 @@ def run_cli(app, cfg: DictConfig) -> Any:
     import sys
 
     from hydra.core.hydra_config import HydraConfig
-
     from hydra.types import RunMode
 
     hydra_cfg = HydraConfig.get()

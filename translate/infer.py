@@ -30,9 +30,9 @@ from tqdm.auto import tqdm
 from translate.data.io import IMAGE_EXTENSIONS, is_image_file
 from translate.errors import ConfigError, DataError, first_line
 from translate.fsutil import atomic_write_bytes
+from translate.imageio16 import Picture, encode, picture_size, read_picture, to_model_input
 from translate.networks.layers import generator_channels, generator_stride
 from translate.runtime import autocast, precision_dtype, resolve_device
-from translate.imageio16 import Picture, encode, picture_size, read_picture, to_model_input
 
 FORMATS = {"keep": None, "png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF"}
 SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif"}

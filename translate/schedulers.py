@@ -7,7 +7,7 @@ fractions of the run and schedules follow ``trainer.max_steps`` / ``max_epochs``
 from __future__ import annotations
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import ConstantLR, CosineAnnealingLR, LRScheduler, LinearLR, SequentialLR, StepLR
+from torch.optim.lr_scheduler import ConstantLR, CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR, StepLR
 
 from translate.errors import ConfigError
 

@@ -32,8 +32,16 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from translate import distributed
-from translate.checkpoint import BEST, FORMAT_VERSION, LAST, Checkpointer, load_checkpoint, rng_state, set_rng_state, \
-    weights_finite
+from translate.checkpoint import (
+    BEST,
+    FORMAT_VERSION,
+    LAST,
+    Checkpointer,
+    load_checkpoint,
+    rng_state,
+    set_rng_state,
+    weights_finite,
+)
 from translate.config import build, build_model, to_container
 from translate.data.checks import check_dataset, fit_sizes_to_networks
 from translate.data.fixed import sample_batch, validation_batches
@@ -43,8 +51,7 @@ from translate.fsutil import atomic_write_bytes, json_text
 from translate.logging import RunFolder, sample_grid
 from translate.models.base import Phase, TranslationModel
 from translate.optimization import build_optimization
-from translate.runtime import autocast, configure_backends, eval_mode, precision_dtype, resolve_device, \
-    seed_everything
+from translate.runtime import autocast, configure_backends, eval_mode, precision_dtype, resolve_device, seed_everything
 from translate.validation import BestTracker, FirstImages, Validator
 
 

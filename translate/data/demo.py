@@ -221,23 +221,24 @@ def _root(task: str, root: str | Path | None, size: int, num_train: int, num_val
     return cache_dir() / "demo" / f"{task}-v{FORMAT}-s{size}-n{num_train}-{num_val}-seed{seed}"
 
 
+def _demo(task: str, write, data_class, *, root, size: int, num_train: int, num_val: int, seed: int, kwargs):
+    """Render the demo's images on first use (cached by its settings) and return ``data_class`` over them."""
+    path = write(_root(task, root, size, num_train, num_val, seed), size=size, num_train=num_train,
+                 num_val=num_val, seed=seed)
+    return data_class(root=path, **kwargs)
+
+
 def sketch2photo(
     *, root: str | None = None, size: int = 64, num_train: int = 400, num_val: int = 8, seed: int = 0, **kwargs
 ) -> AlignedData:
     """The paired demo as ``AlignedData`` (generated on first use). Other keywords go to AlignedData."""
-    path = write_sketch2photo(
-        _root("sketch2photo", root, size, num_train, num_val, seed),
-        size=size, num_train=num_train, num_val=num_val, seed=seed,
-    )
-    return AlignedData(root=path, **kwargs)
+    return _demo("sketch2photo", write_sketch2photo, AlignedData, root=root, size=size, num_train=num_train,
+                 num_val=num_val, seed=seed, kwargs=kwargs)
 
 
 def day2night(
     *, root: str | None = None, size: int = 64, num_train: int = 400, num_val: int = 8, seed: int = 0, **kwargs
 ) -> UnalignedData:
     """The unpaired demo as ``UnalignedData`` (generated on first use). Other keywords go to UnalignedData."""
-    path = write_day2night(
-        _root("day2night", root, size, num_train, num_val, seed),
-        size=size, num_train=num_train, num_val=num_val, seed=seed,
-    )
-    return UnalignedData(root=path, **kwargs)
+    return _demo("day2night", write_day2night, UnalignedData, root=root, size=size, num_train=num_train,
+                 num_val=num_val, seed=seed, kwargs=kwargs)

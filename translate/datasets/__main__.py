@@ -11,7 +11,7 @@ from translate.datasets.tools import check, combine, separate, split
 from translate.errors import TranslateError
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m translate.datasets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("download", help="a reference pix2pix/CycleGAN dataset into ROOT/NAME")
@@ -58,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--holdout", choices=["photo", "region"], default="photo",
                    help="photo: split the photos | region: split each photo into strips (few large photos)")
     p.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
         if args.command == "list":
             for d in DATASETS.values():

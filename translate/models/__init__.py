@@ -1,6 +1,6 @@
 """Models wire generators and discriminators and define one training step's losses."""
 
-from translate.models.base import TranslationModel, Translation
+from translate.models.base import Translation, TranslationModel
 from translate.models.cyclegan import CycleGAN
 from translate.models.pix2pix import Pix2Pix
 from translate.models.pool import ImagePool

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from translate.losses import GANObjective
-from translate.models.base import TranslationModel, Translation, set_requires_grad
+from translate.models.base import Translation, TranslationModel, set_requires_grad
 from translate.models.pool import ImagePool
 from translate.networks.layers import init_weights
 
