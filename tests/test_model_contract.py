@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf, open_dict
 
 from translate.checkpoint import load_checkpoint
-from translate.config import compose, resume_config
+from translate.config import allow_targets, compose, resume_config
 from translate.errors import ConfigError
 from translate.evaluate import run as evaluate
 from translate.export import export_generator
@@ -20,6 +20,8 @@ from translate.models.base import Translation, TranslationModel
 from translate.train import Trainer, fit
 
 STAND_IN = {"_target_": "stand_ins.TinyFeatures"}
+# Configs stored in checkpoints build only trusted targets: a family defined outside translate/ registers its own.
+allow_targets("tiny_family.OneSided", "tiny_family.StyleGenerator", "stand_ins.TinyFeatures")
 
 
 def _config(root: Path, run_dir: Path, *extra: str):
@@ -32,6 +34,7 @@ def _config(root: Path, run_dir: Path, *extra: str):
         cfg.generator = {"_target_": "tiny_family.StyleGenerator", "_partial_": True, "width": 8, "style_dim": 4}
         cfg.optim.H = OmegaConf.to_container(cfg.optim.G)  # the head's own optimizer group
         cfg.metrics.features = STAND_IN
+        cfg.checkpoint.monitor = "val/kid"
     return cfg
 
 

@@ -6,6 +6,10 @@ DictConfigs and objects.
 
 from __future__ import annotations
 
+import functools
+import json
+import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +19,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from translate.checkpoint import load_checkpoint
-from translate.errors import ConfigError, TranslateError, first_line
+from translate.checkpoint import load_checkpoint, resolve_checkpoint_path
+from translate.errors import CheckpointError, ConfigError, TranslateError, first_line
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-GROUPS = ("model", "generator", "discriminator", "gan_loss", "data", "optim", "scheduler", "trainer", "logger")
 
 
 def compose(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
@@ -56,30 +59,186 @@ def to_container(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-def resume_config(resume: str, overrides: list[str]) -> DictConfig:
-    """The config to continue a run with: the one stored in the checkpoint, plus command-line ``key=value``
-    overrides (e.g. ``trainer.max_steps=20000``). Group choices cannot change on resume."""
-    ckpt = load_checkpoint(resume)
-    cfg = OmegaConf.create(ckpt["config"])
-    parser = OverridesParser.create()
-    for override in parser.parse_overrides(overrides):
-        key = override.key_or_group
-        if key == "resume" or key.startswith("hydra"):
+# ---------------------------------------------------------------------------------------------- stored configs
+# What a config read from a file (a checkpoint) may build: the targets this project's own config groups name,
+# the torch optimizers a user may pick for optim.*, and what a program registers with ``allow_targets`` (a model
+# family or feature extractor defined outside translate/). Anything else is refused before anything is built.
+TRUSTED_TORCH_TARGETS = frozenset({"torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD", "torch.optim.RMSprop",
+                                   "torch.optim.Adamax", "torch.optim.NAdam", "torch.optim.RAdam"})
+_registered_targets: set[str] = set()
+
+
+def allow_targets(*targets: str) -> None:
+    """Let configs stored in checkpoints build ``targets`` (dotted paths, e.g. ``mypkg.models.MyGAN``)."""
+    _registered_targets.update(targets)
+
+
+@functools.cache
+def project_targets() -> frozenset[str]:
+    """Every ``_target_`` of ``translate`` or ``torch`` named in ``conf/``."""
+    found: set[str] = set()
+    for path in CONF_DIR.rglob("*.yaml"):
+        found.update(re.findall(r"^\s*_target_:\s*((?:translate|torch)\.[\w.]+)\s*$", path.read_text(), re.M))
+    return frozenset(found)
+
+
+def _stored_targets(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(key, value) of every ``_target_`` in a plain container, at any depth (lists included)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        where = f"{path}.{key}" if path else str(key)
+        if key == "_target_":
+            yield where, value
+        yield from _stored_targets(value, where)
+
+
+def stored_config(config: Any, source: str | Path, chosen: Iterable[str] = ()) -> DictConfig:
+    """The config stored in checkpoint ``source``, checked as untrusted data: a mapping without interpolations
+    whose every ``_target_`` is trusted (see ``allow_targets``). Keys under ``chosen`` (the user's own
+    command-line overrides, e.g. ``metrics.features``) are the user's choice and not checked."""
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{source}: its stored config is not a mapping")
+    text = json.dumps(config, default=str)
+    if "${" in text:
+        raise CheckpointError(f"{source}: its stored config contains an interpolation (${{...}}); a stored config "
+                              "is data and is never resolved")
+    trusted = project_targets() | TRUSTED_TORCH_TARGETS | _registered_targets
+    chosen = tuple(chosen)
+    for key, target in _stored_targets(config):
+        if any(key == c or key.startswith(c + ".") for c in chosen):
             continue
-        if key in GROUPS or override.is_add() and "." not in key:
-            raise ConfigError(
-                f"{override.input_line}: config groups cannot change when resuming; the run keeps "
-                f"{key}={OmegaConf.select(cfg, key + '._target_', default='its stored choice')}"
-            )
-        if override.is_delete():
-            raise ConfigError(f"{override.input_line}: deleting keys is not supported when resuming")
-        if OmegaConf.select(cfg, key, default="__missing__") == "__missing__" and not override.is_add():
-            raise ConfigError(f"{override.input_line}: the stored config has no key {key!r}")
-        with open_dict(cfg):
-            OmegaConf.update(cfg, key, override.value(), merge=True, force_add=True)
+        if not isinstance(target, str) or target not in trusted:
+            raise CheckpointError(f"{source}: its stored config has {key}={target!r}, which is not a class or "
+                                  "function this project builds; refused (a program that trusts it can call "
+                                  "translate.config.allow_targets)")
+    return OmegaConf.create(config)
+
+
+# ---------------------------------------------------------------------------------------------- resume
+def resumed_run_dir(resume: str | Path) -> Path:
+    """The folder a resumed run writes into: the run folder the checkpoint was resumed from (a run folder
+    itself, or the folder holding ``checkpoints/``), never the path stored inside the checkpoint."""
+    path = resolve_checkpoint_path(resume)
+    folder = path.parent
+    return folder.parent if folder.name == "checkpoints" else folder
+
+
+def resume_config(resume: str, overrides: list[str], composed: DictConfig | None = None) -> DictConfig:
+    """The config to continue a run with: the one stored in the checkpoint, plus command-line ``key=value``
+    overrides (e.g. ``trainer.max_steps=20000``). Group choices (``logger=none``, ``experiment=demo``) are
+    accepted when they give what the run already has, so resubmitting the original command works; a real change
+    is refused. The run writes into the folder it was resumed from unless ``run_dir=`` is given."""
+    parsed = [o for o in OverridesParser.create().parse_overrides(overrides)
+              if o.key_or_group != "resume" and not o.key_or_group.startswith("hydra")]
+    chosen = [o.key_or_group for o in parsed if not _is_group_choice(o)]
+    ckpt = load_checkpoint(resume)
+    cfg = stored_config(ckpt["config"], resume, chosen)
+    _check_group_choices(parsed, cfg, overrides, composed)
+    for override in parsed:
+        if not _is_group_choice(override):
+            _apply(override, cfg)
     with open_dict(cfg):
         cfg.resume = str(resume)
+        if "run_dir" not in chosen:
+            cfg.run_dir = str(resumed_run_dir(resume).resolve())
     return cfg
+
+
+def _is_group_choice(override) -> bool:
+    key = override.key_or_group
+    return "." not in key and (CONF_DIR / key).is_dir()
+
+
+def _apply(override, cfg: DictConfig) -> None:
+    """One ``key=value`` (or ``+key=value``) override on the stored config."""
+    key = override.key_or_group
+    if override.is_delete():
+        raise ConfigError(f"{override.input_line}: deleting keys is not supported when resuming")
+    if override.is_add() and "." not in key and key not in cfg:
+        raise ConfigError(f"{override.input_line}: config groups cannot be added when resuming")
+    if OmegaConf.select(cfg, key, default="__missing__") == "__missing__" and not override.is_add():
+        raise ConfigError(f"{override.input_line}: the stored config has no key {key!r}")
+    with open_dict(cfg):
+        OmegaConf.update(cfg, key, override.value(), merge=True, force_add=True)
+
+
+def _check_group_choices(parsed: list, stored: DictConfig, overrides: list[str], composed: DictConfig | None) -> None:
+    """Each group choice on the command line must give, in every key it decides, what the run already has
+    (keys the command line also sets with ``key=value`` are overrides, applied afterwards)."""
+    choices = [o.input_line for o in parsed if _is_group_choice(o)]
+    if not choices:
+        return
+    given = _leaves(composed if composed is not None else _compose_any([o.input_line for o in parsed]))
+    have = _leaves(stored)
+    assigned = tuple(o.key_or_group for o in parsed if not _is_group_choice(o))
+    for choice in choices:
+        others = [c for c in choices if c != choice]
+        changed = [k for k in _decided_keys(others, choice) if not any(k == a or k.startswith(a + ".") for a in assigned)
+                   and given.get(k, _MISSING) != have.get(k, _MISSING)]
+        if changed:
+            group, key = choice.split("=", 1)[0].lstrip("+"), changed[0]
+            raise ConfigError(f"{choice}: config groups cannot change when resuming; the run keeps "
+                              f"{group}={_stored_option(group, others, have)} ({key} would be {given.get(key)!r}, "
+                              f"the run has {have.get(key)!r})")
+
+
+_MISSING = object()
+_RUN_KEYS = ("run_dir", "resume")  # where and from what: not part of what a group choice decides
+
+
+def _decided_keys(others: list[str], choice: str) -> list[str]:
+    """The leaves whose value depends on ``choice`` (group=option), the other group choices held fixed: where
+    the chosen option and any other option of the group differ (so choosing the default option counts too)."""
+    group, chosen = choice.lstrip("+").split("=", 1)
+    with_it = _composed_leaves((*others, choice))
+    keys: set[str] = set()
+    for option in _group_options(group):
+        if option != chosen:
+            alternative = _composed_leaves((*others, f"{group}={option}"))
+            keys |= {k for k in with_it.keys() | alternative.keys()
+                     if with_it.get(k, _MISSING) != alternative.get(k, _MISSING)}
+    return sorted(keys - set(_RUN_KEYS))
+
+
+def _group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+@functools.lru_cache(maxsize=256)
+def _composed_leaves(overrides: tuple[str, ...]) -> dict[str, Any]:
+    return _leaves(_compose_any(list(overrides)))
+
+
+def _leaves(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> value of every leaf (lists are leaves), interpolations resolved."""
+    node = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False) if isinstance(cfg, DictConfig) else cfg
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        where = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out |= _leaves(value, where + ".")
+        else:
+            out[where] = value
+    return out
+
+
+def _stored_option(group: str, others: list[str], have: dict[str, Any]) -> str:
+    """The option of ``group`` whose choice gives what the stored run has, by name."""
+    for option in _group_options(group):
+        choice = f"{group}={option}"
+        with_it = _composed_leaves((*others, choice))
+        if all(with_it.get(k, _MISSING) == have.get(k, _MISSING) for k in _decided_keys(others, choice)):
+            return option
+    return "its stored choice"
+
+
+def _compose_any(overrides: list[str]) -> DictConfig:
+    """Compose ``train`` with ``overrides``, inside a running Hydra app or outside one."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return hydra_compose(config_name="train", overrides=overrides)
+    return compose(overrides)
 
 
 def run_cli(app, cfg: DictConfig) -> Any:
@@ -95,7 +254,7 @@ def run_cli(app, cfg: DictConfig) -> Any:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
         if cfg.get("resume"):
-            cfg = resume_config(cfg.resume, list(hydra_cfg.overrides.task))
+            cfg = resume_config(cfg.resume, list(hydra_cfg.overrides.task), composed=cfg)
         elif "run_dir" in cfg and not cfg.run_dir:
             with open_dict(cfg):
                 cfg.run_dir = hydra_cfg.runtime.output_dir

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from translate.checkpoint import load_checkpoint
-from translate.config import CONF_DIR, build, build_model
+from translate.config import CONF_DIR, build, build_model, stored_config
 from translate.errors import CheckpointError, ConfigError, first_line
 from translate.models.base import Translation
 from translate.networks.layers import generator_channels
@@ -148,7 +148,7 @@ def _file_channels(G: nn.Module, state: dict[str, torch.Tensor]) -> tuple[int, i
 def _from_training_checkpoint(path: Path, ckpt: dict[str, Any], *, direction: str | None,
                               weights: str) -> LoadedGenerator:
     """Rebuild the model from the checkpoint's stored config and load the weights of one of its generators."""
-    cfg = OmegaConf.create(ckpt["config"])
+    cfg = stored_config(ckpt["config"], path)
     with torch.random.fork_rng(devices=[]):  # the initial weights drawn here are replaced below
         model = build_model(cfg)
     direction = direction or next(iter(model.translations))

@@ -42,7 +42,7 @@ from translate.checkpoint import (
     set_rng_state,
     weights_finite,
 )
-from translate.config import build, build_model, to_container
+from translate.config import build, build_model, resumed_run_dir, to_container
 from translate.data.checks import check_dataset, fit_sizes_to_networks
 from translate.data.fixed import sample_batch, validation_batches
 from translate.data.folders import EpochSampler
@@ -472,12 +472,11 @@ def default_run_dir() -> Path:
 
 def prepare_config(cfg: DictConfig) -> DictConfig:
     """A resolved copy of ``cfg`` with an absolute ``run_dir``: the given one; when resuming without one, the
-    resumed run's folder; else ``runs/<date_time>``."""
+    folder resumed from (never a path stored in the checkpoint); else ``runs/<date_time>``."""
     cfg = cfg.copy()
     with open_dict(cfg):
         if not cfg.get("run_dir"):
-            stored = load_checkpoint(cfg.resume)["config"].get("run_dir") if cfg.get("resume") else None
-            cfg.run_dir = stored or str(default_run_dir())
+            cfg.run_dir = str(resumed_run_dir(cfg.resume) if cfg.get("resume") else default_run_dir())
         cfg.run_dir = str(Path(cfg.run_dir).resolve())
     OmegaConf.resolve(cfg)
     return cfg

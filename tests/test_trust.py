@@ -1,0 +1,180 @@
+"""Trust: a checkpoint never runs code or writes elsewhere, resume works the way people resubmit jobs, and every
+fault ends in one clear line with nothing left behind."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import open_dict
+
+from translate.checkpoint import load_checkpoint
+from translate.config import compose, resume_config
+from translate.errors import CheckpointError, ConfigError
+from translate.generator_io import load_generator
+from translate.train import fit
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["debug=fast", "logger=none", "trainer.progress_bar=false", "generator=unet_64", "data.load_size=64",
+        "data.crop_size=64", "trainer.num_samples=0", "trainer.val_every=0"]
+
+
+def _train(root: Path, run_dir: Path, *extra: str) -> Path:
+    cfg = compose([*TINY, "data=aligned", f"data.root={root}", "trainer.max_steps=2", *extra])
+    with open_dict(cfg):
+        cfg.run_dir = str(run_dir)
+    fit(cfg)
+    return run_dir
+
+
+def _cli(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+# ------------------------------------------------------------------ 1. a stored config is data
+def _hostile_nodes(marker: Path) -> dict[str, dict]:
+    """Config nodes that would run code or write ``marker`` if built (targets outside Hydra's own blocklist)."""
+    import io
+    import pickle
+
+    payload = io.BytesIO()
+    pickle.dump(None, payload)
+    return {
+        "builtins.open": {"_target_": "builtins.open", "file": str(marker), "mode": "w"},
+        "pathlib.Path.write_text": {"_target_": "pathlib.Path.write_text", "_args_": [str(marker), "x"]},
+        "numpy.save": {"_target_": "numpy.save", "file": str(marker), "arr": [1]},
+        "numpy.load": {"_target_": "numpy.load", "file": str(marker), "allow_pickle": True},
+        "torch.load": {"_target_": "torch.load", "f": str(marker), "weights_only": False},
+        "translate.fsutil.atomic_write_bytes": {"_target_": "translate.fsutil.atomic_write_bytes",
+                                                "path": str(marker), "data": "x"},
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["generator", "model.gan_loss_extra", "optim.G.params"])
+def test_a_stored_config_never_builds_foreign_targets(tmp_path, aligned_root, where):
+    run = _train(aligned_root, tmp_path / "run")
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    marker = tmp_path / "marker"
+    for target, node in _hostile_nodes(marker).items():
+        hostile = {**ckpt, "config": copy.deepcopy(ckpt["config"])}
+        *parents, key = where.split(".")
+        holder = hostile["config"]
+        for part in parents:
+            holder = holder.setdefault(part, {})
+        holder[key] = [node] if key == "params" else node  # a node in a list is built too
+        path = tmp_path / f"hostile_{target}.pt"
+        torch.save(hostile, path)
+        for use in (lambda: load_generator(path), lambda: resume_config(str(path), [])):
+            with pytest.raises(CheckpointError, match=rf"has {where}.*_target_='{target}'.*refused"):
+                use()
+        assert not marker.exists(), target
+
+
+@pytest.mark.slow
+def test_cli_refuses_a_hostile_checkpoint_in_one_line(tmp_path, aligned_root):
+    run = _train(aligned_root, tmp_path / "run")
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    marker = tmp_path / "marker"
+    ckpt["config"]["generator"] = _hostile_nodes(marker)["builtins.open"]
+    torch.save(ckpt, tmp_path / "evil.pt")
+    for script, args in (("infer.py", [f"checkpoint={tmp_path / 'evil.pt'}", f"input={aligned_root}/val/A",
+                                       f"output={tmp_path / 'out'}"]),
+                         ("train.py", [f"resume={tmp_path / 'evil.pt'}"])):
+        proc = _cli(script, *args, cwd=tmp_path)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert "generator._target_='builtins.open'" in proc.stderr.strip().splitlines()[-1]
+    assert not marker.exists()
+
+
+def test_interpolations_in_a_stored_config_are_refused(tmp_path):
+    from translate.config import stored_config
+
+    with pytest.raises(CheckpointError, match="interpolation"):
+        stored_config({"generator": {"ngf": "${oc.env:HOME}"}}, tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match="not a mapping"):
+        stored_config(["a"], tmp_path / "x.pt")
+
+
+# ------------------------------------------------------------------ 2. resume writes where it was resumed from
+@pytest.mark.slow
+def test_a_copied_or_moved_run_resumes_into_its_own_folder(tmp_path, aligned_root):
+    original = _train(aligned_root, tmp_path / "original")
+    before = (original / "checkpoints" / "last.pt").read_bytes()
+    branch = tmp_path / "branch"
+    shutil.copytree(original, branch)
+    cfg = resume_config(str(branch), ["trainer.max_steps=3"])
+    assert cfg.run_dir == str(branch.resolve())
+    fit(cfg)
+    assert (original / "checkpoints" / "last.pt").read_bytes() == before  # the original is untouched
+    assert load_checkpoint(branch)["step"] == 3
+
+    moved = tmp_path / "elsewhere" / "moved"
+    moved.parent.mkdir()
+    shutil.move(str(original), moved)
+    fit(resume_config(str(moved / "checkpoints" / "last.pt"), ["trainer.max_steps=3"]))
+    assert not original.exists() and load_checkpoint(moved)["step"] == 3
+    # An explicit run_dir= still wins.
+    fit(resume_config(str(moved), ["trainer.max_steps=4", f"run_dir={tmp_path / 'third'}"]))
+    assert load_checkpoint(tmp_path / "third")["step"] == 4
+
+
+# ------------------------------------------------------------------ 3. resubmitting the same command
+@pytest.mark.slow
+def test_resubmitting_the_same_command_resumes(tmp_path, aligned_root):
+    run = tmp_path / "run"
+    common = ["experiment=facades", "trainer.device=cpu", f"data.root={aligned_root}", *TINY]
+    first = _cli("train.py", *common, "trainer.max_steps=2", f"run_dir={run}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = _cli("train.py", *common, "trainer.max_steps=3", f"resume={run}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert load_checkpoint(run)["step"] == 3
+    # A group choice equal to the stored one (logger=none is in TINY via debug=fast) is accepted on its own.
+    alone = _cli("train.py", "logger=none", "trainer.max_steps=4", f"resume={run}", cwd=tmp_path)
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    assert load_checkpoint(run)["step"] == 4
+    # A real change is refused in one line naming the stored option by its name.
+    changed = _cli("train.py", "generator=resnet_6blocks", f"resume={run}", cwd=tmp_path)
+    assert changed.returncode == 2 and "Traceback" not in changed.stderr
+    last = changed.stderr.strip().splitlines()[-1]
+    assert "generator=resnet_6blocks: config groups cannot change when resuming; the run keeps generator=unet_64" in last
+    logger = _cli("train.py", "logger=wandb", f"resume={run}", cwd=tmp_path)
+    assert logger.returncode == 2 and "the run keeps logger=none" in logger.stderr
+
+
+@pytest.mark.slow
+def test_the_readme_cluster_recipe_resubmits(tmp_path, aligned_root):
+    """The README's SLURM script, resubmitted with resume= after a time limit (tiny settings, no torchrun)."""
+    readme = (ROOT / "README.md").read_text()
+    assert 'RUN=runs/h2z-${RUN_ID:-$SLURM_JOB_ID}' in readme and 'train.py experiment=horse2zebra' in readme
+    unaligned = tmp_path / "h2z"
+    from conftest import write_image
+
+    for folder in ("trainA", "trainB"):
+        for i in range(4):
+            write_image(unaligned / folder / f"{i}.png", (64, 64), seed=10 * len(folder) + i + (folder == "trainB"))
+    script = ["experiment=horse2zebra", f"data.root={unaligned}", *TINY, "generator=resnet_6blocks"]
+    run = tmp_path / "runs" / "h2z-101"
+    assert _cli("train.py", *script, "trainer.max_steps=2", f"run_dir={run}", cwd=tmp_path).returncode == 0
+    proc = _cli("train.py", *script, "trainer.max_steps=4", f"run_dir={run}", f"resume={run}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert load_checkpoint(run)["step"] == 4
+
+
+def test_group_choice_checks_name_the_key(tmp_path, aligned_root):
+    from translate.config import _check_group_choices
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    stored = compose([*TINY, "data=aligned", "data.root=x"])
+    choices = OverridesParser.create().parse_overrides(["generator=unet_128"])
+    with pytest.raises(ConfigError, match=r"generator=unet_128: .*the run keeps generator=unet_64 \(generator\.num_downs"):
+        _check_group_choices(choices, stored, [], None)
