@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from translate.data.io import image_errors
+from translate.data.io import check_pixels, image_errors, open_image
 
 ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
 SIXTEEN_BIT_FORMATS = {"PNG", "TIFF"}
@@ -40,7 +40,7 @@ def _split(array: torch.Tensor) -> Picture:
 
 
 def _read_pil(path: Path) -> Picture:
-    with Image.open(path) as im:
+    with open_image(path) as im:
         im = ImageOps.exif_transpose(im)
         if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
             a = np.asarray(im, dtype=np.int64).clip(0, 65535).astype(np.uint16)
@@ -54,20 +54,30 @@ def _read_pil(path: Path) -> Picture:
         return _split(torch.from_numpy(a.copy()).permute(2, 0, 1))
 
 
-def _png_is_deep_colour(path: Path) -> bool:
-    """A 16-bit PNG with colour or alpha (IHDR bit depth 16, colour type 2/4/6): Pillow would cut it to 8 bits."""
+def _png_header(path: Path) -> tuple[int, int, int, int] | None:
+    """(width, height, bit depth, colour type) from a PNG's IHDR chunk, or None for anything else."""
     with open(path, "rb") as f:
         head = f.read(26)
-    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16 and head[25] in (2, 4, 6)
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big"), head[24], head[25]
+
+
+def _png_is_deep_colour(path: Path) -> bool:
+    """A 16-bit PNG with colour or alpha (IHDR bit depth 16, colour type 2/4/6): Pillow would cut it to 8 bits."""
+    header = _png_header(path)
+    return header is not None and header[2] == 16 and header[3] in (2, 4, 6)
 
 
 def _read_png16(path: Path) -> Picture:
     import png  # pypng reads every PNG variant at full depth
 
+    width, height, _, _ = _png_header(path)
+    check_pixels(path, width, height)  # pypng has no limit of its own: a tiny file could ask for gigabytes
     width, height, rows, info = png.Reader(filename=str(path)).asDirect()
     a = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, info["planes"])
     x = torch.from_numpy(a).permute(2, 0, 1)
-    with Image.open(path) as im:
+    with open_image(path) as im:
         orientation = im.getexif().get(0x0112, 1)
     return _split(_orient(x, orientation).contiguous())
 
@@ -97,7 +107,7 @@ def read_picture(path: str | Path) -> Picture:
 
 def picture_size(path: str | Path) -> tuple[int, int]:
     """(height, width) after EXIF orientation, from the header alone."""
-    with image_errors(path), Image.open(path) as im:
+    with open_image(path) as im:
         w, h = im.size
         if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated by 90 degrees on display
             w, h = h, w

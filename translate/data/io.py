@@ -36,16 +36,15 @@ def list_images(folder: str | Path, *, recursive: bool = False) -> list[Path]:
 
 
 def check_header(path: Path) -> str | None:
-    """Cheap validity check reading only the header: None if fine, else the reason."""
+    """Cheap validity check reading only the header: None if fine, else the reason (without the file name).
+
+    It opens the file as ``open_image`` does, so a file it passes is not refused later for its pixel count, and a
+    decompression bomb is one more unreadable file rather than an exception that stops the dataset."""
     try:
-        if path.stat().st_size == 0:
-            return "empty file"
-        with Image.open(path) as im:
-            im.size  # noqa: B018 - forces the header to be parsed
-    except UnidentifiedImageError:
-        return "not an image or unsupported format"
-    except OSError as e:
-        return f"unreadable ({e})"
+        with open_image(path):
+            pass
+    except DataError as e:
+        return str(e).removeprefix(f"{path}: ")
     return None
 
 
@@ -67,9 +66,30 @@ def filter_readable(files: list[Path], what: str) -> list[Path]:
     return good
 
 
+def check_pixels(path: str | Path, width: int, height: int) -> None:
+    """Refuse an image of more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``, read now so that a caller (or a test)
+    can change it. It is the one limit for every decoder: Pillow only warns between one and two times the limit
+    and pypng has none, so a small file declaring a huge size would otherwise take all memory before failing."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and width * height > limit:
+        raise DataError(f"{path}: {width}x{height} image ({width * height:,} pixels) is over the limit of "
+                        f"{limit:,} pixels (a decompression bomb?); PIL.Image.MAX_IMAGE_PIXELS sets the limit")
+
+
+def _out_of_memory(path: str | Path) -> str:
+    """The reason for a MemoryError (which has no message): the image size from the header when it reads."""
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except Exception:  # noqa: BLE001 - only a nicer message is lost
+        return "out of memory decoding the image"
+    return f"out of memory decoding {width}x{height} image"
+
+
 @contextmanager
 def image_errors(path: str | Path) -> Iterator[None]:
-    """Turn whatever a decoder raises for ``path`` into a one-line DataError naming the file."""
+    """Turn whatever a decoder raises for ``path`` into a one-line DataError naming the file (and never an empty
+    reason: a MemoryError says so, other message-less errors give their type via ``first_line``)."""
     try:
         if Path(path).stat().st_size == 0:
             raise DataError(f"{path}: empty file")
@@ -82,8 +102,21 @@ def image_errors(path: str | Path) -> Iterator[None]:
         raise DataError(f"{path}: permission denied") from None
     except UnidentifiedImageError:
         raise DataError(f"{path}: not an image or an unsupported format") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:  # the warning under -W error
+        raise DataError(f"{path}: {first_line(e)}; PIL.Image.MAX_IMAGE_PIXELS sets the limit") from None
+    except MemoryError:
+        raise DataError(f"{path}: {_out_of_memory(path)}") from None
     except Exception as e:  # noqa: BLE001 - decoders raise many types for damaged files
         raise DataError(f"{path}: cannot decode image ({first_line(e)})") from None
+
+
+@contextmanager
+def open_image(path: str | Path) -> Iterator[Image.Image]:
+    """``Image.open`` with every failure a one-line DataError and the pixel limit checked on the header, before
+    any pixel is decoded. Use it wherever a dataset file is opened, so all tools agree on what is readable."""
+    with image_errors(path), Image.open(path) as im:
+        check_pixels(path, *im.size)
+        yield im
 
 
 def load_image(path: str | Path, channels: int) -> torch.Tensor:
@@ -95,7 +128,7 @@ def load_image(path: str | Path, channels: int) -> torch.Tensor:
     """
     if channels not in (1, 3):
         raise DataError(f"{path}: {channels} channels requested; images must be loaded with 1 or 3 channels")
-    with image_errors(path), Image.open(path) as im:
+    with open_image(path) as im:
         im = ImageOps.exif_transpose(im)
         if im.mode in ("I;16", "I;16B", "I;16L", "I"):
             # 16-bit: scale to 8 bits rather than letting PIL clip.

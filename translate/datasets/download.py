@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
+from translate.datasets.tools import scratch_folder
 from translate.errors import DataError, first_line
 
 
@@ -36,6 +37,14 @@ PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz
 CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
 # Set to a base URL (or file:// folder) holding the same archive names, e.g. a lab mirror.
 MIRROR_ENV = "TRANSLATE_DATASET_MIRROR"
+
+# Zip and tar bombs: an archive whose members declare far more bytes than it holds. Image datasets are already
+# compressed (JPEG, PNG) and barely shrink in an archive, so even 100x the archive's size is generous; the floor
+# keeps small archives (a few MB of text or flat test images) from ever being refused.
+MAX_EXPANSION = 100
+EXPANSION_FLOOR = 1 << 30  # bytes
+# Leave this much free beside the target after extracting: a disk filled to the last byte breaks other programs.
+FREE_SPACE_MARGIN = 256 << 20  # bytes
 
 
 @dataclass(frozen=True)
@@ -159,43 +168,63 @@ def _verify_compression(archive: Path) -> None:
                     pass
 
 
+def _check_room(archive: Path, folder: Path, total: int) -> None:
+    """Refuse, before writing a byte, an archive whose members declare (``total`` uncompressed bytes) far more
+    than it holds (a bomb) or more than the disk has free.
+
+    A zip's declared sizes bound what is written: zipfile stops each member at its declared size and then fails
+    its CRC check (BadZipFile), so a member that lies about its size is reported as a corrupt archive. A tar
+    member's data is all in the stream, so its declared size is its real one."""
+    own = archive.stat().st_size
+    if total > max(MAX_EXPANSION * own, EXPANSION_FLOOR):
+        raise CorruptArchive(f"{archive}: its members declare {_size(total)} uncompressed, over {MAX_EXPANSION}x "
+                             f"the archive's {_size(own)} (a decompression bomb?); refused")
+    free = shutil.disk_usage(folder).free
+    if total + FREE_SPACE_MARGIN > free:
+        raise DataError(f"{archive}: extracting needs {_size(total)} but {folder} has {_size(free)} free (and "
+                        f"{_size(FREE_SPACE_MARGIN)} are kept spare); the archive is kept, free some space and run "
+                        "the same command again")
+
+
+def _unpack(archive: Path, tmp: Path) -> None:
+    """Check and extract every member of a zip or tar archive into ``tmp``."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            _check_room(archive, tmp, sum(info.file_size for info in z.infolist()))  # before testzip reads it all
+            bad = z.testzip()  # CRC of every member
+            if bad is not None:
+                raise CorruptArchive(f"{archive}: corrupt archive (bad CRC in {bad})")
+            _safe_members(z.namelist(), archive)
+            z.extractall(tmp)
+    else:
+        _verify_compression(archive)
+        with tarfile.open(archive, "r:*") as t:
+            members = t.getmembers()
+            _check_room(archive, tmp, sum(m.size for m in members if m.isfile()))
+            _safe_members([m.name for m in members], archive)
+            members = [m for m in members if m.isfile() or m.isdir()]  # no links or devices
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python's own guard too
+            t.extractall(tmp, members=members, **safe)
+
+
 def extract(archive: Path, target: Path) -> Path:
-    """Extract a .tar.gz or .zip into ``target`` (atomically: a temporary folder renamed at the end); an archive
-    holding one top folder is unwrapped. A damaged archive raises DataError."""
-    tmp = target.parent / f".{target.name}.extracting"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as z:
-                bad = z.testzip()  # CRC of every member
-                if bad is not None:
-                    raise CorruptArchive(f"{archive}: corrupt archive (bad CRC in {bad})")
-                _safe_members(z.namelist(), archive)
-                z.extractall(tmp)
-        else:
-            _verify_compression(archive)
-            with tarfile.open(archive, "r:*") as t:
-                members = t.getmembers()
-                _safe_members([m.name for m in members], archive)
-                members = [m for m in members if m.isfile() or m.isdir()]  # no links or devices
-                safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python's own guard too
-                t.extractall(tmp, members=members, **safe)
-    except DataError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise CorruptArchive(f"{archive}: corrupt archive ({first_line(e)})") from None
-    except OSError as e:  # a full disk or a permission problem: the archive is fine, keep it
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise DataError(f"{archive}: cannot extract into {target.parent} ({e.strerror or e}); the archive is "
-                        "kept, run the same command again once that is fixed") from None
-    entries = [p for p in tmp.iterdir() if not p.name.startswith(("__MACOSX", "."))]
-    inner = entries[0] if len(entries) == 1 and entries[0].is_dir() else tmp
-    shutil.rmtree(target, ignore_errors=True)
-    inner.rename(target)
-    shutil.rmtree(tmp, ignore_errors=True)
+    """Extract a .tar.gz or .zip into ``target`` (atomically: a temporary folder renamed at the end, removed on
+    any failure); an archive holding one top folder is unwrapped. A damaged or oversized archive raises
+    DataError."""
+    with scratch_folder(target) as tmp:
+        try:
+            _unpack(archive, tmp)
+        except DataError:
+            raise
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as e:
+            raise CorruptArchive(f"{archive}: corrupt archive ({first_line(e)})") from None
+        except OSError as e:  # a full disk or a permission problem: the archive is fine, keep it
+            raise DataError(f"{archive}: cannot extract into {target.parent} ({e.strerror or e}); the archive is "
+                            "kept, run the same command again once that is fixed") from None
+        entries = [p for p in tmp.iterdir() if not p.name.startswith(("__MACOSX", "."))]
+        inner = entries[0] if len(entries) == 1 and entries[0].is_dir() else tmp
+        shutil.rmtree(target, ignore_errors=True)
+        inner.rename(target)
     return target
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
+import os
+import shutil
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from translate.data.io import image_errors, is_image_file
+from translate.data.io import is_image_file, open_image
 from translate.errors import DataError
 from translate.fsutil import atomic_write, atomic_write_bytes
 
@@ -78,6 +83,59 @@ def fresh_output(out: Path, src: Path) -> None:
         raise DataError(f"{out}: already exists and is not empty; give a new folder (or delete this one)")
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` may still be running (then its temporary folder is left alone)."""
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) would end the process on Windows rather than probe it
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except OSError:
+        return True  # it exists but belongs to someone else
+    return True
+
+
+def _remove_stale(prefix: Path) -> None:
+    """Remove ``<prefix><pid>`` folders left by runs that died without cleaning up (killed, power cut)."""
+    for old in prefix.parent.glob(glob.escape(prefix.name) + "*"):
+        pid = old.name.removeprefix(prefix.name)
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def scratch_folder(out: Path) -> Iterator[Path]:
+    """A new empty folder ``.<name>.partial-<pid>`` beside ``out``, removed on leaving (success, error or
+    Ctrl-C): the place to build ``out`` before renaming it into place. Leftovers of dead runs are removed."""
+    prefix = out.parent / f".{out.name}.partial-"
+    _remove_stale(prefix)
+    tmp = Path(f"{prefix}{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def building(out: Path) -> Iterator[Path]:
+    """Yield a temporary folder to write a dataset into; it becomes ``out`` only once the block completes.
+
+    An aborted run (an error, Ctrl-C) leaves no partial dataset: one that ``check`` would pass with images
+    missing, and that a re-run would refuse to touch as not empty. ``out`` may exist only as an empty folder
+    (``fresh_output``), which gives way to the finished one."""
+    with scratch_folder(out) as tmp:
+        yield tmp
+        try:
+            if out.is_dir():
+                out.rmdir()
+            tmp.rename(out)
+        except OSError as e:
+            raise DataError(f"{out}: cannot move the finished dataset into place ({e.strerror or e})") from None
+
+
 def unique_names(names: list[str], sources: list[Path]) -> None:
     """Two inputs that would be written under one output name: the second would overwrite the first."""
     seen: dict[str, Path] = {}
@@ -94,7 +152,7 @@ def _images(folder: Path) -> list[Path]:
 def _inspect(path: Path, report: Report, quick: bool) -> bool:
     """Record the file's mode and size; False if it is unreadable."""
     try:
-        with image_errors(path), Image.open(path) as im:
+        with open_image(path) as im:
             report.modes[im.mode] += 1
             report.sizes[im.size] += 1
             if not quick:
@@ -208,16 +266,17 @@ def combine(src: str | Path, out: str | Path) -> int:
     src, out = Path(src), Path(out)
     fresh_output(out, src)
     n = 0
-    for split, pairs in _pairs(src).items():
-        for a_path, b_path in pairs:
-            with Image.open(a_path) as a, Image.open(b_path) as b:
-                a, b = a.convert("RGB"), b.convert("RGB")
-                if a.size != b.size:
-                    raise DataError(f"{b_path}: size {b.size} differs from {a_path} {a.size}")
-                ab = Image.fromarray(np.concatenate([np.asarray(a), np.asarray(b)], axis=1))
-            target = out / split / f"{a_path.stem}.png"
-            atomic_write(target, lambda f, im=ab: im.save(f, format="PNG"))
-            n += 1
+    with building(out) as tmp:
+        for split, pairs in _pairs(src).items():
+            for a_path, b_path in pairs:
+                with open_image(a_path) as a, open_image(b_path) as b:
+                    a, b = a.convert("RGB"), b.convert("RGB")
+                    if a.size != b.size:
+                        raise DataError(f"{b_path}: size {b.size} differs from {a_path} {a.size}")
+                    ab = Image.fromarray(np.concatenate([np.asarray(a), np.asarray(b)], axis=1))
+                target = tmp / split / f"{a_path.stem}.png"
+                atomic_write(target, lambda f, im=ab: im.save(f, format="PNG"))
+                n += 1
     return n
 
 
@@ -239,11 +298,12 @@ def split(src: str | Path, out: str | Path, ratios: tuple[float, float, float] =
     n_train, n_val, _ = split_counts(len(items), ratios)
     bounds = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
     counts = {}
-    for name, indices in bounds.items():
-        for i in indices:
-            for j, path in enumerate(items[i]):
-                atomic_write_bytes(out / name / ("AB"[j] if paired else "") / path.name, path.read_bytes())
-        counts[name] = len(indices)
+    with building(out) as tmp:
+        for name, indices in bounds.items():
+            for i in indices:
+                for j, path in enumerate(items[i]):
+                    atomic_write_bytes(tmp / name / ("AB"[j] if paired else "") / path.name, path.read_bytes())
+            counts[name] = len(indices)
     return counts
 
 
@@ -262,16 +322,17 @@ def separate(src: str | Path, out: str | Path, *, layout: str = "folders", swap:
     for files in splits.values():
         unique_names([p.stem for p in files], files)
     counts = {}
-    for name, files in splits.items():
-        for path in files:
-            with image_errors(path), Image.open(path) as im:
-                ab = np.asarray(im.convert("RGB"))
-            w = ab.shape[1] // 2
-            halves = [Image.fromarray(ab[:, :w]), Image.fromarray(ab[:, w : 2 * w])]
-            if swap:
-                halves.reverse()
-            for domain, half in zip("AB", halves):
-                folder = out / name / domain if layout == "folders" else out / f"{name}{domain}"
-                atomic_write(folder / f"{path.stem}.png", lambda f, im=half: im.save(f, format="PNG"))
-        counts[name] = len(files)
+    with building(out) as tmp:
+        for name, files in splits.items():
+            for path in files:
+                with open_image(path) as im:
+                    ab = np.asarray(im.convert("RGB"))
+                w = ab.shape[1] // 2
+                halves = [Image.fromarray(ab[:, :w]), Image.fromarray(ab[:, w : 2 * w])]
+                if swap:
+                    halves.reverse()
+                for domain, half in zip("AB", halves):
+                    folder = tmp / name / domain if layout == "folders" else tmp / f"{name}{domain}"
+                    atomic_write(folder / f"{path.stem}.png", lambda f, im=half: im.save(f, format="PNG"))
+            counts[name] = len(files)
     return counts
