@@ -178,3 +178,107 @@ def test_group_choice_checks_name_the_key(tmp_path, aligned_root):
     choices = OverridesParser.create().parse_overrides(["generator=unet_128"])
     with pytest.raises(ConfigError, match=r"generator=unet_128: .*the run keeps generator=unet_64 \(generator\.num_downs"):
         _check_group_choices(choices, stored, [], None)
+
+
+# ------------------------------------------------------------------ 6, 7. temp files; full disk, read-only folder
+@pytest.mark.slow
+def test_resume_removes_only_stale_temp_files(tmp_path, aligned_root):
+    run = _train(aligned_root, tmp_path / "run")
+    stale = [run / "checkpoints" / ".tmp-999999-abcd1234", run / ".tmp-abcd_123", run / "samples" / ".tmp-999998-zz99zz99"]
+    kept = [run / ".tmp-notes.txt", run / "checkpoints" / "tmp-999999-abcd1234"]
+    for path in stale + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * 1000)
+    fit(resume_config(str(run), ["trainer.max_steps=3"]))
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_a_save_says_so_and_keeps_the_last_checkpoint(tmp_path, aligned_root, monkeypatch):
+    import shutil as shutil_module
+    from collections import namedtuple
+
+    from translate.errors import OutputError
+
+    run = _train(aligned_root, tmp_path / "run", "trainer.checkpoint_every=1")
+    good = (run / "checkpoints" / "last.pt").read_bytes()
+    real_save, usage = torch.save, namedtuple("usage", "total used free")
+
+    def disk_full(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:671] . unexpected pos 4160 vs 4054")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda p: usage(10**9, 10**9, 1000))
+    with pytest.raises(OutputError, match=r"last\.pt: cannot write \(the disk is full\); the last good checkpoint .* is intact"):
+        fit(resume_config(str(run), ["trainer.max_steps=3"]))
+    monkeypatch.setattr(torch, "save", real_save)
+    assert (run / "checkpoints" / "last.pt").read_bytes() == good
+    assert not list((run / "checkpoints").glob(".tmp-*"))
+
+
+def test_an_unwritable_run_folder_is_one_line(tmp_path, aligned_root):
+    (tmp_path / "file").write_text("x")
+    proc = _cli("train.py", *TINY, "data=aligned", f"data.root={aligned_root}", f"run_dir={tmp_path / 'file' / 'run'}",
+                cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "cannot write (a part of the path is a file, not a folder)" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_os_errors_are_named(tmp_path):
+    import errno
+
+    from translate.fsutil import write_failure
+
+    assert "read-only" in str(write_failure(tmp_path / "x", OSError(errno.EROFS, "Read-only file system")))
+    assert "the disk is full" in str(write_failure(tmp_path / "x", OSError(errno.ENOSPC, "No space left")))
+
+
+# ------------------------------------------------------------------ 12. malformed checkpoints
+@pytest.mark.parametrize("change, message", [
+    ({"format_version": "1"}, "format_version is '1', not a whole number"),
+    ({"step": "abc"}, "step is str 'abc', expected int"),
+    ({"step": -3}, "step is -3, expected a count >= 0"),
+    ({"networks": {"G": {"w": "not a tensor"}}}, "networks.G is not a state dict of tensors"),
+    ({"config": [1]}, "config is list"),
+])
+def test_malformed_checkpoints_name_the_field(tmp_path, change, message):
+    ckpt = {"format_version": 1, "config": {}, "networks": {"G": {"w": torch.zeros(1)}}, **change}
+    torch.save(ckpt, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        load_checkpoint(tmp_path / "bad.pt")
+    torch.save({"format_version": 1}, tmp_path / "bare.pt")
+    with pytest.raises(CheckpointError, match="has no 'config'"):
+        load_checkpoint(tmp_path / "bare.pt")
+
+
+@pytest.mark.slow
+def test_resume_needs_the_training_state_and_names_shape_mismatches(tmp_path, aligned_root):
+    run = _train(aligned_root, tmp_path / "run")
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    del ckpt["rng"]
+    torch.save(ckpt, tmp_path / "no_rng.pt")
+    cfg = resume_config(str(tmp_path / "no_rng.pt"), ["trainer.max_steps=3", f"run_dir={tmp_path / 'r1'}"])
+    with pytest.raises(CheckpointError, match="no 'rng'"):
+        fit(cfg)
+    other = compose([*TINY, "data=aligned", f"data.root={aligned_root}", "generator.ngf=16", "trainer.max_steps=3"])
+    with open_dict(other):
+        other.resume, other.run_dir = str(run), str(tmp_path / "r2")
+    with pytest.raises(CheckpointError, match=r"does not fit this configuration \(G\..*weight has shape \[\d+, \d+, 4, 4\] in the "
+                                              r"checkpoint and \[\d+, \d+, 4, 4\] in this model\)"):
+        fit(other)
+
+
+# ------------------------------------------------------------------ 13. metrics.jsonl after a crash
+@pytest.mark.slow
+def test_resume_rewinds_the_metrics_log(tmp_path, aligned_root):
+    import json
+
+    run = _train(aligned_root, tmp_path / "run", "trainer.log_every=1", "trainer.checkpoint_every=2",
+                 "trainer.max_steps=2")
+    log = run / "metrics.jsonl"
+    with open(log, "a") as f:  # what a run killed after step 2's checkpoint had logged, the last line cut off
+        f.write(json.dumps({"step": 3, "loss/G": 1.0}) + "\n" + '{"step": 4, "loss/G": 1.')
+    fit(resume_config(str(run), ["trainer.max_steps=4"]))
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert steps == sorted(steps) and steps.count(3) == 1 and steps.count(4) == 1 and steps[-1] == 4

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from translate.errors import CheckpointError, NonFiniteLossError, first_line
+from translate.errors import CheckpointError, NonFiniteLossError, OutputError, first_line
 from translate.fsutil import atomic_write
 
 FORMAT_VERSION = 1
@@ -80,12 +80,73 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(e)})") from None
     if not isinstance(ckpt, dict) or "format_version" not in ckpt:
         raise CheckpointError(f"{path}: not a translate training checkpoint (no format_version)")
+    if not isinstance(ckpt["format_version"], int) or isinstance(ckpt["format_version"], bool):
+        raise CheckpointError(f"{path}: format_version is {ckpt['format_version']!r}, not a whole number")
     if ckpt["format_version"] > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format {ckpt['format_version']} is newer than this version of translate "
             f"reads ({FORMAT_VERSION}); upgrade translate"
         )
+    check_structure(ckpt, path, REQUIRED)
     return ckpt
+
+
+# What each field of a checkpoint must be; a file is untrusted, so a field of another type is refused by name.
+FIELDS: dict[str, tuple[type, ...]] = {
+    "config": (dict,), "step": (int,), "total_steps": (int,), "epoch": (int,), "batch_in_epoch": (int,),
+    "networks": (dict,), "ema": (dict,), "optimizers": (dict,), "schedulers": (dict,), "scalers": (dict,),
+    "model_state": (dict,), "rng": (dict,), "wandb_run_id": (str, type(None)), "metrics": (dict,),
+    "best": (dict,),
+}
+REQUIRED = ("config", "networks")  # enough to rebuild a generator (infer, evaluate, export)
+TRAINING_STATE = ("step", "epoch", "batch_in_epoch", "ema", "optimizers", "schedulers", "scalers", "model_state",
+                  "rng")  # also needed to resume
+RNG_FIELDS = {"python": (tuple, list), "numpy": (dict,), "torch": (torch.Tensor,)}
+
+
+def check_structure(ckpt: dict[str, Any], path: str | Path, required: tuple[str, ...]) -> None:
+    """Refuse, in one line naming the field, a checkpoint that lacks a ``required`` field or has one of the wrong
+    type (``step="abc"``, networks that are not state dicts, an incomplete RNG state)."""
+    for key in required:
+        if key not in ckpt:
+            raise CheckpointError(f"{path}: the checkpoint has no {key!r} (it is incomplete or not a training run's)")
+    for key, types in FIELDS.items():
+        if key in ckpt and (not isinstance(ckpt[key], types) or isinstance(ckpt[key], bool)):
+            raise CheckpointError(f"{path}: {key} is {type(ckpt[key]).__name__} {_short(ckpt[key])}, expected "
+                                  f"{' or '.join(t.__name__ for t in types)}")
+    for key in ("step", "epoch", "batch_in_epoch", "total_steps"):
+        if key in ckpt and ckpt[key] < 0:
+            raise CheckpointError(f"{path}: {key} is {ckpt[key]}, expected a count >= 0")
+    for name, state in ckpt.get("networks", {}).items():
+        if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
+            raise CheckpointError(f"{path}: networks.{name} is not a state dict of tensors")
+    if "rng" in ckpt:
+        for key, types in RNG_FIELDS.items():
+            if not isinstance(ckpt["rng"].get(key), types):
+                raise CheckpointError(f"{path}: rng.{key} is missing or not a saved random state")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def load_network_state(net: torch.nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
+    """``net.load_state_dict(state)``, with a mismatch said in one line naming the keys and both shapes."""
+    own = net.state_dict()
+    missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
+    if missing or unexpected:
+        parts = [f"missing {_few(missing)}" if missing else "", f"unexpected {_few(unexpected)}" if unexpected else ""]
+        raise ValueError(f"{name}: {'; '.join(p for p in parts if p)}")
+    for key, tensor in own.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise ValueError(f"{name}.{key} has shape {list(state[key].shape)} in the checkpoint and "
+                             f"{list(tensor.shape)} in this model")
+    net.load_state_dict(state)
+
+
+def _few(keys: list[str]) -> str:
+    return ", ".join(keys[:3]) + (f" (and {len(keys) - 3} more)" if len(keys) > 3 else "")
 
 
 def weights_finite(networks: dict[str, dict[str, torch.Tensor]]) -> bool:
@@ -115,9 +176,13 @@ class Checkpointer:
             return path
         if not weights_finite(state["networks"]):
             raise NonFiniteLossError(f"the weights became NaN or infinite by step {state['step']}")
-        atomic_save(state, path)
-        if numbered and self.keep > 0:
-            atomic_save(state, self.folder / f"step_{state['step']:07d}.pt")
-            for old in sorted(self.folder.glob("step_*.pt"))[: -self.keep]:
-                old.unlink(missing_ok=True)
+        try:
+            atomic_save(state, path)
+            if numbered and self.keep > 0:
+                atomic_save(state, self.folder / f"step_{state['step']:07d}.pt")
+                for old in sorted(self.folder.glob("step_*.pt"))[: -self.keep]:
+                    old.unlink(missing_ok=True)
+        except OutputError as e:
+            kept = f"the last good checkpoint {self.last} is intact" if self.last.exists() else "no checkpoint was kept"
+            raise OutputError(f"{e}; {kept}") from None
         return path

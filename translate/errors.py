@@ -20,6 +20,10 @@ class CheckpointError(TranslateError):
     """A checkpoint that cannot be read or does not fit the configuration."""
 
 
+class OutputError(TranslateError):
+    """An output that cannot be written: a full disk, a read-only folder, a missing permission."""
+
+
 class NonFiniteLossError(TranslateError):
     """Training produced NaN or infinite losses."""
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from translate.errors import OutputError, first_line
 
 # mkstemp creates files readable by the owner only; give outputs the usual permissions instead.
 _UMASK = os.umask(0)
@@ -19,13 +23,59 @@ TEMP_PREFIX = ".tmp-"
 _TEMP_NAME = re.compile(r"\.tmp-(?:(?P<pid>\d+)-)?[a-z0-9_]{8}")  # mkstemp's 8 random characters
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call ``write(f)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``."""
+_REASONS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+            errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+            errno.EPERM: "permission denied", errno.ENOTDIR: "a part of the path is a file, not a folder"}
+# torch.save's zip writer reports a failed write (e.g. a full disk) as a RuntimeError with one of these.
+_TORCH_WRITE_FAILURES = ("unexpected pos", "PytorchStreamWriter failed", "file write failed")
+LOW_SPACE = 64 * 2**20
+
+
+def _free_bytes(path: Path) -> int | None:
+    for folder in (path, *path.parents):
+        if folder.exists():
+            return shutil.disk_usage(folder).free
+    return None
+
+
+def write_failure(path: str | Path, error: BaseException) -> OutputError:
+    """A one-line OutputError saying why ``path`` could not be written (full disk, read-only, permission)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(error, OSError) and error.errno in _REASONS:
+        reason = _REASONS[error.errno]
+    else:
+        free = _free_bytes(path.parent)
+        reason = "the disk is full" if free is not None and free < LOW_SPACE else first_line(error)
+    return OutputError(f"{path}: cannot write ({reason})")
+
+
+def is_write_failure(error: BaseException) -> bool:
+    """Whether ``error`` (raised while writing a file) is the file system's refusal, not a program error."""
+    return isinstance(error, OSError) or (
+        isinstance(error, RuntimeError) and any(s in str(error) for s in _TORCH_WRITE_FAILURES))
+
+
+def make_folder(path: str | Path) -> Path:
+    """``mkdir -p``, with a failure as a one-line OutputError."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_failure(path, e) from None
+    return path
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Call ``write(f)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``. A full
+    disk, a read-only folder or a missing permission is a one-line OutputError; ``path`` is then untouched."""
+    path = Path(path)
+    make_folder(path.parent)
     # A short prefix with the writer's process id (so a later run can tell a dead writer's leftovers from a live
     # one's): the temporary name must fit wherever the final (up to 255-byte) name does.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{os.getpid()}-")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{os.getpid()}-")
+    except OSError as e:
+        raise write_failure(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -33,8 +83,10 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, _MODE)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if is_write_failure(e):
+            raise write_failure(path, e) from None
         raise
     return path
 

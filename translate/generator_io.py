@@ -11,7 +11,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from translate.checkpoint import load_checkpoint
+from translate.checkpoint import load_checkpoint, load_network_state
 from translate.config import CONF_DIR, build, build_model, stored_config
 from translate.errors import CheckpointError, ConfigError, first_line
 from translate.models.base import Translation
@@ -166,7 +166,7 @@ def _from_training_checkpoint(path: Path, ckpt: dict[str, Any], *, direction: st
         state = ckpt["networks"][name]
     G = model.generators()[name]
     try:
-        G.load_state_dict(state)
-    except RuntimeError as e:
+        load_network_state(G, state, name)
+    except (RuntimeError, ValueError) as e:
         raise CheckpointError(f"{path}: generator weights do not fit its stored config ({first_line(e)})") from None
     return LoadedGenerator(G.eval(), translation, cfg)

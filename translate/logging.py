@@ -6,6 +6,7 @@ with no credentials, or no server reachable within a couple of seconds, W&B runs
 
 from __future__ import annotations
 
+import json
 import netrc
 import os
 import socket
@@ -18,20 +19,41 @@ import torch
 from torchvision.utils import make_grid
 
 from translate.data.io import save_image, to_uint8
-from translate.fsutil import atomic_write_bytes, json_text
+from translate.fsutil import atomic_write_bytes, json_text, make_folder, remove_stale_temp_files, write_failure
 
 
 class RunFolder:
     """Writes ``metrics.jsonl`` and ``samples/step_XXXXXXX.png`` under the run folder."""
 
     def __init__(self, root: str | Path):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = make_folder(root)
         self.metrics_path = self.root / "metrics.jsonl"
 
+    def remove_stale_temp_files(self) -> int:
+        """The temporary files of writes a killed run never finished (checkpoints, samples, config)."""
+        return remove_stale_temp_files(self.root, recursive=True)
+
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        with open(self.metrics_path, "a") as f:
-            f.write(json_text({"step": step, **metrics}) + "\n")
+        try:
+            with open(self.metrics_path, "a") as f:
+                f.write(json_text({"step": step, **metrics}) + "\n")
+        except OSError as e:
+            raise write_failure(self.metrics_path, e) from None
+
+    def rewind_metrics(self, step: int) -> None:
+        """Keep only whole lines of ``metrics.jsonl`` up to ``step``: a resumed run drops what a crashed run logged
+        after its last checkpoint (it is logged again) and a line cut off mid-write."""
+        if not self.metrics_path.is_file():
+            return
+        kept = []
+        for line in self.metrics_path.read_text().splitlines(keepends=True):
+            try:
+                whole = line.endswith("\n") and json.loads(line)["step"] <= step
+            except (ValueError, KeyError, TypeError):
+                whole = False
+            if whole:
+                kept.append(line)
+        atomic_write_bytes(self.metrics_path, "".join(kept).encode())
 
     def save_grid(self, columns: list[torch.Tensor], step: int) -> Path:
         """One row per sample, one column per image kind (e.g. input | output | target)."""

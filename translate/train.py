@@ -36,8 +36,11 @@ from translate.checkpoint import (
     BEST,
     FORMAT_VERSION,
     LAST,
+    TRAINING_STATE,
     Checkpointer,
+    check_structure,
     load_checkpoint,
+    load_network_state,
     rng_state,
     set_rng_state,
     weights_finite,
@@ -46,7 +49,7 @@ from translate.config import build, build_model, resumed_run_dir, to_container
 from translate.data.checks import check_dataset, fit_sizes_to_networks
 from translate.data.fixed import sample_batch, validation_batches
 from translate.data.folders import EpochSampler
-from translate.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, first_line
+from translate.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, OutputError, first_line
 from translate.fsutil import atomic_write_bytes, json_text
 from translate.logging import RunFolder, sample_grid
 from translate.models.base import Phase, TranslationModel
@@ -152,6 +155,8 @@ class Trainer:
         self.last_metrics: dict[str, float] = {}
         self.run_dir = Path(cfg.run_dir)
         self.folder = RunFolder(self.run_dir)
+        if self.is_main:
+            self.folder.remove_stale_temp_files()
         self.checkpointer = Checkpointer(self.run_dir / "checkpoints", keep=int(t.keep_checkpoints),
                                          enabled=self.is_main)
         self.logger = build(cfg.logger)
@@ -436,6 +441,7 @@ class Trainer:
     def restore(self, ckpt: dict[str, Any], *, source: str | Path) -> None:
         """Continue from checkpoint ``ckpt`` (read from ``source``): weights, optimizers, schedules (replayed
         when the run's length changed), model state, counters, metrics; the RNG state when the loop starts."""
+        check_structure(ckpt, source, TRAINING_STATE)
         same_length = ckpt.get("total_steps", self.total_steps) == self.total_steps
         try:
             self._load_networks(ckpt)
@@ -452,17 +458,18 @@ class Trainer:
         self.best.best = dict(ckpt.get("best") or {})
         self.resume_rng = ckpt["rng"]
         if self.is_main:
+            self.folder.rewind_metrics(self.step)
             print(f"Resumed from {source} at step {self.step}", file=sys.stderr)
 
     def _load_networks(self, ckpt: dict[str, Any]) -> None:
         if set(ckpt["networks"]) != set(self.nets):
             raise ValueError(f"it holds networks {sorted(ckpt['networks'])}, this model has {sorted(self.nets)}")
         for name, net in self.nets.items():
-            net.load_state_dict(ckpt["networks"][name])
+            load_network_state(net, ckpt["networks"][name], name)
         if set(ckpt["ema"]) != set(self.ema):
             raise ValueError("trainer.ema.enabled differs from the checkpoint's run")
         for name, avg in self.ema.items():
-            avg.load_state_dict(ckpt["ema"][name])
+            load_network_state(avg, ckpt["ema"][name], f"ema.{name}")
 
 
 # ---------------------------------------------------------------------- fit
@@ -500,7 +507,8 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         raise
     except Exception as e:
         if main:
-            write_result(result_path, "failed", error=f"{type(e).__name__}: {first_line(e)}")
+            with contextlib.suppress(OutputError):  # an unwritable run folder must not hide the first error
+                write_result(result_path, "failed", error=f"{type(e).__name__}: {first_line(e)}")
         raise
     finally:
         distributed.teardown()
