@@ -282,3 +282,37 @@ def test_resume_rewinds_the_metrics_log(tmp_path, aligned_root):
     fit(resume_config(str(run), ["trainer.max_steps=4"]))
     steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
     assert steps == sorted(steps) and steps.count(3) == 1 and steps.count(4) == 1 and steps[-1] == 4
+
+
+# ------------------------------------------------------------------ 11. typed settings
+@pytest.mark.parametrize("override, message", [
+    ("trainer.checkpoint_every=0", "trainer.checkpoint_every=0 is out of range: expected an integer >= 1"),
+    ("trainer.log_every=0", "trainer.log_every=0 is out of range"),
+    ("trainer.sample_every=0", "trainer.sample_every=0 is out of range"),
+    ("trainer.max_steps=abc", "trainer.max_steps='abc' is not allowed: expected an integer >= 1 or null"),
+    ("trainer.max_steps=-3", "trainer.max_steps=-3 is out of range"),
+    ("generator.ngf=0", "generator.ngf=0 is out of range: expected an integer >= 1"),
+    ("data.crop_size=-64", "data.crop_size=-64 is out of range: expected an integer >= 1"),
+    ("data.batch_size=0", "data.batch_size=0 is out of range"),
+    ("data.input_nc=2", "data.input_nc=2 is not allowed: expected one of 1, 3"),
+    ("generator.norm=group", "generator.norm='group' is not allowed: expected one of batch, instance, none, syncbatch"),
+    ("trainer.precision=fp8", "trainer.precision='fp8' is not allowed: expected one of fp32, bf16, fp16"),
+    ("trainer.ema.decay=1.5", "trainer.ema.decay=1.5 is out of range: expected a number > 0 and < 1"),
+    ("discriminator.n_layers=x", "discriminator.n_layers='x' is not allowed"),
+    ("trainer.device=cuda:x", "trainer.device='cuda:x' is not a device"),
+])
+def test_wrong_settings_are_one_line_before_any_work(tmp_path, override, message):
+    cfg = compose(["debug=fast", "logger=none", override])
+    with open_dict(cfg):
+        cfg.run_dir = str(tmp_path / "run")
+    with pytest.raises(ConfigError, match="^" + message.replace("(", r"\(").replace("[", r"\[")):
+        fit(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_wrong_setting_on_the_command_line_exits_2(tmp_path):
+    proc = _cli("train.py", "debug=fast", "logger=none", "trainer.max_steps=-3", f"run_dir={tmp_path / 'run'}",
+                cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: trainer.max_steps=-3 is out of range: expected an integer >= 1 or null"]
+    assert not (tmp_path / "run" / "result.json").exists() or "completed" not in (tmp_path / "run" / "result.json").read_text()

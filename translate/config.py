@@ -16,11 +16,12 @@ from typing import Any
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from translate.checkpoint import load_checkpoint, resolve_checkpoint_path
 from translate.errors import CheckpointError, ConfigError, TranslateError, first_line
+from translate.schema import CheckpointSettings, DataSettings, TrainerSettings, check_dataclass, check_target_node
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -43,6 +44,25 @@ def build(node: DictConfig, **kwargs: Any) -> Any:
             raise cause from None
         target = node.get("_target_", "?") if isinstance(node, DictConfig) else "?"
         raise ConfigError(f"cannot build {target}: {cause}") from None
+
+
+def check_training_config(cfg: DictConfig) -> None:
+    """Every setting of a training config against its type and range (``translate.schema``), before any work:
+    the loop's own nodes against their dataclasses, each ``_target_`` node against its constructor's
+    annotations. A problem is one ConfigError naming the key, the value and what is allowed."""
+    check_dataclass(cfg.trainer, TrainerSettings, "trainer")
+    check_dataclass(cfg.data, DataSettings, "data")
+    check_dataclass(cfg.checkpoint, CheckpointSettings, "checkpoint")
+    nodes = {key: cfg[key] for key in ("model", "generator", "discriminator", "gan_loss", "data", "scheduler", "logger")}
+    nodes |= {f"optim.{name}": node for name, node in cfg.optim.items()}
+    for key, node in nodes.items():
+        target = node.get("_target_") if isinstance(node, DictConfig) else None
+        if isinstance(target, str):
+            try:
+                located = get_object(target)
+            except Exception:  # noqa: BLE001 - an unknown target is reported when it is built
+                continue
+            check_target_node(node, key, located)
 
 
 def build_model(cfg: DictConfig):

@@ -12,7 +12,6 @@ images) and ``translate.runtime`` (device, precision, seeding).
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import signal
 import sys
@@ -45,7 +44,7 @@ from translate.checkpoint import (
     set_rng_state,
     weights_finite,
 )
-from translate.config import build, build_model, resumed_run_dir, to_container
+from translate.config import build, build_model, check_training_config, resumed_run_dir, to_container
 from translate.data.checks import check_dataset, fit_sizes_to_networks
 from translate.data.fixed import sample_batch, validation_batches
 from translate.data.folders import EpochSampler
@@ -109,6 +108,7 @@ class Trainer:
     """One training run. Use through ``fit``."""
 
     def __init__(self, cfg: DictConfig):
+        check_training_config(cfg)  # every type and range, before any work
         self.cfg = cfg
         t = cfg.trainer
         # Runtime: device, processes (under torchrun one per device; rank 0 alone writes), precision.
@@ -144,8 +144,6 @@ class Trainer:
         self.ddp_discriminators = self._wrap_ddp() if self.world > 1 else []
         # Checking each loss before its optimizer step is free on the CPU; elsewhere it syncs, so it is done
         # every log_every steps unless trainer.check_finite=step.
-        if t.check_finite not in ("auto", "step"):
-            raise ConfigError(f"trainer.check_finite={t.check_finite!r} is not one of auto, step")
         self.check_every_step = self.device.type == "cpu" or t.check_finite == "step"
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
 
@@ -197,8 +195,6 @@ class Trainer:
     def _averaged_generators(self) -> dict[str, AveragedModel]:
         """An exponential moving average of each generator (``trainer.ema``), or none."""
         ema = self.cfg.trainer.ema
-        if not math.isfinite(float(ema.decay)) or not 0 < float(ema.decay) < 1:
-            raise ConfigError(f"trainer.ema.decay={ema.decay} must be between 0 and 1")
         if not ema.enabled:
             return {}
         average = get_ema_multi_avg_fn(ema.decay)

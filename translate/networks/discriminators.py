@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from translate.networks.layers import Norm, conv_bias, norm_layer
+from translate.schema import Positive
 
 
 def _sn(layer: nn.Module, enabled: bool) -> nn.Module:
@@ -25,8 +26,8 @@ class PatchDiscriminator(nn.Module):
         self,
         *,
         in_channels: int = 6,
-        ndf: int = 64,
-        n_layers: int = 3,
+        ndf: Positive = 64,
+        n_layers: Positive = 3,
         norm: Norm = "batch",
         spectral_norm: bool = False,
     ):
@@ -70,7 +71,7 @@ class PixelDiscriminator(nn.Module):
     """1x1 PatchGAN: classifies each pixel independently (a colour critic)."""
 
     def __init__(
-        self, *, in_channels: int = 6, ndf: int = 64, norm: Norm = "batch", spectral_norm: bool = False
+        self, *, in_channels: int = 6, ndf: Positive = 64, norm: Norm = "batch", spectral_norm: bool = False
     ):
         super().__init__()
         bias = conv_bias(norm)
@@ -98,10 +99,10 @@ class MultiscaleDiscriminator(nn.Module):
         self,
         *,
         in_channels: int = 6,
-        ndf: int = 64,
-        n_layers: int = 3,
+        ndf: Positive = 64,
+        n_layers: Positive = 3,
         norm: Norm = "instance",
-        num_D: int = 3,
+        num_D: Positive = 3,
         spectral_norm: bool = False,
     ):
         super().__init__()

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from translate.networks.layers import Norm, Padding, conv_bias, norm_layer, padding_layer
+from translate.schema import Count, Positive
 
 
 class UnetDown(nn.Module):
@@ -59,8 +60,8 @@ class UnetGenerator(nn.Module):
         *,
         in_channels: int = 3,
         out_channels: int = 3,
-        num_downs: int = 8,
-        ngf: int = 64,
+        num_downs: Positive = 8,
+        ngf: Positive = 64,
         norm: Norm = "batch",
         dropout: bool = True,
     ):
@@ -133,8 +134,8 @@ class ResnetGenerator(nn.Module):
         *,
         in_channels: int = 3,
         out_channels: int = 3,
-        n_blocks: int = 9,
-        ngf: int = 64,
+        n_blocks: Count = 9,
+        ngf: Positive = 64,
         norm: Norm = "instance",
         dropout: bool = False,
         padding: Padding = "reflect",
