@@ -17,7 +17,7 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import get_object, instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from translate.checkpoint import load_checkpoint, resolve_checkpoint_path
 from translate.errors import CheckpointError, ConfigError, TranslateError, first_line
@@ -214,7 +214,10 @@ def _decided_keys(others: list[str], choice: str) -> list[str]:
     keys: set[str] = set()
     for option in _group_options(group):
         if option != chosen:
-            alternative = _composed_leaves((*others, f"{group}={option}"))
+            try:
+                alternative = _composed_leaves((*others, f"{group}={option}"))
+            except Exception:  # noqa: BLE001 - an option that does not compose with the others decides nothing
+                continue
             keys |= {k for k in with_it.keys() | alternative.keys()
                      if with_it.get(k, _MISSING) != alternative.get(k, _MISSING)}
     return sorted(keys - set(_RUN_KEYS))
@@ -230,16 +233,27 @@ def _composed_leaves(overrides: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _leaves(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
-    """Dotted key -> value of every leaf (lists are leaves), interpolations resolved."""
-    node = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False) if isinstance(cfg, DictConfig) else cfg
+    """Dotted key -> value of every leaf (lists are leaves), interpolations resolved where they resolve (an
+    option can leave another's interpolation dangling, e.g. ``data=single`` has no ``output_nc``)."""
+    if isinstance(cfg, DictConfig):
+        structure = OmegaConf.to_container(cfg, resolve=False)
+        return {k: _resolved(cfg, k) for k in _leaves(structure)}
     out: dict[str, Any] = {}
-    for key, value in node.items():
+    for key, value in cfg.items():
         where = f"{prefix}{key}"
         if isinstance(value, dict) and value:
             out |= _leaves(value, where + ".")
         else:
             out[where] = value
     return out
+
+
+def _resolved(cfg: DictConfig, key: str) -> Any:
+    try:
+        value = OmegaConf.select(cfg, key, throw_on_missing=False)
+        return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+    except Exception:  # noqa: BLE001 - an interpolation that does not resolve in this combination
+        return _MISSING
 
 
 def _stored_option(group: str, others: list[str], have: dict[str, Any]) -> str:
