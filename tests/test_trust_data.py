@@ -115,6 +115,29 @@ def _run(tool: str, src: Path, out: Path) -> None:
         separate(src, out)
 
 
+def test_an_aborted_sketch_leaves_no_partial_dataset(tmp_path, monkeypatch):
+    import importlib
+
+    sketch_module = importlib.import_module("translate.datasets.sketch")  # the package exports the function
+
+    for i in range(3):
+        write_image(tmp_path / "photos" / f"{i}.png", (48, 40), seed=i)
+    out, real, calls = tmp_path / "out", sketch_module.save_image, []
+
+    def save_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(sketch_module, "save_image", save_once)
+        with pytest.raises(KeyboardInterrupt):
+            sketch_module.sketch(tmp_path / "photos", out, size=32, ratios=(0.67, 0.33, 0.0))
+    assert not out.exists() and not _partials(out)
+    assert sum(sketch_module.sketch(tmp_path / "photos", out, size=32, ratios=(0.67, 0.33, 0.0)).values()) == 3
+
+
 def _partials(out: Path) -> list[Path]:
     return list(out.parent.glob(f".{out.name}.partial-*"))
 

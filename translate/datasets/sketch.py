@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from translate.data.io import is_image_file, load_image, save_image
-from translate.datasets.tools import fresh_output, split_counts, unique_names
+from translate.datasets.tools import building, fresh_output, split_counts, unique_names
 from translate.errors import DataError
 
 LAYOUTS = ("AB", "folders")
@@ -139,20 +139,27 @@ def sketch(src: str | Path, out: str | Path, *, style: EdgeStyle = EdgeStyle(), 
         assignment = [("*", path) for path in photos]
     rng = np.random.default_rng(seed)
     counts = {"train": 0, "val": 0, "test": 0}
-    for split, path in assignment:
-        photo = load_image(path, 3).float() / 255
-        name = name_of[path]
-        parts = {split: photo} if split != "*" else _strips(photo, ratios)
-        for part_split, part in parts.items():
-            pieces = _crops(part, size, crops, rng)
-            drawings = edge_map(torch.stack(pieces), style) if size else [edge_map(part[None], style)[0]]
-            for i, (piece, drawing) in enumerate(zip(pieces, drawings)):
-                stem = f"{name}_{i:03d}" if crops > 0 else name
-                a, b = drawing.expand(3, -1, -1) * 2 - 1, piece * 2 - 1
-                if layout == "AB":
-                    save_image(torch.cat([a, b], dim=2), out / part_split / f"{stem}.png")
-                else:
-                    save_image(a, out / part_split / "A" / f"{stem}.png")
-                    save_image(b, out / part_split / "B" / f"{stem}.png")
-                counts[part_split] += 1
+    with building(out) as tmp:  # an aborted run leaves no partial dataset
+        for split, path in assignment:
+            photo = load_image(path, 3).float() / 255
+            parts = {split: photo} if split != "*" else _strips(photo, ratios)
+            for part_split, part in parts.items():
+                counts[part_split] += _write_pairs(part, tmp / part_split, name_of[path], style=style, size=size,
+                                                   crops=crops, layout=layout, rng=rng)
     return counts
+
+
+def _write_pairs(photo: torch.Tensor, folder: Path, name: str, *, style: EdgeStyle, size: int | None, crops: int,
+                 layout: str, rng: np.random.Generator) -> int:
+    """The (drawing, photo) pairs of one photo or strip into ``folder``; returns how many."""
+    pieces = _crops(photo, size, crops, rng)
+    drawings = edge_map(torch.stack(pieces), style) if size else [edge_map(photo[None], style)[0]]
+    for i, (piece, drawing) in enumerate(zip(pieces, drawings)):
+        stem = f"{name}_{i:03d}" if crops > 0 else name
+        a, b = drawing.expand(3, -1, -1) * 2 - 1, piece * 2 - 1
+        if layout == "AB":
+            save_image(torch.cat([a, b], dim=2), folder / f"{stem}.png")
+        else:
+            save_image(a, folder / "A" / f"{stem}.png")
+            save_image(b, folder / "B" / f"{stem}.png")
+    return len(pieces)
