@@ -12,11 +12,12 @@ import contextlib
 import glob
 import math
 import multiprocessing as mp
+import os
 import queue
 import sys
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,18 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from translate.data.io import IMAGE_EXTENSIONS, is_image_file
-from translate.errors import ConfigError, DataError, first_line
-from translate.fsutil import atomic_write_bytes
+from translate.errors import ConfigError, DataError, OutputError, first_line
+from translate.fsutil import atomic_write_bytes, remove_stale_temp_files, write_failure
 from translate.imageio16 import Picture, encode, picture_size, read_picture, to_model_input
 from translate.networks.layers import generator_channels, generator_stride
 from translate.runtime import autocast, precision_dtype, resolve_device
 
 FORMATS = {"keep": None, "png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF"}
 SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif"}
+LIST_SUFFIXES = (".txt", ".lst", ".list")
+NOT_IMAGE, BROKEN_LINK = "not a supported image", "broken link"
+Found = list[tuple[Path, Path]]  # (input file, its path relative to the output folder)
+Ignored = list[tuple[str, str]]  # (path, NOT_IMAGE or BROKEN_LINK)
 
 
 @dataclass
@@ -44,6 +49,7 @@ class Summary:
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    ignored: Ignored = field(default_factory=list)  # in input folders/globs, not images: reported, never failed
 
     @property
     def exit_code(self) -> int:
@@ -51,51 +57,98 @@ class Summary:
 
     def __str__(self) -> str:
         rate = self.converted / self.seconds if self.seconds > 0 else 0.0
-        return (f"converted {self.converted}, skipped {self.skipped} existing, failed {len(self.failed)} "
+        text = (f"converted {self.converted}, skipped {self.skipped} existing, failed {len(self.failed)} "
                 f"({self.seconds:.1f} s, {rate:.2f} images/s)")
+        return f"{text}; ignored {describe_ignored(self.ignored)}" if self.ignored else text
+
+
+def describe_ignored(ignored: Ignored) -> str:
+    """``3 (2 not a supported image, 1 broken link)``: a user who expected those files converted sees why not."""
+    counts = Counter(reason for _, reason in ignored)
+    return f"{len(ignored)} ({', '.join(f'{n} {reason}' for reason, n in counts.most_common())})"
 
 
 # ----------------------------------------------------------------------------------------------- inputs
-def collect_inputs(inputs: str | Path | list, *, recursive: bool = False) -> tuple[list[tuple[Path, Path]], set[Path]]:
-    """Files to translate, as (file, path relative to its input root), from files, folders, globs or text files
-    listing paths; and the folders that were scanned (an output folder must not lie inside them)."""
+def collect_inputs(inputs: str | Path | list, *, recursive: bool = False) -> tuple[Found, set[Path], Ignored]:
+    """Files to translate, as (file, path relative to the output folder), from files, folders, globs or text
+    files listing paths; the folders that were scanned (an output folder must not lie inside them); and what
+    folders and globs held besides images (broken links, other files), so that nothing is skipped silently."""
     items = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-    found: list[tuple[Path, Path]] = []
+    found: Found = []
     scanned: set[Path] = set()
+    ignored: Ignored = []
     for item in items:
         text = str(item)
         path = Path(text).expanduser()
         if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            files = sorted(p for p in path.glob(pattern) if p.is_file() and is_image_file(p))
-            found += [(f, f.relative_to(path)) for f in files]
+            found += _sift(sorted(path.glob("**/*" if recursive else "*")), path, ignored)
             scanned.add(path.resolve())
-        elif path.is_file() and path.suffix.lower() in (".txt", ".lst", ".list"):
-            for line in path.read_text().splitlines():
-                line = line.strip()
-                if not line or line.startswith("#"):
-                    continue
-                listed = Path(line).expanduser()
-                listed = (listed if listed.is_absolute() else path.parent / listed).resolve()
-                base = path.parent.resolve()
-                # Mirror the path below the list's folder; anything else (including ../) keeps only its name,
-                # so no output can land outside the output folder.
-                rel = listed.relative_to(base) if listed.is_relative_to(base) else Path(listed.name)
-                found.append((listed, rel))
+        elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
+            found += _read_list(path)
         elif path.is_file():
             found.append((path, Path(path.name)))
         elif glob.has_magic(text):
-            parts = path.parts
-            fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
-            root = Path(*parts[:fixed]) if fixed else Path(".")
-            files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
-            found += [(f, f.relative_to(root)) for f in files if is_image_file(f)]
+            root = _glob_root(path)
+            found += _sift(sorted(Path(p) for p in glob.glob(str(path), recursive=True)), root, ignored)
             scanned.add(root.resolve())
         else:
             raise DataError(f"{path}: no such file, folder or glob")
     if not found:
-        raise DataError(f"{', '.join(map(str, items))}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
-    return found, scanned
+        also = f"; ignored {describe_ignored(ignored)}" if ignored else ""
+        raise DataError(f"{', '.join(map(str, items))}: no images found "
+                        f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))}){also}")
+    return [(f, _inside(rel)) for f, rel in found], scanned, ignored
+
+
+def _sift(paths: list[Path], root: Path, ignored: Ignored) -> Found:
+    """The image files among ``paths`` (with their path relative to ``root``); broken links and other files go
+    to ``ignored``, except hidden ones (``.DS_Store``, ``.git/``), which nobody expects to be converted."""
+    found: Found = []
+    for p in paths:
+        rel = p.relative_to(root)
+        hidden = any(part.startswith(".") and part not in (".", "..") for part in rel.parts)
+        if p.is_file():
+            if is_image_file(p):
+                found.append((p, rel))
+            elif not hidden:
+                ignored.append((str(p), NOT_IMAGE))
+        elif p.is_symlink() and not p.exists() and not hidden:
+            ignored.append((str(p), BROKEN_LINK))
+    return found
+
+
+def _read_list(path: Path) -> Found:
+    """The files a list file names, one a line (``#`` comments), relative paths being relative to it."""
+    found: Found = []
+    base = path.parent.resolve()
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        listed = Path(line).expanduser()
+        listed = (listed if listed.is_absolute() else path.parent / listed).resolve()
+        # Mirror the path below the list's folder; anything else (including ../) keeps only its name,
+        # so no output can land outside the output folder.
+        rel = listed.relative_to(base) if listed.is_relative_to(base) else Path(listed.name)
+        found.append((listed, rel))
+    return found
+
+
+def _glob_root(pattern: Path) -> Path:
+    """The folder before the first wildcard: outputs mirror the matches' paths below it."""
+    parts = pattern.parts
+    fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    return Path(*parts[:fixed]) if fixed else Path(".")
+
+
+def _inside(rel: Path) -> Path:
+    """``rel`` without ``..`` detours, and never climbing out of the output folder: a glob such as
+    ``root/*/../../elsewhere/*.png`` matches files whose path below ``root`` starts with ``..``; those keep
+    only their name, as escaping entries of list files do."""
+    clean = Path(os.path.normpath(rel))
+    if clean.is_absolute() or clean.parts[:1] == ("..",):
+        return Path(rel.name)
+    return clean
 
 
 def output_path(rel: Path, output: Path, fmt: str | None) -> Path:
@@ -287,7 +340,13 @@ class _Writer:
             with contextlib.suppress(Exception):  # a broken progress display must not stop the writes
                 self.bar.update(1)
 
-    def close(self) -> None:
+    def close(self, *, drop: bool = False) -> None:
+        """Wait until the queued outputs are written; with ``drop`` (on Ctrl-C) discard those not yet started,
+        so only the write in progress finishes. Writes are atomic: every output is complete or absent."""
+        if drop:
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self.queue.get_nowait()
         if self.thread.is_alive():
             self._offer(None)
         self.thread.join()
@@ -327,36 +386,80 @@ def translate_files(G: nn.Module, inputs: str | Path | list, output: str | Path,
     """Translate every image of ``inputs`` (files, folders, globs or list files) into ``output``, as ``options``
     (or the defaults) with ``changes`` (e.g. ``quiet=True``) say.
 
-    Outputs mirror the inputs' relative paths. Unreadable inputs are reported and skipped; existing outputs
-    are skipped unless ``overwrite``. Returns the counts (``Summary.exit_code``: 0 all converted, 1 some failed).
+    Outputs mirror the inputs' relative paths, never leaving ``output``. Unreadable inputs are reported and
+    skipped; existing outputs are skipped unless ``overwrite``; other files in input folders are listed in
+    ``Summary.ignored``. An output folder that cannot be written is a ConfigError before anything is translated.
+    Returns the counts (``Summary.exit_code``: 0 all converted, 1 some failed).
     """
     start = time.perf_counter()
     opts = replace(options or InferOptions(), **changes)
     if opts.format not in FORMATS:
         raise ConfigError(f"format={opts.format!r} is not one of {', '.join(FORMATS)}")
     output = Path(output).expanduser()
-    found, scanned = collect_inputs(inputs, recursive=opts.recursive)
+    found, scanned, ignored = collect_inputs(inputs, recursive=opts.recursive)
     if not opts.allow_inplace:
         _refuse_output_inside(output, scanned)
-    summary = Summary()
+    summary = Summary(ignored=ignored)
     jobs = _plan(found, output, FORMATS[opts.format], opts.overwrite, summary)
+    if jobs:
+        _check_writable(output)
+    _remove_leftovers(output)
     sizes = _read_sizes(jobs, summary)
     device = resolve_device(opts.device)
     translator = Translator(G, device=device, precision=opts.precision, channels_last=opts.channels_last,
                             compile=opts.compile, norm_mode=opts.norm_mode, tile_size=opts.tile_size,
                             tile_overlap=opts.tile_overlap)
     loader = _loader(jobs, sizes, translator, opts, device)
+    _translate_all(loader, jobs, len(jobs) - len(sizes), translator, opts, summary)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _translate_all(loader: DataLoader, jobs: list[tuple[Path, Path]], header_failures: int, translator: Translator,
+                   opts: InferOptions, summary: Summary) -> None:
+    """Translate every batch while the writer thread writes. On Ctrl-C keep only complete outputs (queued ones
+    are dropped), say how far it got and how to resume, and re-raise so the CLI exits 130."""
     bar = tqdm(total=len(jobs), desc="translate", unit="img", disable=opts.quiet, file=sys.stderr, dynamic_ncols=True)
-    bar.update(len(jobs) - len(sizes))  # header failures
+    bar.update(header_failures)
     writer = _Writer(summary, bar)
     try:
         for items in loader:
             _convert(items, jobs, translator, writer, opts, summary, bar)
+        writer.close()
+    except KeyboardInterrupt:
+        writer.close(drop=True)
+        bar.close()
+        # Printed even when quiet: the user pressed Ctrl-C and needs to know what is on disk.
+        print(f"interrupted: converted {summary.converted} of {len(jobs)}; run the same command again to convert "
+              "the rest (existing outputs are skipped)", file=sys.stderr)
+        raise
     finally:
         writer.close()
         bar.close()
-    summary.seconds = time.perf_counter() - start
-    return summary
+
+
+def _check_writable(output: Path) -> None:
+    """Create ``output`` and write (then delete) a probe file the way outputs are written, so that a read-only,
+    full or forbidden output folder stops the run at once with one line, instead of failing every file only
+    after translating it."""
+    probe = output / f".write-probe-{os.getpid()}"  # per process: two runs into one folder must not collide
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(probe, b"")
+        probe.unlink(missing_ok=True)
+    except (OSError, OutputError) as e:
+        # write_failure names the reason (full disk, read-only, permission, a file in the path); so does the
+        # OutputError atomic_write_bytes raises. Either names the probe: name the output folder instead.
+        failure = e if isinstance(e, OutputError) else write_failure(probe, e)
+        raise ConfigError(f"output folder {output}: {str(failure).removeprefix(f'{probe}: ')}") from None
+
+
+def _remove_leftovers(output: Path) -> None:
+    """Delete the temporary files a killed earlier run (kill -9, power loss) left mid-write in the output tree
+    (``remove_stale_temp_files`` spares other programs' files and those of live writers). Tidying up must
+    never stop a conversion, hence the suppressed errors."""
+    with contextlib.suppress(OSError):
+        remove_stale_temp_files(output, recursive=True)
 
 
 def _refuse_output_inside(output: Path, scanned: set[Path]) -> None:
@@ -370,13 +473,18 @@ def _refuse_output_inside(output: Path, scanned: set[Path]) -> None:
 
 def _plan(found: list[tuple[Path, Path]], output: Path, fmt: str | None, overwrite: bool,
           summary: Summary) -> list[tuple[Path, Path]]:
-    """(input, output) pairs still to convert; collisions and outputs that would overwrite an input fail, and
-    existing outputs are skipped unless ``overwrite``."""
+    """(input, output) pairs still to convert; collisions, outputs that would overwrite an input and outputs
+    outside ``output`` (through ``..`` or a symbolic link) fail, and existing outputs are skipped unless
+    ``overwrite``."""
     sources = {src.resolve() for src, _ in found}
+    inside = output.resolve()
     jobs: list[tuple[Path, Path]] = []
     claimed: dict[Path, Path] = {}
     for src, rel in found:
         dst = output_path(rel, output, fmt)
+        if not dst.resolve().is_relative_to(inside):  # last guard: collect_inputs already keeps paths inside
+            summary.failed.append((str(src), f"its output {dst} would be outside the output folder {output}"))
+            continue
         if dst.resolve() in claimed:
             summary.failed.append((str(src), f"its output {dst} is also the output of {claimed[dst.resolve()]}"))
             continue
@@ -456,9 +564,15 @@ def run(cfg) -> Summary:
     G = load_generator(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
     inputs = list(cfg.input) if not isinstance(cfg.input, str) else cfg.input
     summary = translate_files(G, inputs, cfg.output, InferOptions.from_config(cfg))
-    for src, reason in summary.failed[:20]:
-        print(f"failed: {src}: {reason}", file=sys.stderr)
-    if len(summary.failed) > 20:
-        print(f"... and {len(summary.failed) - 20} more failures", file=sys.stderr)
+    _print_some(summary.failed, "failed", "failures", 20)
+    _print_some(summary.ignored, "ignored", "ignored files", 5)
     print(summary, file=sys.stderr)
     return summary
+
+
+def _print_some(entries: list[tuple[str, str]], label: str, plural: str, limit: int) -> None:
+    """The first ``limit`` (path, reason) entries on stderr, and how many more: enough to act on, never a flood."""
+    for src, reason in entries[:limit]:
+        print(f"{label}: {src}: {reason}", file=sys.stderr)
+    if len(entries) > limit:
+        print(f"... and {len(entries) - limit} more {plural}", file=sys.stderr)
