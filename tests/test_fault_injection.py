@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import write_image
+from PIL import Image
 
 from translate.checkpoint import load_checkpoint
 
@@ -81,3 +83,28 @@ def test_training_survives_kill_9_at_random_moments(tmp_path, aligned_root):
     assert not list(run.rglob(".tmp-*")), "temporary files were left behind"
     a, b = _weights(tmp_path / "reference"), _weights(run)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_batch_conversion_survives_kill_9(tmp_path):
+    from translate.networks import ResnetGenerator
+    from translate.reference import reference_key_map
+
+    net = ResnetGenerator(n_blocks=6, ngf=8, norm="instance")
+    torch.save({v: net.state_dict()[k] for k, v in reference_key_map(net).items()}, tmp_path / "latest_net_G.pth")
+    for i in range(150):
+        write_image(tmp_path / "in" / f"{i:03d}.png", (96, 96), seed=i)
+    args = [f"checkpoint={tmp_path / 'latest_net_G.pth'}", "generator=resnet_6blocks", "generator.ngf=8",
+            f"input={tmp_path / 'in'}", f"output={tmp_path / 'out'}", "quiet=true", "num_workers=0"]
+    rng, kills = random.Random(1), 0
+    for _ in range(3):
+        if _kill_after(_start("infer.py", *args, cwd=tmp_path), rng.uniform(3.5, 6.0)):
+            kills += 1
+            for path in (tmp_path / "out").glob("*.png"):  # whatever was written is whole
+                with Image.open(path) as im:
+                    im.load()
+    proc = _start("infer.py", *args, cwd=tmp_path)
+    assert proc.wait() == 0, proc.stderr.read()[-2000:]
+    assert kills >= 1, "the conversion ended before it could be interrupted: add images"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in (tmp_path / "in").iterdir())
+    assert not list((tmp_path / "out").rglob(".tmp-*"))

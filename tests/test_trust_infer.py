@@ -176,3 +176,26 @@ def test_run_prints_ignored_files_without_failing(tmp_path, capsys, monkeypatch)
     assert f"ignored: {folder / 'anim.gif'}: not a supported image" in err
     assert f"ignored: {folder / 'gone.png'}: broken link" in err
     assert ".DS_Store" not in err
+
+
+# ------------------------------------------------------------------------------------ item 11: infer settings
+@pytest.mark.parametrize("setting, message", [
+    ("jpg_quality=500", "jpg_quality=500 is out of range: expected an integer >= 1 and <= 100"),
+    ("resize=0", "resize=0 is out of range: expected an integer >= 1 or null"),
+    ("batch_size=0", "batch_size=0 is out of range"),
+    ("num_workers=-1", "num_workers=-1 is out of range: expected an integer >= 0"),
+    ("device=cuda:x", "device='cuda:x' is not a device"),
+])
+def test_wrong_infer_settings_exit_2_in_one_line(tmp_path, setting, message):
+    net = ResnetGenerator(n_blocks=6, ngf=8, norm="instance")
+    torch.save({v: net.state_dict()[k] for k, v in reference_key_map(net).items()}, tmp_path / "latest_net_G.pth")
+    _images(tmp_path / "in", 1)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "infer.py"), f"checkpoint={tmp_path / 'latest_net_G.pth'}",
+         "generator=resnet_6blocks", "generator.ngf=8", f"input={tmp_path / 'in'}", f"output={tmp_path / 'out'}",
+         "quiet=true", setting],
+        check=False, cwd=tmp_path, env={**os.environ, "WANDB_MODE": "disabled"}, capture_output=True, text=True,
+        timeout=300)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {message}"), result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -20,7 +20,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +34,7 @@ from translate.fsutil import atomic_write_bytes, remove_stale_temp_files, write_
 from translate.imageio16 import Picture, encode, picture_size, read_picture, to_model_input
 from translate.networks.layers import generator_channels, generator_stride
 from translate.runtime import autocast, precision_dtype, resolve_device
+from translate.schema import Count, Positive, Precision, Range, check_dataclass
 
 FORMATS = {"keep": None, "png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF"}
 SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif"}
@@ -360,21 +361,24 @@ class InferOptions:
 
     recursive: bool = False
     format: str = "keep"
-    jpg_quality: int = 95
+    jpg_quality: Annotated[int, Range(1, 100)] = 95
     overwrite: bool = False
     allow_inplace: bool = False
-    norm_mode: str = "eval"
-    resize: int | None = None
+    norm_mode: Literal["eval", "train"] = "eval"
+    resize: Positive | None = None
     keep_aspect: bool = True
-    tile_size: int = 1024
-    tile_overlap: int = 128
-    batch_size: int | None = None
-    num_workers: int = 1
+    tile_size: Positive = 1024
+    tile_overlap: Count = 128
+    batch_size: Positive | None = None
+    num_workers: Count = 1
     device: str = "auto"
-    precision: str = "fp32"
+    precision: Precision = "fp32"
     channels_last: bool = False
     compile: bool = False
     quiet: bool = False
+
+    def __post_init__(self) -> None:
+        check_dataclass(vars(self), InferOptions, "")  # each type and range, before any work
 
     @classmethod
     def from_config(cls, cfg) -> InferOptions:

@@ -111,11 +111,11 @@ def check_dataclass(node: Any, schema: type, key: str) -> None:
     hints = typing.get_type_hints(schema, include_extras=True)
     for f in dataclasses.fields(schema):
         if isinstance(node, (dict, DictConfig)) and f.name in node:
-            value = node[f.name]
+            value, where = node[f.name], f"{key}.{f.name}" if key else f.name
             if dataclasses.is_dataclass(hints[f.name]):
-                check_dataclass(value, hints[f.name], f"{key}.{f.name}")
+                check_dataclass(value, hints[f.name], where)
             else:
-                check_value(f"{key}.{f.name}", value, hints[f.name])
+                check_value(where, value, hints[f.name])
 
 
 def check_target_node(node: DictConfig, key: str, target: Any) -> None:
