@@ -96,3 +96,22 @@ def tiny_cfg(tmp_path):
         return cfg
 
     return make
+
+
+def fit_killed_at_step(cfg, step: int) -> None:
+    """Run ``fit(cfg)`` as if the process were killed during training step ``step`` (1-based): what the last
+    checkpoint before it holds is all that survives."""
+    from translate.train import Trainer, fit
+
+    original, calls = Trainer.train_step, []
+
+    def crash(self, batch):
+        calls.append(1)
+        if len(calls) == step:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Trainer, "train_step", crash)
+        with pytest.raises(KeyboardInterrupt):
+            fit(cfg)

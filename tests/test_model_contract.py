@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import fit_killed_at_step
 from omegaconf import OmegaConf, open_dict
 
 from translate.checkpoint import load_checkpoint
@@ -17,7 +18,7 @@ from translate.export import export_generator
 from translate.generator_io import load_translation
 from translate.infer import translate_files
 from translate.models.base import Translation, TranslationModel
-from translate.train import Trainer, fit
+from translate.train import fit
 
 STAND_IN = {"_target_": "stand_ins.TinyFeatures"}
 # Configs stored in checkpoints build only trusted targets: a family defined outside translate/ registers its own.
@@ -71,19 +72,7 @@ def test_a_new_family_trains_validates_and_resumes_exactly(tmp_path, unaligned_r
     with Image.open(tmp_path / "full" / "samples" / "step_0000006.png") as grid:
         assert grid.width == 2 * 32 + 3 * 2  # input | output: an unpaired one-sided model has no target column
 
-    crashed, calls = _config(unaligned_root, tmp_path / "split", "trainer.ema.enabled=true"), []
-    original = Trainer.train_step
-
-    def crash_on_fifth(self, batch):
-        calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt
-        return original(self, batch)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Trainer, "train_step", crash_on_fifth)
-        with pytest.raises(KeyboardInterrupt):
-            fit(crashed)
+    fit_killed_at_step(_config(unaligned_root, tmp_path / "split", "trainer.ema.enabled=true"), 5)
     assert load_checkpoint(tmp_path / "split")["step"] == 4
     assert fit(resume_config(str(tmp_path / "split"), []))["step"] == 6
     a, b = _weights(tmp_path / "full"), _weights(tmp_path / "split")

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import fit_killed_at_step
 from omegaconf import open_dict
 
 from translate.checkpoint import FORMAT_VERSION, load_checkpoint
 from translate.config import resume_config
 from translate.errors import CheckpointError, NonFiniteLossError
-from translate.train import Trainer, fit
+from translate.train import fit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,19 +46,7 @@ def test_resume_is_exact(tmp_path, tiny_cfg, aligned_root, unaligned_root, extra
 
     # The same run killed during step 4 (after the checkpoint of step 3), then resumed.
     crashed = tiny_cfg(*common, "trainer.max_steps=8", run_dir=tmp_path / "split")
-    original = Trainer.train_step
-    calls = []
-
-    def crash_on_fourth(self, batch):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return original(self, batch)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Trainer, "train_step", crash_on_fourth)
-        with pytest.raises(KeyboardInterrupt):
-            fit(crashed)
+    fit_killed_at_step(crashed, 4)
     assert load_checkpoint(tmp_path / "split")["step"] == 3
     metrics = fit(resume_config(str(tmp_path / "split"), []))
     assert metrics["step"] == 8

@@ -170,9 +170,9 @@ def test_the_readme_cluster_recipe_resubmits(tmp_path, aligned_root):
 
 
 def test_group_choice_checks_name_the_key(tmp_path, aligned_root):
-    from translate.config import _check_group_choices
-
     from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from translate.config import _check_group_choices
 
     stored = compose([*TINY, "data=aligned", "data.root=x"])
     choices = OverridesParser.create().parse_overrides(["generator=unet_128"])
