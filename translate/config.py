@@ -75,6 +75,11 @@ def build_model(cfg: DictConfig):
     )
 
 
+def model_class(cfg: DictConfig) -> type:
+    """The model family ``cfg.model`` names, without building it (its ``paired`` says which data it needs)."""
+    return get_object(cfg.model._target_)
+
+
 def to_container(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 

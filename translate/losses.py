@@ -129,3 +129,24 @@ def feature_matching(real_feats: list[list[torch.Tensor]], fake_feats: list[list
     if not terms:
         raise ValueError("feature matching needs a discriminator with at least one hidden layer")
     return torch.stack(terms).sum() / len(real_feats) / max(len(real_feats[0]) - 1, 1)
+
+
+def patch_nce(query: torch.Tensor, key: torch.Tensor, *, num_images: int, temperature: float = 0.07) -> torch.Tensor:
+    """CUT's PatchNCE loss (Park et al. 2020): each output patch (a row of ``query``) should pick out the input
+    patch at the same location (the same row of ``key``) among the other sampled patches of the same image.
+
+    ``query`` and ``key`` are ``[num_images * P, D]`` unit vectors, image by image; ``key`` is detached (the input
+    side is the fixed reference). Logits are cosine similarities over ``temperature``; the positive's own
+    position among the negatives is masked out, so an uninformative embedding scores about log(P) (chance) and
+    a perfect one near zero. Returns the mean cross-entropy, in float32.
+    """
+    q, k = query.float(), key.detach().float()
+    dim = q.shape[1]
+    positive = (q * k).sum(1, keepdim=True)
+    q, k = q.view(num_images, -1, dim), k.view(num_images, -1, dim)
+    patches = q.shape[1]
+    negatives = torch.bmm(q, k.transpose(1, 2))
+    same = torch.eye(patches, dtype=torch.bool, device=q.device)[None]
+    negatives = negatives.masked_fill(same, -10.0).view(-1, patches)
+    logits = torch.cat([positive, negatives], 1) / temperature
+    return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=q.device))

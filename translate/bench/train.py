@@ -14,6 +14,10 @@ mode, each in its own process:
 for them separately (an input-bound run shows up there). Reports ms/step (median, min, max), images/s, peak
 memory, FLOPs per step (``torch.utils.flop_counter``) and, on GPU, TFLOP/s and its share of the device's
 dense bf16/fp16 peak.
+
+``bench.compare=[model=cyclegan,model=cut]`` measures several configurations side by side in one run (each entry
+is a set of space-separated overrides added to the command line's), with each row's time and memory relative to
+the first configuration's in the same mode.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "modes": None,  # default: fp32, channels_last, bf16 (+ fp16 on CUDA), compile, best
     "data": "synthetic",  # synthetic | pipeline
     "output": "bench_train.json",
+    "compare": None,  # a list of override sets measured side by side, e.g. [model=cyclegan,model=cut]
 }
 MODES: dict[str, list[str]] = {
     # The core issue's step, before the speed work: Adam's per-parameter loop instead of the fused kernel, and
@@ -74,14 +79,14 @@ def _write_synthetic(root: Path, unaligned: bool, n: int, size: int, channels: t
 
 def compose_bench(overrides: list[str], root: Path) -> Any:
     """The training config under test, with synthetic images written to ``root`` in the right layout."""
-    from translate.config import compose
+    from translate.config import compose, model_class
 
     # The reference defaults unless an experiment is named (deleting the default demo would drop it too).
     chosen = any(o.startswith("experiment=") for o in overrides)
     base = [*([] if chosen else ["~experiment"]), "logger=none", "trainer.progress_bar=false",
             "trainer.num_samples=0"]
     probe = compose(base + overrides + ["data.root=unused"])
-    unaligned = probe.model._target_.endswith("CycleGAN")
+    unaligned = not model_class(probe).paired
     data_choice = [] if any(o.startswith("data=") for o in overrides) else [
         "data=unaligned" if unaligned else "data=aligned"]
     probe = compose(base + data_choice + overrides + ["data.root=unused"])
@@ -140,6 +145,47 @@ def _child(overrides: list[str], settings: dict[str, Any], results: Any) -> None
     })
 
 
+def _bench_modes(base: list[str], modes: list[str], settings: dict[str, Any], cuda: bool) -> dict[str, dict[str, Any]]:
+    """One configuration's rows: each mode in its own process, then ``best``, with speedups over ``core`` (or
+    fp32)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for mode in modes:
+        if mode == "best" or (mode == "fp16" and not cuda):
+            continue
+        rows[mode] = in_subprocess(_child, base + MODES[mode], settings)
+    if "best" in modes and "fp32" in rows:
+        baseline = rows["fp32"]["ms_per_step"]["median"]
+        # Every switch that beat fp32 eager by more than 2%; of the two precisions, the faster.
+        winners = [m for m in ("channels_last", "compile") if m in rows and
+                   rows[m]["ms_per_step"]["median"] < 0.98 * baseline]
+        precisions = sorted((m for m in ("bf16", "fp16") if m in rows and
+                             rows[m]["ms_per_step"]["median"] < 0.98 * baseline),
+                            key=lambda m: rows[m]["ms_per_step"]["median"])
+        combo = winners + precisions[:1]
+        candidates = {m: {**rows[m], "combination": [m]} for m in ("fp32", *combo)}
+        if len(combo) > 1:
+            candidates["combo"] = in_subprocess(_child, base + [o for m in combo for o in MODES[m]], settings)
+            candidates["combo"]["combination"] = combo
+        # Switches do not always add up (channels_last can slow bf16 down): keep the fastest measured.
+        rows["best"] = min(candidates.values(), key=lambda r: r["ms_per_step"]["median"])
+    reference = "core" if "core" in rows else "fp32"
+    baseline = rows[reference]["ms_per_step"]["median"] if reference in rows else None
+    for row in rows.values():
+        row["speedup"] = baseline / row["ms_per_step"]["median"] if baseline else None
+        row["speedup_over"] = reference
+    return rows
+
+
+def _relative_to_first(variants: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """Each row's step time and peak memory as a fraction of the first configuration's in the same mode."""
+    first = next(iter(variants.values()))
+    for rows in variants.values():
+        for mode, row in rows.items():
+            if mode in first:
+                row["time_vs_first"] = row["ms_per_step"]["median"] / first[mode]["ms_per_step"]["median"]
+                row["memory_vs_first"] = row["peak_memory_mib"] / first[mode]["peak_memory_mib"]
+
+
 def bench_train(overrides: list[str], **settings: Any) -> dict[str, Any]:
     settings = {**TRAIN_DEFAULTS, **settings}
     cuda = torch.cuda.is_available() and not any(o in ("trainer.device=cpu",) for o in overrides)
@@ -147,35 +193,17 @@ def bench_train(overrides: list[str], **settings: Any) -> dict[str, Any]:
         settings["modes"] = [settings["modes"]]
     modes = settings["modes"] or (["core", "fp32", "channels_last", "bf16"] + (["fp16"] if cuda else [])
                                   + ["compile", "best"])
-    rows: dict[str, dict[str, Any]] = {}
+    compare = settings["compare"] or [""]
+    variants: dict[str, dict[str, dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        base = compose_bench(list(overrides), Path(tmp))
-        for mode in modes:
-            if mode == "best":
-                continue
-            if mode == "fp16" and not cuda:
-                continue
-            rows[mode] = in_subprocess(_child, base + MODES[mode], settings)
-        if "best" in modes and "fp32" in rows:
-            baseline = rows["fp32"]["ms_per_step"]["median"]
-            # Every switch that beat fp32 eager by more than 2%; of the two precisions, the faster.
-            winners = [m for m in ("channels_last", "compile") if m in rows and
-                       rows[m]["ms_per_step"]["median"] < 0.98 * baseline]
-            precisions = sorted((m for m in ("bf16", "fp16") if m in rows and
-                                 rows[m]["ms_per_step"]["median"] < 0.98 * baseline),
-                                key=lambda m: rows[m]["ms_per_step"]["median"])
-            combo = winners + precisions[:1]
-            candidates = {m: {**rows[m], "combination": [m]} for m in ("fp32", *combo)}
-            if len(combo) > 1:
-                candidates["combo"] = in_subprocess(_child, base + [o for m in combo for o in MODES[m]], settings)
-                candidates["combo"]["combination"] = combo
-            # Switches do not always add up (channels_last can slow bf16 down): keep the fastest measured.
-            rows["best"] = min(candidates.values(), key=lambda r: r["ms_per_step"]["median"])
-    reference = "core" if "core" in rows else "fp32"
-    baseline = rows[reference]["ms_per_step"]["median"] if reference in rows else None
-    for row in rows.values():
-        row["speedup"] = baseline / row["ms_per_step"]["median"] if baseline else None
-        row["speedup_over"] = reference
+        for i, variant in enumerate(compare):
+            root = Path(tmp) / str(i)
+            base = compose_bench(list(overrides) + str(variant).split(), root)
+            variants[str(variant)] = _bench_modes(base, modes, settings, cuda)
+    if settings["compare"]:
+        _relative_to_first(variants)
+    rows = {f"{variant} {mode}".strip(): row for variant, variant_rows in variants.items()
+            for mode, row in variant_rows.items()}
     return {"benchmark": "train", "overrides": list(overrides), "settings": settings,
             "machine": {"platform": platform.platform(), "torch": torch.__version__,
                         "threads": torch.get_num_threads()},
@@ -186,12 +214,15 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"train: {' '.join(report['overrides']) or '(reference pix2pix defaults)'}; "
           f"{report['settings']['steps']} steps after {report['settings']['warmup']} warm-up, "
           f"data={report['settings']['data']}, torch {report['machine']['torch']}")
-    print(f"{'mode':<15}{'ms/step':>9}{'min':>8}{'max':>8}{'data ms':>9}{'img/s':>8}{'GFLOP':>8}{'TFLOP/s':>9}"
-          f"{'of peak':>9}{'peak MiB':>10}{'speedup':>9}")
+    width = max(15, *(len(m) + 2 for m in report["results"]))
+    print(f"{'mode':<{width}}{'ms/step':>9}{'min':>8}{'max':>8}{'data ms':>9}{'img/s':>8}{'GFLOP':>8}{'TFLOP/s':>9}"
+          f"{'of peak':>9}{'peak MiB':>10}{'speedup':>9}{'time/1st':>9}{'mem/1st':>8}")
     for mode, r in report["results"].items():
         share = f"{100 * r['share_of_peak']:.1f}%" if r["share_of_peak"] else "-"
-        label = mode + (f" ({'+'.join(r['combination'])})" if mode == "best" else "")
-        print(f"{label:<15}{r['ms_per_step']['median']:>9.1f}{r['ms_per_step']['min']:>8.1f}"
+        label = mode + (f" ({'+'.join(r['combination'])})" if mode.endswith("best") else "")
+        relative = "".join(f"{r[k]:>{w}.2f}" if k in r else f"{'-':>{w}}"
+                           for k, w in (("time_vs_first", 9), ("memory_vs_first", 8)))
+        print(f"{label:<{width}}{r['ms_per_step']['median']:>9.1f}{r['ms_per_step']['min']:>8.1f}"
               f"{r['ms_per_step']['max']:>8.1f}{r['data_ms_median']:>9.1f}{r['images_per_s']:>8.2f}"
               f"{r['gflop_per_step']:>8.1f}{r['achieved_tflops']:>9.3f}{share:>9}{r['peak_memory_mib']:>10.0f}"
-              f"{(format(r['speedup'], '.2f') + 'x') if r['speedup'] else '-':>9}")
+              f"{(format(r['speedup'], '.2f') + 'x') if r['speedup'] else '-':>9}{relative}")

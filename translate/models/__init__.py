@@ -1,8 +1,9 @@
 """Models wire generators and discriminators and define one training step's losses."""
 
 from translate.models.base import Translation, TranslationModel
+from translate.models.cut import CUT
 from translate.models.cyclegan import CycleGAN
 from translate.models.pix2pix import Pix2Pix
 from translate.models.pool import ImagePool
 
-__all__ = ["CycleGAN", "ImagePool", "Pix2Pix", "TranslationModel", "Translation"]
+__all__ = ["CUT", "CycleGAN", "ImagePool", "Pix2Pix", "TranslationModel", "Translation"]

@@ -2,9 +2,14 @@
 
 Both are plain modules with typed keyword arguments. Parameter counts equal the reference
 pix2pix/CycleGAN networks for every preset and norm (checked against ``shared/reference/official_arch.json``).
+
+Both also expose their encoder's activations, ``features(x, layers)`` (what CUT's PatchNCE compares), with
+numbered layers and a ``default_feature_layers`` set; this adds no parameters.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -89,7 +94,29 @@ class UnetGenerator(nn.Module):
         """Input sides must be multiples of this."""
         return 2**self.num_downs
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def default_feature_layers(self) -> list[int]:
+        """The input and the first four encoder levels (256x256 input: 256, 128, 64, 32, 16 pixels a side),
+        like CUT's five layers of its ResNet: raw pixels, then ever coarser and more abstract patches."""
+        return list(range(min(5, self.num_downs + 1)))
+
+    def features(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        """Encoder activations: layer 0 is the input, layer i (1..num_downs) the output of encoder level i.
+        Stops after the deepest layer asked for."""
+        wanted = check_layers(layers, self.num_downs + 1)
+        found = {0: x} if 0 in wanted else {}
+        h = x
+        for i, down in enumerate(self.downs[: max(wanted)], start=1):
+            h = down(h)[1]
+            if i in wanted:
+                found[i] = h
+        return [found[i] for i in layers]
+
+    def forward(self, x: torch.Tensor, *, feature_layers: Sequence[int] | None = None):
+        """The translation of ``x``; with ``feature_layers``, ``features(x, feature_layers)`` instead (so a
+        distributed wrapper, which only forwards ``forward``, can reach them)."""
+        if feature_layers is not None:
+            return self.features(x, feature_layers)
         skips = []
         h = x
         for down in self.downs:
@@ -171,6 +198,39 @@ class ResnetGenerator(nn.Module):
         pads, conv_pad = padding_layer("reflect", 3)
         layers += [*pads, nn.Conv2d(ngf, out_channels, kernel_size=7, padding=conv_pad), nn.Tanh()]
         self.model = nn.Sequential(*layers)
+        self.n_blocks = n_blocks
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def default_feature_layers(self) -> list[int]:
+        """The official CUT layers 0, 4, 8, 12, 16 of its resnet_9blocks, recounted for this network (which,
+        like CycleGAN's and CUT's ``--no_antialias``, downsamples with strided convolutions): the padded input
+        (0), the two downsampling convolutions (4, 7) and residual blocks 1 and 5 (10, 14); fewer blocks: the
+        last one."""
+        blocks = [10 + b for b in sorted({0, min(4, self.n_blocks - 1)}) if self.n_blocks]
+        return [0, 4, 7, *blocks]
+
+    def features(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        """The outputs of the numbered children of ``model`` (0 the stem's padding, 1 its convolution, ...,
+        10 the first residual block), as CUT numbers them. Stops after the deepest layer asked for."""
+        wanted = check_layers(layers, len(self.model))
+        found = {}
+        h = x
+        for i, layer in enumerate(self.model[: max(wanted) + 1]):
+            h = layer(h)
+            if i in wanted:
+                found[i] = h
+        return [found[i] for i in layers]
+
+    def forward(self, x: torch.Tensor, *, feature_layers: Sequence[int] | None = None):
+        """The translation of ``x``; with ``feature_layers``, ``features(x, feature_layers)`` instead."""
+        if feature_layers is not None:
+            return self.features(x, feature_layers)
         return self.model(x)
+
+
+def check_layers(layers: Sequence[int], count: int) -> set[int]:
+    """The set of ``layers``; ValueError unless they are distinct layer numbers in ``range(count)``."""
+    wanted = set(layers)
+    if not layers or len(wanted) != len(layers) or not all(isinstance(i, int) and 0 <= i < count for i in layers):
+        raise ValueError(f"feature layers {list(layers)}: give distinct layer numbers from 0 to {count - 1}")
+    return wanted
