@@ -10,6 +10,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,16 @@ def _last_logged_step(run: Path) -> int:
     return max(steps, default=0)
 
 
+def _kill_at_step(proc: subprocess.Popen, run: Path, step: int, delay: float) -> bool:
+    """kill -9 ``proc`` ``delay`` seconds after its run logged step ``step`` (whatever the machine's speed),
+    unless it ended first; whether it was killed."""
+    while proc.poll() is None:
+        if (run / "metrics.jsonl").exists() and _last_logged_step(run) >= step:
+            return _kill_after(proc, delay)
+        time.sleep(0.05)
+    return False
+
+
 def _weights(run: Path) -> dict[str, torch.Tensor]:
     return {f"{n}.{k}": v for n, sd in load_checkpoint(run)["networks"].items() for k, v in sd.items()}
 
@@ -66,10 +77,12 @@ def test_training_survives_kill_9_at_random_moments(tmp_path, aligned_root):
 
     run, rng, kills = tmp_path / "killed", random.Random(0), 0
     args = [*TRAIN, f"data.root={aligned_root}", f"run_dir={run}"]
+    # Four kills at random steps (every step writes checkpoints), each a random fraction of a step after it.
+    targets = sorted(rng.sample(range(5, 75), 4))
     for attempt in range(12):
         resume = [f"resume={run}"] if (run / "checkpoints" / "last.pt").exists() else []
         proc = _start("train.py", *args, *resume, cwd=tmp_path)
-        if kills >= 4 or not _kill_after(proc, rng.uniform(3.5, 8.0)):
+        if kills >= len(targets) or not _kill_at_step(proc, run, targets[kills], rng.uniform(0.0, 0.3)):
             proc.wait()
             break
         kills += 1

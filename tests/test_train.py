@@ -32,8 +32,10 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
     [
         ["model=pix2pix", "generator=unet_64", "data=aligned"],
         ["model=cyclegan", "generator=resnet_6blocks", "data=unaligned"],
+        ["model=cut", "generator=resnet_6blocks", "data=unaligned"],
+        ["model=fastcut", "generator=resnet_6blocks", "data=unaligned"],
     ],
-    ids=["pix2pix", "cyclegan"],
+    ids=["pix2pix", "cyclegan", "cut", "fastcut"],
 )
 def test_resume_is_exact(tmp_path, tiny_cfg, aligned_root, unaligned_root, extra):
     """N steps, resume, N more == 2N uninterrupted steps, bit for bit (CPU, fp32, fixed seed)."""
@@ -98,7 +100,9 @@ def test_checkpoint_describes_itself(tmp_path, tiny_cfg, aligned_root):
 def test_every_experiment_runs_a_few_steps(tmp_path, aligned_root, unaligned_root, experiment):
     from translate.config import compose as _compose
 
-    paired = "CycleGAN" not in _compose([f"experiment={experiment}"]).model._target_
+    from hydra.utils import get_class
+
+    paired = get_class(_compose([f"experiment={experiment}"]).model._target_).paired
     overrides = [f"experiment={experiment}", "debug=fast", "trainer.progress_bar=false", "trainer.max_steps=2"]
     if experiment.startswith("demo"):
         overrides += ["data.num_train=6", "data.num_val=2", "data.load_size=64", "data.crop_size=64"]

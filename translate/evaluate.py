@@ -18,12 +18,13 @@ from torch.utils.data import DataLoader
 
 from translate.config import build, to_container
 from translate.data import AlignedData, UnalignedData
+from translate.data.fixed import truth_batches
 from translate.data.io import save_image
 from translate.errors import ConfigError
 from translate.fsutil import atomic_write_bytes, json_text
 from translate.generator_io import LoadedGenerator, load_translation
 from translate.logging import sample_grid
-from translate.metrics import HIGHER_IS_BETTER
+from translate.metrics import higher_is_better
 from translate.models.base import Translation, to_rgb
 from translate.networks.layers import generator_channels
 from translate.runtime import precision_dtype, resolve_device
@@ -84,8 +85,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     data = _evaluation_data(cfg, loaded)
     direction = next(d for d in ("AtoB", "BtoA") if (loaded.translation.source == "A") == (d == "AtoB"))
     batches, n_src = _batches(cfg, data, loaded.translation)
+    # Data that knows the true translations of its val images (the rendered day -> night demo) is scored on them.
+    truth = truth_batches(data, int(cfg.max_images or 1_000_000)) if cfg.split == data.val_split else []
     validator = Validator({direction: loaded.translation}, paired=isinstance(data, AlignedData), metrics=cfg.metrics,
-                          device=device, amp_dtype=amp_dtype, distribution=True)
+                          device=device, amp_dtype=amp_dtype, distribution=True, truth_batches=truth)
     shown = FirstImages(int(cfg.grid_images))
     print(f"evaluating {cfg.checkpoint} ({direction}) on {data.root}/{cfg.split}: {n_src} images", file=sys.stderr)
     result = validator({loaded.translation.generator: loaded.module.to(device)}, batches, prefix="", on_batch=shown)
@@ -102,7 +105,7 @@ def _write_report(report: dict[str, Any], shown: FirstImages, run_dir: Path) -> 
     columns = shown.columns()
     if columns:
         save_image(sample_grid([to_rgb(c) for c in columns.values()]), run_dir / "grid.png")
-    metrics = {k: v for k, v in report.items() if k in HIGHER_IS_BETTER}
+    metrics = {k: v for k, v in report.items() if higher_is_better(k) is not None}
     summary = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
     print(f"{summary}\nwrote {run_dir / 'metrics.json'}", file=sys.stderr)
 

@@ -21,6 +21,18 @@ from translate.networks.layers import generator_channels, generator_stride
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts"}
 
 
+class ImageToImage(nn.Module):
+    """``G(image)`` alone, whatever else ``G.forward`` accepts (a style code, ``feature_layers``): the exporters
+    bind every argument of the traced ``forward``, keyword-only ones included, to positions."""
+
+    def __init__(self, G: nn.Module):
+        super().__init__()
+        self.G = G
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.G(image)
+
+
 def export_generator(G: nn.Module, path: str | Path, format: str = "onnx", opset: int = 17) -> Path:
     """Write ``G`` (in eval mode) to ``path``; returns the path."""
     if format not in FORMATS:
@@ -28,6 +40,7 @@ def export_generator(G: nn.Module, path: str | Path, format: str = "onnx", opset
     G = G.eval().cpu()
     in_ch, out_ch = generator_channels(G)
     stride = generator_stride(G)
+    G = ImageToImage(G).eval()
     side = max(stride, 64 // stride * stride)
     example = torch.zeros(1, in_ch, side, side)
     path = Path(path)

@@ -68,8 +68,8 @@ def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def higher_is_better(key: str) -> bool | None:
     """Whether a larger value of metric ``key`` (``val/ssim``, ``val/BtoA/kid``, ``psnr``) is better; None for a
-    metric this module does not make."""
-    return HIGHER_IS_BETTER.get(key.rsplit("/", 1)[-1])
+    metric this module does not make. ``paired_<name>`` (scores against true translations) is ranked as ``<name>``."""
+    return HIGHER_IS_BETTER.get(key.rsplit("/", 1)[-1].removeprefix("paired_"))
 
 
 def _mean(values: list[torch.Tensor], psnr_cap: bool = False) -> float:

@@ -46,7 +46,7 @@ from translate.checkpoint import (
 )
 from translate.config import build, build_model, check_training_config, resumed_run_dir, to_container
 from translate.data.checks import check_dataset, fit_sizes_to_networks
-from translate.data.fixed import sample_batch, validation_batches
+from translate.data.fixed import sample_batch, truth_batches, validation_batches
 from translate.data.folders import EpochSampler
 from translate.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, OutputError, first_line
 from translate.fsutil import atomic_write_bytes, json_text
@@ -220,7 +220,8 @@ class Trainer:
     def _validator(self) -> Validator:
         # Paired runs rank by L1/PSNR/SSIM/LPIPS: FID/KID of a few dozen validation images would be noise.
         return Validator(self.model.translations, paired=self.model.paired, metrics=self.cfg.get("metrics") or {},
-                         device=self.device, amp_dtype=self.amp_dtype)
+                         device=self.device, amp_dtype=self.amp_dtype,
+                         truth_batches=truth_batches(self.data, int(self.cfg.trainer.val_images)))
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict[str, float]:

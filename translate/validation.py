@@ -2,9 +2,10 @@
 
 ``Validator`` scores a model's translations on batches: paired models by L1, PSNR, SSIM (and LPIPS when its
 weights are on disk, FID/KID when asked for), unpaired models by FID and KID against the target domain's real
-images. Its metric networks are built once, without touching the training RNG. The primary translation's
-metrics are ``val/<name>``, the others' ``val/<direction>/<name>``. ``BestTracker`` decides which validation is
-the best so far (``best.pt``).
+images, and, where the data knows the true translations of some val images (a rendered demo), by the paired
+metrics on those as ``val/paired_*``. Its metric networks are built once, without touching the training RNG.
+The primary translation's metrics are ``val/<name>``, the others' ``val/<direction>/<name>``. ``BestTracker``
+decides which validation is the best so far (``best.pt``).
 """
 
 from __future__ import annotations
@@ -39,18 +40,22 @@ class Validator:
 
     ``metrics`` is the ``metrics`` config node: ``lpips`` (backbone or null), ``fid`` (bool),
     ``inception_weights``, ``features`` (a ``_target_`` extractor instead of Inception). ``distribution``:
-    whether paired models also get FID/KID (unpaired ones always do, when ``metrics.fid``). What is off for
-    lack of weights is in ``skipped`` (metric -> reason).
+    whether paired models also get FID/KID (unpaired ones always do, when ``metrics.fid``). ``truth_batches``:
+    aligned ``{"A", "B"}`` batches of val images and their true translations, for an unpaired model (each
+    translation is scored on them, reversed for B -> A, as ``val/paired_*``). What is off for lack of weights
+    is in ``skipped`` (metric -> reason).
     """
 
     def __init__(self, translations: dict[str, Translation], *, paired: bool, metrics: DictConfig | dict,
-                 device: torch.device, amp_dtype: torch.dtype | None = None, distribution: bool = False):
+                 device: torch.device, amp_dtype: torch.dtype | None = None, distribution: bool = False,
+                 truth_batches: list[dict[str, torch.Tensor]] | None = None):
         self.translations, self.paired, self.device = translations, paired, device
+        self.truth_batches = [] if paired else list(truth_batches or [])
         self.autocast = functools.partial(autocast, device, amp_dtype)
         self.skipped: dict[str, str] = {}
         # Building the metric networks draws random initial weights: keep that out of the training RNG.
         with torch.random.fork_rng(devices=[]):
-            self.lpips = self._lpips(metrics) if paired else None
+            self.lpips = self._lpips(metrics) if paired or self.truth_batches else None
             self.distributions = self._distributions(metrics) if distribution or not paired else {}
 
     def _lpips(self, metrics) -> nn.Module | None:
@@ -73,8 +78,8 @@ class Validator:
 
     @property
     def active(self) -> bool:
-        """Whether any metric can be computed (unpaired models need a feature extractor)."""
-        return self.paired or bool(self.distributions)
+        """Whether any metric can be computed (unpaired models need a feature extractor or true translations)."""
+        return self.paired or bool(self.distributions) or bool(self.truth_batches)
 
     def prefix(self, direction: str, base: str = "val/") -> str:
         primary = next(iter(self.translations))
@@ -92,8 +97,12 @@ class Validator:
             if self.paired:
                 result |= evaluate_paired(G, batches, lpips_net=self.lpips,
                                           distribution=self.distributions.get(direction), **common)
-            elif direction in self.distributions:
-                result |= evaluate_distribution(G, batches, self.distributions[direction], **common)
+            else:
+                if direction in self.distributions:
+                    result |= evaluate_distribution(G, batches, self.distributions[direction], **common)
+                if self.truth_batches:
+                    result |= evaluate_paired(G, self.truth_batches, lpips_net=self.lpips,
+                                              **(common | {"prefix": f"{where}paired_", "on_batch": None}))
         return result
 
 

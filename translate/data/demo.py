@@ -4,7 +4,9 @@
   fixed colours (discs red, boxes blue, triangles gold) and light comes from the upper left, so the mapping
   is learnable from the outlines alone.
 - ``day2night`` (unpaired): houses, trees and street lamps under a day palette (trainA) and a night palette
-  with a starry sky, a moon, lit windows and glowing lamps (trainB), from different scenes.
+  with a starry sky, a moon, lit windows and glowing lamps (trainB), from different scenes. Because the scenes
+  are rendered, each validation day scene is also rendered by night (``truth/{A,B}/val``): the true translation
+  that unpaired models are scored against as ``val/paired_*`` (a yardstick only a rendered demo can have).
 
 Images are rendered at twice the size and averaged down (anti-aliasing), then written once into a cache
 folder in the standard layouts, so the regular datasets read them and users can look at them.
@@ -23,7 +25,7 @@ from PIL import Image
 
 from translate.data.modules import AlignedData, UnalignedData
 
-FORMAT = 1  # bump when the rendering changes, so old caches are regenerated
+FORMAT = 2  # bump when the rendering changes, so old caches are regenerated
 
 
 def cache_dir() -> Path:
@@ -113,14 +115,16 @@ def render_sketch2photo(seed: int, size: int) -> tuple[Image.Image, Image.Image]
 
 
 def render_day_night(seed: int, size: int, night: bool) -> Image.Image:
-    """A street scene under the day or the night palette."""
+    """A street scene under the day or the night palette. The scene (``seed``) is the same by day and by night:
+    what only the night has (stars, which windows are lit) is drawn from a second stream."""
     rng = np.random.default_rng(seed)
+    night_rng = np.random.default_rng([seed, 1])
     c = Canvas(size * 2)
     horizon = rng.uniform(0.6, 0.75)
     sky = c.y < horizon
     if night:
         c.paint(sky, [0.05, 0.07, 0.22], 0.6 + 0.8 * c.y / horizon)
-        stars = sky & (rng.random(sky.shape) < 0.004)
+        stars = sky & (night_rng.random(sky.shape) < 0.004)
         c.rgb[stars] = [0.95, 0.95, 0.85]
         c.paint(~sky, [0.06, 0.14, 0.08], 1.0)
     else:
@@ -145,7 +149,7 @@ def render_day_night(seed: int, size: int, night: bool) -> Image.Image:
                     [0.45, 0.15, 0.1] if not night else [0.12, 0.06, 0.08])
             for wx in np.arange(x + 0.03, x + w - 0.05, 0.07):
                 for wy in np.arange(top + 0.04, horizon - 0.06, 0.09):
-                    lit = night and rng.random() < 0.7
+                    lit = night and night_rng.random() < 0.7
                     colour = [1.0, 0.85, 0.35] if lit else ([0.1, 0.12, 0.2] if night else [0.6, 0.75, 0.9])
                     c.paint(c.box(wx, wy, wx + 0.04, wy + 0.05), colour)
         x += w + rng.uniform(0.02, 0.08)
@@ -197,7 +201,8 @@ def write_sketch2photo(root: Path, *, size: int, num_train: int, num_val: int, s
 
 
 def write_day2night(root: Path, *, size: int, num_train: int, num_val: int, seed: int) -> Path:
-    """Render the unpaired demo into ``root/{train,val}{A,B}`` (A = day, B = night; unrelated scenes)."""
+    """Render the unpaired demo into ``root/{train,val}{A,B}`` (A = day, B = night; unrelated scenes), and the
+    val day scenes by day and by night into ``root/truth/{A,B}/val`` (aligned pairs: the true translations)."""
 
     def build(tmp: Path) -> None:
         offset = 0
@@ -208,6 +213,12 @@ def write_day2night(root: Path, *, size: int, num_train: int, num_val: int, seed
                 base = seed * 1_000_003 + offset + (500_000 if night else 0)
                 for i in range(n):
                     render_day_night(base + i, size, night).save(folder / f"{i:05d}.png")
+            if split == "val":
+                for domain, night in (("A", False), ("B", True)):
+                    folder = tmp / "truth" / domain / "val"
+                    folder.mkdir(parents=True)
+                    for i in range(n):
+                        render_day_night(seed * 1_000_003 + offset + i, size, night).save(folder / f"{i:05d}.png")
             offset += n
         (tmp / "meta.json").write_text(json.dumps({"task": "day2night", "format": FORMAT, "size": size}))
 
@@ -237,8 +248,10 @@ def sketch2photo(
 
 
 def day2night(
-    *, root: str | None = None, size: int = 64, num_train: int = 400, num_val: int = 8, seed: int = 0, **kwargs
+    *, root: str | None = None, size: int = 64, num_train: int = 400, num_val: int = 32, seed: int = 0, **kwargs
 ) -> UnalignedData:
-    """The unpaired demo as ``UnalignedData`` (generated on first use). Other keywords go to UnalignedData."""
+    """The unpaired demo as ``UnalignedData`` (generated on first use), with its true night renderings of the
+    val scenes as ``truth``. Other keywords go to UnalignedData."""
+    kwargs.setdefault("truth", "truth")
     return _demo("day2night", write_day2night, UnalignedData, root=root, size=size, num_train=num_train,
                  num_val=num_val, seed=seed, kwargs=kwargs)

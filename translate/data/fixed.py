@@ -42,8 +42,20 @@ def validation_batches(data: DataModule, n: int, *, say: bool = True) -> list[di
             print(f"No '{data.val_split}' split: validation metrics are off (data.val_holdout=0.05 validates on 5% "
                   "of the training images instead)", file=sys.stderr)
         return []
+    return _batches(dataset, n, int(data.batch_size))
+
+
+def truth_batches(data: DataModule, n: int) -> list[dict[str, Any]]:
+    """``n`` fixed pairs of a val image and its true translation (``DataModule.truth_dataset``), or none."""
+    dataset = data.truth_dataset() if n > 0 else None
+    return _batches(dataset, n, int(data.batch_size)) if dataset is not None else []
+
+
+def _batches(dataset, n: int, batch_size: int) -> list[dict[str, Any]]:
+    """``n`` items spread over ``dataset``, stacked in batches of ``batch_size`` (an item shaped unlike its batch's
+    first is left out)."""
     items = [dataset[(i, i)] for i in spread(n, len(dataset))]
-    batches, size = [], max(1, int(data.batch_size))
+    batches, size = [], max(1, batch_size)
     for k in range(0, len(items), size):
         group = [it for it in items[k : k + size] if it["A"].shape == items[k]["A"].shape]
         batches.append({key: torch.stack([it[key] for it in group]) for key in ("A", "B")})

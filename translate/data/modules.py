@@ -80,6 +80,10 @@ class DataModule:
             return self.dataset(self.train_split, train=False).hold_out(self.val_holdout, held=True)
         return self.dataset(self.val_split, train=False)
 
+    def truth_dataset(self) -> Dataset | None:
+        """Aligned pairs of a source image and its true translation, for unpaired data that has them (None)."""
+        return None
+
     def sample_dataset(self) -> Dataset:
         """Fixed inputs for sample grids: the val split (or held-out part) when there is one, else train."""
         try:
@@ -102,11 +106,24 @@ class AlignedData(DataModule):
 
 
 class UnalignedData(DataModule):
-    """Unpaired ``trainA``/``trainB`` folders (CycleGAN)."""
+    """Unpaired ``trainA``/``trainB`` folders (CycleGAN, CUT).
 
-    def __init__(self, *, serial: bool = False, **kwargs):
+    ``truth``: a folder under ``root`` of aligned pairs (``A/<val split>``, ``B/<val split>``) in which each B is
+    the true translation of its A, when such a thing exists (a rendered demo). Validation then also scores
+    G(A) against it (``val/paired_*``).
+    """
+
+    def __init__(self, *, serial: bool = False, truth: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.serial = serial
+        self.truth = truth
+
+    def truth_dataset(self) -> Dataset | None:
+        """The aligned true translations of val images (``truth``), or None."""
+        if not self.truth:
+            return None
+        return AlignedDataset(self.root / self.truth, self.val_split, self.transform(False),
+                              input_nc=self.input_nc, output_nc=self.output_nc, max_size=self.max_size)
 
     def dataset(self, split: str, *, train: bool = True) -> Dataset:
         return UnalignedDataset(
