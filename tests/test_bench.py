@@ -53,3 +53,17 @@ def test_train_bench_keeps_a_named_experiment(tmp_path):
     cfg = compose(compose_bench(["experiment=sketch2photo", "generator.ngf=8"], tmp_path))
     assert cfg.data.batch_size == 4 and cfg.generator.ngf == 8 and cfg.data.root == str(tmp_path)
     assert compose(compose_bench(["generator.ngf=8"], tmp_path)).data.batch_size == 1  # reference defaults
+
+
+def test_train_bench_keeps_an_experiment_s_demo_data(tmp_path):
+    """A demo experiment is timed on its own data and sizes (64x64, its small networks), not on synthetic
+    256x256 folders; an unpaired model without an experiment gets unpaired synthetic folders."""
+    from translate.bench.train import compose_bench
+    from translate.config import compose
+
+    cfg = compose(compose_bench(["experiment=demo_day2night_cut"], tmp_path))
+    assert cfg.data._target_ == "translate.data.demo.day2night" and cfg.data.crop_size == 64
+    assert cfg.generator.ngf == 32 and cfg.model._target_ == "translate.models.CUT"
+    assert cfg.data.root == str(tmp_path / "demo") and cfg.data.num_train == 8
+    plain = compose(compose_bench(["model=cut"], tmp_path / "plain"))
+    assert plain.data._target_ == "translate.data.UnalignedData" and (tmp_path / "plain" / "trainA").is_dir()

@@ -86,15 +86,22 @@ def compose_bench(overrides: list[str], root: Path) -> Any:
     base = [*([] if chosen else ["~experiment"]), "logger=none", "trainer.progress_bar=false",
             "trainer.num_samples=0"]
     probe = compose(base + overrides + ["data.root=unused"])
+    if str(probe.data.get("_target_", "")).startswith("translate.data.demo."):
+        # A built-in demo (an experiment chose it): rendered into ``root``, a few images at its own size.
+        n = max(8, 2 * int(probe.data.batch_size))
+        return base + overrides + [f"data.root={root / 'demo'}", f"data.num_train={n}", *_QUIET]
     unaligned = not model_class(probe).paired
     data_choice = [] if any(o.startswith("data=") for o in overrides) else [
         "data=unaligned" if unaligned else "data=aligned"]
     probe = compose(base + data_choice + overrides + ["data.root=unused"])
     n = max(8, 2 * int(probe.data.batch_size))
     _write_synthetic(root, unaligned, n, int(probe.data.load_size), (int(probe.data.input_nc), int(probe.data.output_nc)))
-    return base + data_choice + overrides + [f"data.root={root}", "trainer.max_steps=1000000",
-                                             "trainer.checkpoint_every=1000000", "trainer.sample_every=1000000",
-                                             "trainer.log_every=1000000"]
+    return base + data_choice + overrides + [f"data.root={root}", *_QUIET]
+
+
+# The bench times steps only: no checkpoints, samples or logs come due.
+_QUIET = ["trainer.max_steps=1000000", "trainer.checkpoint_every=1000000", "trainer.sample_every=1000000",
+          "trainer.log_every=1000000"]
 
 
 def _child(overrides: list[str], settings: dict[str, Any], results: Any) -> None:
