@@ -223,6 +223,13 @@ def test_unpaired_models_are_scored_against_true_translations(tmp_path, demo_cac
         assert 0 < metrics["val/paired_ssim"] < 1
     # The truth pairs are the same scene by day and by night.
     truth = next(demo_cache.glob("demo/day2night-*-n6-3-seed0")) / "truth"
+    # python -m translate.evaluate scores a checkpoint on them too.
+    from translate.evaluate import run as evaluate
+
+    report = evaluate(compose([f"checkpoint={tmp_path / 'demo_day2night_cut'}", "data=unaligned",
+                               f"data.root={truth.parent}", "data.truth=truth", f"run_dir={tmp_path / 'eval'}"],
+                              config_name="evaluate"))
+    assert report["direction"] == "AtoB" and 0 < report["paired_ssim"] < 1 and report["paired_psnr"] > 0
     day, night = sorted((truth / "A" / "val").iterdir()), sorted((truth / "B" / "val").iterdir())
     assert len(day) == len(night) == 3
     import numpy as np
