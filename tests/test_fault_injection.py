@@ -98,6 +98,15 @@ def test_training_survives_kill_9_at_random_moments(tmp_path, aligned_root):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def _kill_at_outputs(proc: subprocess.Popen, output: Path, count: int, delay: float) -> bool:
+    """kill -9 ``proc`` ``delay`` seconds after ``count`` images exist in ``output``, unless it ended first."""
+    while proc.poll() is None:
+        if output.is_dir() and sum(1 for _ in output.glob("*.png")) >= count:
+            return _kill_after(proc, delay)
+        time.sleep(0.05)
+    return False
+
+
 @pytest.mark.slow
 def test_batch_conversion_survives_kill_9(tmp_path):
     from translate.networks import ResnetGenerator
@@ -110,8 +119,9 @@ def test_batch_conversion_survives_kill_9(tmp_path):
     args = [f"checkpoint={tmp_path / 'latest_net_G.pth'}", "generator=resnet_6blocks", "generator.ngf=8",
             f"input={tmp_path / 'in'}", f"output={tmp_path / 'out'}", "quiet=true", "num_workers=0"]
     rng, kills = random.Random(1), 0
-    for _ in range(3):
-        if _kill_after(_start("infer.py", *args, cwd=tmp_path), rng.uniform(3.5, 6.0)):
+    for target in sorted(rng.sample(range(10, 140), 3)):  # kill when this many outputs exist, whatever the speed
+        if _kill_at_outputs(_start("infer.py", *args, cwd=tmp_path), tmp_path / "out", target,
+                            rng.uniform(0.0, 0.3)):
             kills += 1
             for path in (tmp_path / "out").glob("*.png"):  # whatever was written is whole
                 with Image.open(path) as im:
