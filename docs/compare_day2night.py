@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from translate.checkpoint import load_checkpoint
 from translate.config import build
 from translate.data.fixed import truth_batches
 from translate.data.io import save_image
@@ -25,15 +26,14 @@ from translate.metrics import evaluate_paired
 
 
 def main(output: str, runs: list[str]) -> None:
+    generators = {run: load_translation(run) for run in runs}
     # The val scenes as the runs saw them in training (the first run's stored data settings: size, crop).
-    batches = truth_batches(build(load_translation(runs[0]).config.data), 1_000)
+    batches = truth_batches(build(generators[runs[0]].config.data), 1_000)
     columns = [torch.cat([b["A"] for b in batches])[:6]]
     print("| run | checkpoint step | paired SSIM | paired PSNR (dB) | paired L1 |\n| --- | --- | --- | --- | --- |")
-    for run in runs:
-        loaded = load_translation(run)
+    for run, loaded in generators.items():
         scores = evaluate_paired(loaded.module, batches, device="cpu", prefix="")
-        step = torch.load(Path(run) / "checkpoints" / "last.pt" if Path(run).is_dir() else run,
-                          weights_only=True, map_location="cpu")["step"]
+        step = load_checkpoint(run)["step"]
         print(f"| {run} | {step} | {scores['ssim']:.4f} | {scores['psnr']:.2f} | {scores['l1']:.4f} |")
         with torch.no_grad():
             columns.append(loaded.module.eval()(columns[0]))

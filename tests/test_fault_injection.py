@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -54,11 +55,11 @@ def _last_logged_step(run: Path) -> int:
     return max(steps, default=0)
 
 
-def _kill_at_step(proc: subprocess.Popen, run: Path, step: int, delay: float) -> bool:
-    """kill -9 ``proc`` ``delay`` seconds after its run logged step ``step`` (whatever the machine's speed),
-    unless it ended first; whether it was killed."""
+def _kill_when(proc: subprocess.Popen, ready: Callable[[], bool], delay: float) -> bool:
+    """kill -9 ``proc`` ``delay`` seconds after ``ready()`` first holds (a point in its progress, whatever the
+    machine's speed), unless it ended first; whether it was killed."""
     while proc.poll() is None:
-        if (run / "metrics.jsonl").exists() and _last_logged_step(run) >= step:
+        if ready():
             return _kill_after(proc, delay)
         time.sleep(0.05)
     return False
@@ -82,7 +83,8 @@ def test_training_survives_kill_9_at_random_moments(tmp_path, aligned_root):
     for attempt in range(12):
         resume = [f"resume={run}"] if (run / "checkpoints" / "last.pt").exists() else []
         proc = _start("train.py", *args, *resume, cwd=tmp_path)
-        if kills >= len(targets) or not _kill_at_step(proc, run, targets[kills], rng.uniform(0.0, 0.3)):
+        logged = lambda: (run / "metrics.jsonl").exists() and _last_logged_step(run) >= targets[kills]  # noqa: E731
+        if kills >= len(targets) or not _kill_when(proc, logged, rng.uniform(0.0, 0.3)):
             proc.wait()
             break
         kills += 1
@@ -98,15 +100,6 @@ def test_training_survives_kill_9_at_random_moments(tmp_path, aligned_root):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _kill_at_outputs(proc: subprocess.Popen, output: Path, count: int, delay: float) -> bool:
-    """kill -9 ``proc`` ``delay`` seconds after ``count`` images exist in ``output``, unless it ended first."""
-    while proc.poll() is None:
-        if output.is_dir() and sum(1 for _ in output.glob("*.png")) >= count:
-            return _kill_after(proc, delay)
-        time.sleep(0.05)
-    return False
-
-
 @pytest.mark.slow
 def test_batch_conversion_survives_kill_9(tmp_path):
     from translate.networks import ResnetGenerator
@@ -120,8 +113,8 @@ def test_batch_conversion_survives_kill_9(tmp_path):
             f"input={tmp_path / 'in'}", f"output={tmp_path / 'out'}", "quiet=true", "num_workers=0"]
     rng, kills = random.Random(1), 0
     for target in sorted(rng.sample(range(10, 140), 3)):  # kill when this many outputs exist, whatever the speed
-        if _kill_at_outputs(_start("infer.py", *args, cwd=tmp_path), tmp_path / "out", target,
-                            rng.uniform(0.0, 0.3)):
+        written = lambda: sum(1 for _ in (tmp_path / "out").glob("*.png")) >= target  # noqa: E731
+        if _kill_when(_start("infer.py", *args, cwd=tmp_path), written, rng.uniform(0.0, 0.3)):
             kills += 1
             for path in (tmp_path / "out").glob("*.png"):  # whatever was written is whole
                 with Image.open(path) as im:

@@ -42,7 +42,8 @@ class Validator:
     ``inception_weights``, ``features`` (a ``_target_`` extractor instead of Inception). ``distribution``:
     whether paired models also get FID/KID (unpaired ones always do, when ``metrics.fid``). ``truth_batches``:
     aligned ``{"A", "B"}`` batches of val images and their true translations, for an unpaired model (each
-    translation is scored on them, reversed for B -> A, as ``val/paired_*``). What is off for lack of weights
+    translation is scored on them from its source key to its target key, so B -> A runs night to day, as
+    ``val/paired_*``). What is off for lack of weights
     is in ``skipped`` (metric -> reason).
     """
 
