@@ -15,13 +15,32 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
+def for_noise(group: str, option: str) -> bool:
+    """Whether a generator/discriminator option is one of model=gan's (it is built for an image ``size``)."""
+    import inspect
+
+    from translate.config import get_object
+
+    target = compose(["~experiment", f"{group}={option}", "data.root=x"])[group]._target_
+    return "size" in inspect.signature(get_object(target)).parameters
+
+
+def image_options(group: str) -> list[str]:
+    return [o for o in options(group) if not for_noise(group, o)]
+
+
+def noise_options(group: str) -> list[str]:
+    return [o for o in options(group) if for_noise(group, o)]
+
+
 def test_groups_are_the_documented_ones():
     assert set(GROUPS) == {"model", "generator", "discriminator", "gan_loss", "data", "optim", "scheduler",
                            "trainer", "logger", "experiment", "debug", "hparams_search"}
     assert {"unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks"} <= set(options("generator"))
     assert {"patchgan", "pixel", "multiscale"} <= set(options("discriminator"))
     assert set(options("gan_loss")) == {"vanilla", "lsgan", "hinge", "wgangp"}
-    assert {"aligned", "unaligned", "single", "demo_sketch2photo", "demo_day2night"} <= set(options("data"))
+    assert {"aligned", "unaligned", "single", "demo_sketch2photo", "demo_day2night", "demo_faces"} <= set(options("data"))
+    assert {"dcgan", "tutorial", "stylegan"} == set(noise_options("generator")) == set(noise_options("discriminator"))
     assert {"demo", "facades", "edges2shoes", "night2day", "maps", "horse2zebra"} <= set(options("experiment"))
 
 
@@ -55,7 +74,7 @@ def test_reference_defaults_without_an_experiment():
     assert compose(["experiment=horse2zebra", "generator=unet_128"]).generator.num_downs == 7
 
 
-@pytest.mark.parametrize("option", options("generator"))
+@pytest.mark.parametrize("option", image_options("generator"))
 @pytest.mark.parametrize("model", ["pix2pix", "cyclegan"])
 @pytest.mark.parametrize("norm", ["batch", "instance", "none"])
 def test_generator_options_build_models(option, model, norm):
@@ -69,7 +88,7 @@ def test_generator_options_build_models(option, model, norm):
         assert G(torch.randn(1, 3, side, side)).shape == (1, 3, side, side)
 
 
-@pytest.mark.parametrize("option", options("discriminator"))
+@pytest.mark.parametrize("option", image_options("discriminator"))
 @pytest.mark.parametrize("gan_loss", options("gan_loss"))
 def test_discriminator_and_loss_options(option, gan_loss):
     # Two scales only: 64x64 pairs are too small for the third scale of the 70x70 PatchGAN.
@@ -83,6 +102,22 @@ def test_discriminator_and_loss_options(option, gan_loss):
     g = model.g_step(batch, out)
     assert torch.isfinite(d["loss/D"]) and torch.isfinite(g["loss/G"])
     assert ("loss/D/gp" in d) == (gan_loss == "wgangp")
+    (d["loss/D"] + g["loss/G"]).backward()
+
+
+@pytest.mark.parametrize("generator", noise_options("generator"))
+@pytest.mark.parametrize("discriminator", noise_options("discriminator"))
+@pytest.mark.parametrize("gan_loss", options("gan_loss"))
+def test_noise_generator_discriminator_and_loss_options(generator, discriminator, gan_loss):
+    cfg = compose(["~experiment", "model=gan", f"generator={generator}", f"discriminator={discriminator}",
+                   f"gan_loss={gan_loss}", "generator.ngf=4", "discriminator.ndf=4", "data.root=x",
+                   "data.crop_size=32", "model.r1_gamma=1"])
+    model = build_model(cfg)
+    batch = model.with_fixed_inputs({"A": torch.randn(2, 3, 32, 32)}, seed=0)
+    out = model.generate(batch)
+    d, g = model.d_step(batch, out), model.g_step(batch, out)
+    assert out["fake"].shape == (2, 3, 32, 32) and "loss/D/r1" in d
+    assert torch.isfinite(d["loss/D"]) and torch.isfinite(g["loss/G"])
     (d["loss/D"] + g["loss/G"]).backward()
 
 

@@ -2,7 +2,8 @@
 
 ``python -m translate.export checkpoint=PATH format=onnx|torchscript [output=FILE] [direction=BtoA]``
 (reference weights also need ``generator=...`` as in ``infer.py``). Inputs are [N, C, H, W] in [-1, 1] with
-H and W multiples of the generator's stride (stored in the ONNX metadata as ``stride``).
+H and W multiples of the generator's stride (stored in the ONNX metadata as ``stride``); a noise generator
+(``model=gan``) takes latents [N, z_dim] (metadata ``z_dim``, ``size``) and StyleGAN ``truncation=PSI``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from torch import nn
 
 from translate.errors import ConfigError
 from translate.fsutil import atomic_write, atomic_write_bytes
-from translate.generator_io import load_generator
+from translate.generator_io import load_translation
+from translate.models.base import Translation
+from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels, generator_stride
+from translate.networks.stylegan import StyleGenerator
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts"}
 
@@ -33,16 +37,45 @@ class ImageToImage(nn.Module):
         return self.G(image)
 
 
-def export_generator(G: nn.Module, path: str | Path, format: str = "onnx", opset: int = 17) -> Path:
-    """Write ``G`` (in eval mode) to ``path``; returns the path."""
-    if format not in FORMATS:
-        raise ConfigError(f"format={format!r} is not one of {', '.join(FORMATS)}")
-    G = G.eval().cpu()
+class LatentToImage(nn.Module):
+    """A noise generator as ``G(latent)``: [N, z_dim] -> [N, C, size, size]. A StyleGAN is exported with its
+    stored (fixed) noise images, so the file is deterministic, and with ``truncation`` baked in."""
+
+    def __init__(self, G: nn.Module, truncation: float = 1.0):
+        super().__init__()
+        self.G, self.styled = G, isinstance(G, StyleGenerator)
+        self.truncation = float(truncation)
+        if not self.styled and self.truncation != 1.0:
+            raise ConfigError("truncation: only a StyleGAN generator is exported with truncation")
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        if self.styled:
+            return self.G(latent, truncation=self.truncation, noise="fixed")
+        return self.G(latent)
+
+
+def _wrapped(G: nn.Module, truncation: float) -> tuple[nn.Module, torch.Tensor, str, dict[str, str]]:
+    """The module to trace, an example input, the input's name and the file's metadata."""
+    if hasattr(G, "z_dim"):
+        example = torch.zeros(1, int(G.z_dim))
+        meta = {"z_dim": G.z_dim, "size": G.size, "truncation": truncation, "range": "[-1, 1]"}
+        return LatentToImage(G, truncation).eval(), example, "latent", {k: str(v) for k, v in meta.items()}
+    if truncation != 1.0:
+        raise ConfigError("truncation: only a noise generator (model=gan) is exported with truncation")
     in_ch, out_ch = generator_channels(G)
     stride = generator_stride(G)
-    G = ImageToImage(G).eval()
     side = max(stride, 64 // stride * stride)
-    example = torch.zeros(1, in_ch, side, side)
+    meta = {"stride": stride, "in_channels": in_ch, "out_channels": out_ch, "range": "[-1, 1]"}
+    return ImageToImage(G).eval(), torch.zeros(1, in_ch, side, side), "image", {k: str(v) for k, v in meta.items()}
+
+
+def export_generator(G: nn.Module, path: str | Path, format: str = "onnx", opset: int = 17,
+                     truncation: float = 1.0) -> Path:
+    """Write ``G`` (in eval mode) to ``path``; returns the path. An image generator takes [N, C, H, W] (dynamic
+    batch and sides); a noise generator [N, z_dim] latents (dynamic batch)."""
+    if format not in FORMATS:
+        raise ConfigError(f"format={format!r} is not one of {', '.join(FORMATS)}")
+    G, example, input_name, metadata = _wrapped(G.eval().cpu(), truncation)
     path = Path(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter is chatty about deprecations
@@ -56,23 +89,31 @@ def export_generator(G: nn.Module, path: str | Path, format: str = "onnx", opset
         tmp = path.with_name(f".{path.name}.export")
         try:
             dims = {0: "batch", 2: "height", 3: "width"}
-            torch.onnx.export(G, (example,), str(tmp), input_names=["image"], output_names=["output"],
-                              dynamic_axes={"image": dims, "output": dims}, opset_version=opset, dynamo=False)
+            in_dims = dims if input_name == "image" else {0: "batch"}
+            torch.onnx.export(G, (example,), str(tmp), input_names=[input_name], output_names=["output"],
+                              dynamic_axes={input_name: in_dims, "output": dims}, opset_version=opset, dynamo=False)
             model = onnx.load(str(tmp))
         finally:
             tmp.unlink(missing_ok=True)
-    for key, value in {"stride": stride, "in_channels": in_ch, "out_channels": out_ch, "range": "[-1, 1]"}.items():
-        model.metadata_props.add(key=key, value=str(value))
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
     atomic_write_bytes(path, model.SerializeToString())
     return path
+
+
+def _direction_name(translation: Translation) -> str:
+    if translation.source == LATENT:
+        return "noise"
+    return f"{translation.source}to{translation.target}"
 
 
 def run(cfg) -> Path:
     """The ``python -m translate.export`` app."""
     generator = dict(cfg.generator) if cfg.get("generator") else None
-    G = load_generator(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
-    output = cfg.output or str(Path(str(cfg.checkpoint)).with_suffix("").as_posix() + f"_{cfg.direction}" + FORMATS[cfg.format])
-    path = export_generator(G, output, cfg.format, cfg.opset)
+    loaded = load_translation(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
+    direction = cfg.direction or _direction_name(loaded.translation)
+    output = cfg.output or str(Path(str(cfg.checkpoint)).with_suffix("").as_posix() + f"_{direction}" + FORMATS[cfg.format])
+    path = export_generator(loaded.module, output, cfg.format, cfg.opset, truncation=cfg.get("truncation", 1.0))
     print(f"wrote {path}")
     return path
 

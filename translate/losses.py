@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from translate.errors import ConfigError
+
 Logits = torch.Tensor | Sequence[torch.Tensor]
 
 
@@ -50,29 +52,72 @@ class GANObjective:
         return f"{type(self).__name__}()"
 
 
-class VanillaGAN(GANObjective):
+LabelRange = tuple[float, float]
+
+
+def check_label_range(name: str, value) -> LabelRange | None:
+    """``[low, high]`` with 0 <= low <= high <= 1, or None; a ConfigError naming ``gan_loss.<name>`` otherwise."""
+    if value is None:
+        return None
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"gan_loss.{name}={value!r}: give [low, high], e.g. [0.8, 1.0], or null") from None
+    if not 0 <= low <= high <= 1:
+        raise ConfigError(f"gan_loss.{name}=[{low:g}, {high:g}]: needs 0 <= low <= high <= 1")
+    return low, high
+
+
+class LabelTargets(GANObjective):
+    """Objectives that regress D's output on a target label (1 real, 0 fake). ``real_label_range`` /
+    ``fake_label_range`` replace those by labels drawn uniformly from [low, high] for every image and step in
+    D's loss (noisy, soft labels: e.g. real 0.8-1.0, fake 0.0-0.2 as the DCGAN anime-face tutorial); G's target
+    stays 1 (its non-saturating loss). Labels come from the training RNG, so resume stays exact."""
+
+    def __init__(self, real_label_range: list[float] | None = None, fake_label_range: list[float] | None = None):
+        self.real_label_range = check_label_range("real_label_range", real_label_range)
+        self.fake_label_range = check_label_range("fake_label_range", fake_label_range)
+
+    @staticmethod
+    def labels(logits: torch.Tensor, value: float, drawn: LabelRange | None) -> torch.Tensor:
+        """One target per image (broadcast over any patch dimensions)."""
+        if drawn is None:
+            return torch.full_like(logits, value)
+        low, high = drawn
+        shape = (logits.shape[0],) + (1,) * (logits.dim() - 1)
+        u = torch.rand(shape, device=logits.device, dtype=logits.dtype)
+        return (low + (high - low) * u).expand_as(logits)
+
+    def regress(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def d_real(self, logits):
+        return self.regress(logits, self.labels(logits, 1.0, self.real_label_range))
+
+    def d_fake(self, logits):
+        return self.regress(logits, self.labels(logits, 0.0, self.fake_label_range))
+
+    def g_fake(self, logits):
+        return self.regress(logits, torch.ones_like(logits))
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(real_label_range={self.real_label_range}, "
+                f"fake_label_range={self.fake_label_range})")
+
+
+class VanillaGAN(LabelTargets):
     """The original GAN objective: binary cross-entropy on logits (non-saturating for G). The reference
     halves D's loss, (real + fake) / 2, which the models apply uniformly for every objective."""
 
-    def d_real(self, logits):
-        return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
-
-    def d_fake(self, logits):
-        return F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
-
-    g_fake = d_real
+    def regress(self, logits, target):
+        return F.binary_cross_entropy_with_logits(logits, target)
 
 
-class LSGAN(GANObjective):
+class LSGAN(LabelTargets):
     """Least-squares GAN: MSE against 1 for real and 0 for fake."""
 
-    def d_real(self, logits):
-        return F.mse_loss(logits, torch.ones_like(logits))
-
-    def d_fake(self, logits):
-        return F.mse_loss(logits, torch.zeros_like(logits))
-
-    g_fake = d_real
+    def regress(self, logits, target):
+        return F.mse_loss(logits, target)
 
 
 class HingeGAN(GANObjective):
@@ -117,6 +162,15 @@ def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> to
     )[0]
     norms = grads.float().flatten(1).norm(2, dim=1)
     return ((norms - 1.0) ** 2).mean()
+
+
+def r1_penalty(D: nn.Module, real: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): the squared norm of D's gradient at the real images, mean over images; the
+    caller weighs it by gamma / 2 (StyleGAN: gamma 10)."""
+    x = real.detach().requires_grad_(True)
+    out = _scales(D(x))
+    grads = torch.autograd.grad(outputs=[o.sum() for o in out], inputs=x, create_graph=True)[0]
+    return grads.float().pow(2).flatten(1).sum(1).mean()
 
 
 def feature_matching(real_feats: list[list[torch.Tensor]], fake_feats: list[list[torch.Tensor]]) -> torch.Tensor:

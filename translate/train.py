@@ -83,24 +83,25 @@ class StopRequest:
 
 
 class LossMeter:
-    """The step losses summed since the last log, and when that log was."""
+    """The step losses summed since the last log, and when that log was. A loss computed on some steps only (a
+    lazy regulariser) is averaged over the steps that had it."""
 
     def __init__(self, step: int):
         self.sums: dict[str, torch.Tensor] = {}
-        self.count = 0
+        self.counts: dict[str, int] = {}
         self.since_step, self.since_time = step, time.perf_counter()
 
     def add(self, losses: dict[str, torch.Tensor]) -> None:
         for k, v in losses.items():
             self.sums[k] = self.sums.get(k, 0) + v
-        self.count += 1
+            self.counts[k] = self.counts.get(k, 0) + 1
 
     def averages(self, step: int) -> dict[str, float]:
         """Mean losses (over steps and processes) and steps per second since the last log; then starts over."""
         now = time.perf_counter()
-        metrics = {k: float(distributed.mean(v)) / self.count for k, v in self.sums.items()}
+        metrics = {k: float(distributed.mean(v)) / self.counts[k] for k, v in self.sums.items()}
         metrics["perf/it_per_s"] = (step - self.since_step) / max(now - self.since_time, 1e-9)
-        self.sums, self.count, self.since_step, self.since_time = {}, 0, step, now
+        self.sums, self.counts, self.since_step, self.since_time = {}, {}, step, now
         return metrics
 
 
@@ -162,8 +163,9 @@ class Trainer:
         self.resume_rng: dict[str, Any] | None = None  # applied when the loop starts
         if cfg.resume:
             self.restore(load_checkpoint(cfg.resume), source=cfg.resume)
-        self.fixed_batch = sample_batch(self.data, int(t.num_samples))
-        self.val_batches = validation_batches(self.data, int(t.val_images), say=self.is_main) if t.val_every else []
+        self.fixed_batch = self._with_fixed_inputs(sample_batch(self.data, int(t.num_samples)), seed=int(t.seed))
+        val = validation_batches(self.data, int(t.val_images), say=self.is_main) if t.val_every else []
+        self.val_batches = [self._with_fixed_inputs(b, seed=int(t.seed) + 1 + i) for i, b in enumerate(val)]
         self.validator = self._validator() if self.val_batches and self.is_main else None
 
     # ------------------------------------------------------------------ set-up steps
@@ -216,6 +218,9 @@ class Trainer:
         # The same initial weights everywhere (DDP broadcast them), but each process its own dropout noise.
         torch.manual_seed(int(cfg.trainer.seed) + self.rank)
         return [wrapped[name] for name in self.model.discriminators()]
+
+    def _with_fixed_inputs(self, batch: dict[str, Any] | None, seed: int) -> dict[str, Any] | None:
+        return None if batch is None else self.model.with_fixed_inputs(batch, seed)
 
     def _validator(self) -> Validator:
         # Paired runs rank by L1/PSNR/SSIM/LPIPS: FID/KID of a few dozen validation images would be noise.
@@ -296,8 +301,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
-        return {k: v.to(self.device, non_blocking=True, memory_format=self.memory_format)
-                if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        return {k: v.to(self.device, non_blocking=True, memory_format=self.memory_format if v.dim() == 4 else
+                        torch.preserve_format) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
     def _update(self, phase: Phase, loss: torch.Tensor) -> None:
         if self.check_every_step:

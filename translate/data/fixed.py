@@ -31,7 +31,7 @@ def sample_batch(data: DataModule, n: int) -> dict[str, torch.Tensor] | None:
 
 
 def validation_batches(data: DataModule, n: int, *, say: bool = True) -> list[dict[str, Any]]:
-    """``n`` fixed validation images (A and B) from the val split in batches of ``data.batch_size``; none
+    """``n`` fixed validation images (A and B, or A alone for one folder) from the val split in batches of ``data.batch_size``; none
     without a val split (said once when ``say``)."""
     if n <= 0:
         return []
@@ -58,5 +58,6 @@ def _batches(dataset, n: int, batch_size: int) -> list[dict[str, Any]]:
     batches, size = [], max(1, batch_size)
     for k in range(0, len(items), size):
         group = [it for it in items[k : k + size] if it["A"].shape == items[k]["A"].shape]
-        batches.append({key: torch.stack([it[key] for it in group]) for key in ("A", "B")})
+        keys = [key for key, value in items[k].items() if isinstance(value, torch.Tensor)]  # images, not paths
+        batches.append({key: torch.stack([it[key] for it in group]) for key in keys})
     return batches

@@ -3,7 +3,8 @@
 from translate.models.base import Translation, TranslationModel
 from translate.models.cut import CUT
 from translate.models.cyclegan import CycleGAN
+from translate.models.gan import NoiseGAN
 from translate.models.pix2pix import Pix2Pix
 from translate.models.pool import ImagePool
 
-__all__ = ["CUT", "CycleGAN", "ImagePool", "Pix2Pix", "TranslationModel", "Translation"]
+__all__ = ["CUT", "CycleGAN", "ImagePool", "NoiseGAN", "Pix2Pix", "TranslationModel", "Translation"]

@@ -15,7 +15,9 @@ A model family is one file in ``translate/models/`` (a ``TranslationModel`` subc
   backward passes, precision, EMA, checkpoints and logging.
 
 Generators are called as ``G(x)``; one that takes a latent or style input accepts ``G(x, z=None)``, with
-``None`` meaning its default (mean) style, so evaluation, tiled inference and export work unchanged.
+``None`` meaning its default (mean) style, so evaluation, tiled inference and export work unchanged. A
+generator from noise (``models.gan``) is a translation whose source key is the latent ``z``: the model adds
+fixed latents to sample and validation batches (``with_fixed_inputs``).
 """
 
 from __future__ import annotations
@@ -124,6 +126,12 @@ class TranslationModel(nn.Module):
         return losses
 
     # ------------------------------------------------------------------ state and samples
+    def with_fixed_inputs(self, batch: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
+        """``batch`` (a sample grid's or a validation batch) with what the model otherwise draws at random each
+        step (a latent, a style code) drawn once from ``seed``, so grids and metrics see the same inputs at
+        every step; the batch as it is by default."""
+        return batch
+
     def extra_state(self) -> dict:
         """Training state that is not a parameter or buffer (e.g. image pools)."""
         return {}

@@ -2,9 +2,17 @@
 
 from translate.networks.discriminators import MultiscaleDiscriminator, PatchDiscriminator, PixelDiscriminator
 from translate.networks.generators import ResnetGenerator, UnetGenerator
+from translate.networks.latent import DCGANDiscriminator, DCGANGenerator, TutorialDiscriminator, TutorialGenerator
+from translate.networks.stylegan import StyleDiscriminator, StyleGenerator
 from translate.networks.layers import count_parameters, init_weights
 
 __all__ = [
+    "DCGANDiscriminator",
+    "DCGANGenerator",
+    "StyleDiscriminator",
+    "StyleGenerator",
+    "TutorialDiscriminator",
+    "TutorialGenerator",
     "MultiscaleDiscriminator",
     "PatchDiscriminator",
     "PixelDiscriminator",
