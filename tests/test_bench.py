@@ -67,3 +67,15 @@ def test_train_bench_keeps_an_experiment_s_demo_data(tmp_path):
     assert cfg.data.root == str(tmp_path / "demo") and cfg.data.num_train == 8
     plain = compose(compose_bench(["model=cut"], tmp_path / "plain"))
     assert plain.data._target_ == "translate.data.UnalignedData" and (tmp_path / "plain" / "trainA").is_dir()
+
+
+def test_train_bench_times_noise_models_on_their_data(tmp_path):
+    """The face demo experiments keep their demo; model=gan without one gets a synthetic folder of images."""
+    from translate.bench.train import compose_bench
+    from translate.config import compose
+
+    cfg = compose(compose_bench(["experiment=demo_faces_stylegan"], tmp_path))
+    assert cfg.data._target_ == "translate.data.faces.faces" and cfg.data.num_train == 64
+    assert cfg.generator._target_ == "translate.networks.StyleGenerator"
+    plain = compose(compose_bench(["model=gan", "data.crop_size=64", "data.load_size=64"], tmp_path / "plain"))
+    assert plain.data._target_ == "translate.data.SingleData" and len(list((tmp_path / "plain" / "train").iterdir())) == 8

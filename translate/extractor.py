@@ -115,14 +115,15 @@ def read_labels(path: str | Path, attributes: list[str] | None = None) -> LabelT
 
 # ---------------------------------------------------------------------------------------------- the CNN
 class AttributeNet(nn.Module):
-    """Four stride-2 3x3 convolutions (batch norm, ReLU), global average pooling and one linear head with a
-    slot per binary/continuous attribute and per class of each category."""
+    """A full-resolution 3x3 convolution (small details: eyes, glasses) and four stride-2 ones (batch norm,
+    ReLU), global average pooling and one linear head with a slot per binary/continuous attribute and per class
+    of each category."""
 
     def __init__(self, *, outputs: int, width: int = 32, size: int = 64):
         super().__init__()
         layers, channels = [], 3
-        for c in (width, 2 * width, 4 * width, 4 * width):
-            layers += [nn.Conv2d(channels, c, 3, 2, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(True)]
+        for c, stride in ((width, 1), (width, 2), (2 * width, 2), (4 * width, 2), (4 * width, 2)):
+            layers += [nn.Conv2d(channels, c, 3, stride, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(True)]
             channels = c
         self.body, self.size = nn.Sequential(*layers), size
         self.head = nn.Linear(channels, outputs)

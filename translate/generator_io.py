@@ -15,7 +15,6 @@ from translate.checkpoint import load_checkpoint, load_network_state
 from translate.config import CONF_DIR, build, build_model, stored_config
 from translate.errors import CheckpointError, ConfigError, first_line
 from translate.models.base import Translation
-from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels
 from translate.reference import (
     is_reference_state_dict,
@@ -146,10 +145,6 @@ def _file_channels(G: nn.Module, state: dict[str, torch.Tensor]) -> tuple[int, i
     return int(first.shape[1]), int(out)
 
 
-def _generates_from_noise(model) -> bool:
-    return any(t.source == LATENT for t in model.translations.values())
-
-
 def _from_training_checkpoint(path: Path, ckpt: dict[str, Any], *, direction: str | None,
                               weights: str) -> LoadedGenerator:
     """Rebuild the model from the checkpoint's stored config and load the weights of one of its generators."""
@@ -157,7 +152,7 @@ def _from_training_checkpoint(path: Path, ckpt: dict[str, Any], *, direction: st
     with torch.random.fork_rng(devices=[]):  # the initial weights drawn here are replaced below
         model = build_model(cfg)
     direction = direction or next(iter(model.translations))
-    if direction not in model.translations and _generates_from_noise(model):
+    if direction not in model.translations and model.from_noise:
         raise ConfigError(f"{path}: this model generates images from noise (model=gan); use python -m "
                           f"translate.generate checkpoint={path} output=DIR")
     if direction not in model.translations:

@@ -65,10 +65,12 @@ def _peak_tflops(name: str | None) -> float | None:
     return next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
 
 
-def _write_synthetic(root: Path, unaligned: bool, n: int, size: int, channels: tuple[int, int]) -> None:
+LAYOUTS = {"single": ["train"], "unaligned": ["trainA", "trainB"], "aligned": ["train/A", "train/B"]}
+
+
+def _write_synthetic(root: Path, layout: str, n: int, size: int, channels: tuple[int, int]) -> None:
     rng = np.random.default_rng(0)
-    folders = [("trainA", channels[0]), ("trainB", channels[1])] if unaligned else [("train/A", channels[0]),
-                                                                                    ("train/B", channels[1])]
+    folders = list(zip(LAYOUTS[layout], channels))
     for folder, c in folders:
         (root / folder).mkdir(parents=True, exist_ok=True)
         for i in range(n):
@@ -86,16 +88,17 @@ def compose_bench(overrides: list[str], root: Path) -> Any:
     base = [*([] if chosen else ["~experiment"]), "logger=none", "trainer.progress_bar=false",
             "trainer.num_samples=0"]
     probe = compose(base + overrides + ["data.root=unused"])
-    if str(probe.data.get("_target_", "")).startswith("translate.data.demo."):
+    if "num_train" in probe.data:
         # A built-in demo (an experiment chose it): rendered into ``root``, a few images at its own size.
         n = max(8, 2 * int(probe.data.batch_size))
-        return base + overrides + [f"data.root={root / 'demo'}", f"data.num_train={n}", *_QUIET]
-    unaligned = not model_class(probe).paired
-    data_choice = [] if any(o.startswith("data=") for o in overrides) else [
-        "data=unaligned" if unaligned else "data=aligned"]
+        return base + overrides + [f"data.root={root / 'demo'}", f"data.num_train={n}", "data.num_val=8", *_QUIET]
+    family = model_class(probe)
+    layout = "single" if family.from_noise else "aligned" if family.paired else "unaligned"
+    data_choice = [] if any(o.startswith("data=") for o in overrides) else [f"data={layout}"]
     probe = compose(base + data_choice + overrides + ["data.root=unused"])
     n = max(8, 2 * int(probe.data.batch_size))
-    _write_synthetic(root, unaligned, n, int(probe.data.load_size), (int(probe.data.input_nc), int(probe.data.output_nc)))
+    channels = (int(probe.data.input_nc), int(probe.data.get("output_nc", probe.data.input_nc)))
+    _write_synthetic(root, layout, n, int(probe.data.load_size), channels)
     return base + data_choice + overrides + [f"data.root={root}", *_QUIET]
 
 

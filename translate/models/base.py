@@ -63,6 +63,8 @@ class TranslationModel(nn.Module):
     """
 
     paired: ClassVar[bool]
+    #: True for models that generate from noise (``models.gan``): they train on one folder of images.
+    from_noise: ClassVar[bool] = False
 
     def __init__(self, gan_loss: GANObjective):
         super().__init__()

@@ -48,6 +48,7 @@ class NoiseGAN(TranslationModel):
     """
 
     paired = False
+    from_noise = True
 
     def __init__(self, *, generator: Callable[..., nn.Module], discriminator: Callable[..., nn.Module],
                  gan_loss: GANObjective, channels: int = 3, image_size: int = 64, r1_gamma: float = 0.0,
