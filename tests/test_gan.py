@@ -411,4 +411,6 @@ def test_a_noise_generator_exports_with_a_latent_input(stylegan_run, tmp_path):
     with pytest.raises(ConfigError, match="truncation"):
         export_generator(DCGANGenerator(size=32, ngf=4), tmp_path / "d.onnx", "onnx", truncation=0.5)
     ts = export_generator(DCGANGenerator(size=32, ngf=4), tmp_path / "d.ts", "torchscript")
-    assert torch.jit.load(str(ts))(torch.randn(2, 100)).shape == (2, 3, 32, 32)
+    assert torch.jit.load(str(ts))(torch.randn(2, 100)).shape == (2, 3, 32, 32)  # traced at batch 1
+    ts = export_generator(G, tmp_path / "g.ts", "torchscript", truncation=0.7)
+    assert torch.allclose(torch.jit.load(str(ts))(z), theirs, atol=1e-5)

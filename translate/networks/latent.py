@@ -62,7 +62,7 @@ class DCGANGenerator(nn.Module):
         self.net = dcgan_init(nn.Sequential(*layers))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z.reshape(len(z), self.z_dim, 1, 1))
+        return self.net(z.reshape(-1, self.z_dim, 1, 1))  # -1, not len(z): traced exports keep a dynamic batch
 
 
 class DCGANDiscriminator(nn.Module):
@@ -109,7 +109,7 @@ class TutorialGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         side = self.size // 4
-        return self.net(self.dense(z.flatten(1)).reshape(len(z), self.base, side, side))
+        return self.net(self.dense(z.flatten(1)).reshape(-1, self.base, side, side))
 
 
 class TutorialDiscriminator(nn.Module):

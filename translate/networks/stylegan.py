@@ -100,7 +100,11 @@ class AdaIN(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         scale, bias = self.style(w)
-        return scale * F.instance_norm(x, eps=1e-8) + bias
+        # Instance normalisation written out (F.instance_norm does not export to ONNX with a dynamic batch).
+        # Statistics in float32 under autocast, as instance norm's are.
+        xf = x.float()
+        mean, var = xf.mean((2, 3), keepdim=True), xf.var((2, 3), keepdim=True, unbiased=False)
+        return scale * ((xf - mean) * torch.rsqrt(var + 1e-8)).to(x.dtype) + bias
 
 
 class NoiseInput(nn.Module):
@@ -118,7 +122,7 @@ class NoiseInput(nn.Module):
         if mode == "fixed":
             noise = self.fixed.to(x.dtype)
         else:
-            noise = torch.randn(len(x), 1, *x.shape[2:], device=x.device, dtype=x.dtype)
+            noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
         return x + self.weight.to(x.dtype) * noise
 
 
@@ -220,7 +224,8 @@ class StyleGenerator(nn.Module):
         """Images from per-layer w [N, num_layers, w_dim]."""
         if noise not in NOISE_MODES:
             raise ConfigError(f"noise={noise!r} is not one of {', '.join(NOISE_MODES)}")
-        x = self.const.expand(len(ws), -1, -1, -1).to(ws.dtype)
+        # Broadcast, not expand(len(ws)): traced exports keep a dynamic batch and ONNX a known channel count.
+        x = self.const.to(ws.dtype) * ws.new_ones(ws.shape[0], 1, 1, 1)
         for i, layer in enumerate(self.layers):
             if i and i % 2 == 0:
                 x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
