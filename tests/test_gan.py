@@ -388,6 +388,9 @@ def test_translation_and_noise_tools_refuse_each_others_checkpoints(stylegan_run
     proc = subprocess.run([sys.executable, "infer.py", f"checkpoint={stylegan_run}", f"input={aligned_root}",
                            f"output={tmp_path / 'o'}"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 2 and "generates images from noise" in proc.stderr and "translate.generate" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "translate.evaluate", f"checkpoint={stylegan_run}",
+                           f"data.root={aligned_root}"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 2 and "from noise" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.slow

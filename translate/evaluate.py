@@ -23,6 +23,7 @@ from translate.data.io import save_image
 from translate.errors import ConfigError
 from translate.fsutil import atomic_write_bytes, json_text
 from translate.generator_io import LoadedGenerator, load_translation
+from translate.models.gan import LATENT
 from translate.logging import sample_grid
 from translate.metrics import higher_is_better
 from translate.models.base import Translation, to_rgb
@@ -82,6 +83,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     amp_dtype = precision_dtype(cfg.precision, device)
     generator = dict(cfg.generator) if cfg.get("generator") else None
     loaded = load_translation(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
+    if loaded.translation.source == LATENT:
+        raise ConfigError(f"{cfg.checkpoint}: a model=gan checkpoint generates from noise; its distribution against "
+                          "real images is measured by python -m translate.axes (report=true) and val/fid in training")
     data = _evaluation_data(cfg, loaded)
     direction = next(d for d in ("AtoB", "BtoA") if (loaded.translation.source == "A") == (d == "AtoB"))
     batches, n_src = _batches(cfg, data, loaded.translation)
