@@ -115,7 +115,9 @@ def distribution(extractor, real: torch.Tensor, fake: torch.Tensor) -> dict:
             "real": dict(zip(a.classes, [round(float(v), 4) for v in p])),
             "generated": dict(zip(a.classes, [round(float(v), 4) for v in q])),
             "kl": round(kl_divergence(p, q), 4),
-            "kl_uniform_bound": round(math.log(k), 4),  # KL of a generator that drew every class equally often
+            # KL(p || q) <= max log(p_i / q_i): it stays under ln 2 whenever every class is drawn at least half as
+            # often as in the real data, so a larger value means some class is missing or badly under-drawn.
+            "kl_bound": round(math.log(2), 4),
             "missing": [c for c, v in zip(a.classes, q) if v == 0],
         }
     fr, ff = extractor.features(real), extractor.features(fake)
