@@ -10,7 +10,6 @@ same latent moved -2, -1, 0, +1, +2 standard deviations along it.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import torch
 from torchvision.utils import make_grid

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 from translate.axes_report import distribution, real_images
 from translate.checkpoint import load_checkpoint
@@ -27,7 +26,7 @@ from translate.sampling import Sampler
 def main(run: Path, extractor_path: Path, n: int = 500) -> None:
     extractor = TrainedExtractor.load(extractor_path)
     checkpoints = sorted((run / "checkpoints").glob("step_*.pt"))
-    real = real_images(OmegaConf.create({"checkpoint": str(checkpoints[-1])}), n)
+    real = real_images(checkpoints[-1], n)
     rows = []
     for path in checkpoints:
         sampler = Sampler(load_noise_generator(path), noise="random", seed=1)

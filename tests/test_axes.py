@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_image
 from omegaconf import OmegaConf
 from PIL import Image
 from scipy.stats import spearmanr
 from torch import nn
 
-from conftest import write_image
 from translate.attributes import pixel_attributes
 from translate.axes import conditional_projection, find_axes, fit_axis, gram_schmidt, sample_scores, untangle
 from translate.axes_report import distribution, frechet, kl_divergence, separability, sweep, sweeps

@@ -11,14 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
+from conftest import write_image
 from PIL import Image
 
-from conftest import write_image
 from translate.errors import ConfigError
 from translate.losses import LSGAN, VanillaGAN
-from translate.networks import DCGANDiscriminator, DCGANGenerator, StyleDiscriminator, StyleGenerator
-from translate.networks import TutorialDiscriminator, TutorialGenerator
+from translate.networks import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    StyleDiscriminator,
+    StyleGenerator,
+    TutorialDiscriminator,
+    TutorialGenerator,
+)
 from translate.networks.stylegan import AdaIN, EqualLinear, MappingNetwork, NoiseInput
 from translate.train import fit
 
@@ -252,6 +257,7 @@ def test_a_patch_discriminator_is_refused_for_model_gan(tiny_cfg, faces_root):
 def test_gan_resume_is_exact(tmp_path, tiny_cfg, faces_root):
     """StyleGAN with style mixing, lazy R1 (a step counter in the model's state) and EMA, killed and resumed."""
     from conftest import fit_killed_at_step
+
     from translate.checkpoint import load_checkpoint
     from translate.config import resume_config
 
@@ -275,7 +281,8 @@ def test_the_face_demo_saves_what_it_drew(tmp_path):
     from translate.data.faces import ATTRIBUTES, HAIR_COLOURS, faces
 
     data = faces(root=str(tmp_path / "f"), num_train=300, num_val=10, load_size=64, crop_size=64)
-    rows = list(csv.DictReader(open(data.root / "labels.csv")))
+    with open(data.root / "labels.csv") as f:
+        rows = list(csv.DictReader(f))
     assert len(rows) == 310 and set(rows[0]) == {"file", *ATTRIBUTES}
     assert all((data.root / r["file"]).is_file() for r in rows)
     assert Image.open(data.root / rows[0]["file"]).size == (64, 64)
@@ -317,10 +324,10 @@ def test_pixel_features_take_any_size():
 @pytest.fixture
 def stylegan_run(tmp_path_factory):
     """A 2-step StyleGAN run on random images (its weights are what the tools below read)."""
-    from translate.config import compose
+    from conftest import tiny_overrides
     from omegaconf import open_dict
 
-    from conftest import tiny_overrides
+    from translate.config import compose
 
     tmp = tmp_path_factory.mktemp("stylegan")
     root = tmp / "images"
@@ -342,8 +349,9 @@ def _generate(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_generate_writes_images_grids_and_a_walk(stylegan_run, tmp_path):
-    from translate.generate import run
     from omegaconf import OmegaConf
+
+    from translate.generate import run
 
     base = OmegaConf.load(ROOT / "conf" / "generate.yaml")
     base.pop("defaults"), base.pop("hydra")

@@ -251,14 +251,19 @@ def find_axes(samples: dict[str, torch.Tensor], names: list[str], *, space: str,
     return Axes(vectors, space, stds, info)
 
 
-def _default_labels(checkpoint: str | Path) -> Path:
-    """The labels file of the run's training data (the face demo writes one), from its stored config."""
+def training_data(checkpoint: str | Path):
+    """The data module a run trained on, rebuilt from its checkpoint's stored (untrusted, checked) config."""
     from translate.checkpoint import load_checkpoint
     from translate.config import build, stored_config
 
     cfg = stored_config(load_checkpoint(checkpoint)["config"], checkpoint)
     with torch.random.fork_rng(devices=[]):
-        root = Path(build(cfg.data).root)
+        return build(cfg.data)
+
+
+def _default_labels(checkpoint: str | Path) -> Path:
+    """The labels file of the run's training data (the face demo writes one)."""
+    root = Path(training_data(checkpoint).root)
     for name in ("labels.csv", "labels.json"):
         if (root / name).is_file():
             return root / name

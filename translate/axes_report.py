@@ -15,11 +15,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from scipy.stats import spearmanr
 
-from translate.axes import Axes, _svm_axis, _split, fit_axis
+from translate.axes import Axes, _split, _svm_axis, fit_axis, training_data
 from translate.sampling import LatentEdit, Sampler
 
 STEPS = (-2.0, -1.0, 0.0, 1.0, 2.0)
@@ -129,16 +130,11 @@ def distribution(extractor, real: torch.Tensor, fake: torch.Tensor) -> dict:
     return result
 
 
-def real_images(cfg, n: int) -> torch.Tensor:
+def real_images(checkpoint: str | Path, n: int) -> torch.Tensor:
     """``n`` real images of the run's val split (or train), [-1, 1]."""
-    from translate.checkpoint import load_checkpoint
-    from translate.config import build, stored_config
     from translate.data.fixed import validation_batches
 
-    stored = stored_config(load_checkpoint(cfg.checkpoint)["config"], cfg.checkpoint)
-    with torch.random.fork_rng(devices=[]):
-        data = build(stored.data)
-    return torch.cat([b["A"] for b in validation_batches(data, n, say=False)])
+    return torch.cat([b["A"] for b in validation_batches(training_data(checkpoint), n, say=False)])
 
 
 def report(sampler: Sampler, extractor, axes: Axes, samples: dict[str, torch.Tensor], cfg) -> dict:
@@ -149,7 +145,7 @@ def report(sampler: Sampler, extractor, axes: Axes, samples: dict[str, torch.Ten
     out = {"sweeps": sweeps(sampler, extractor, axes, raw, z),
            "separability": separability(samples, [n for n in axes.vectors if _is_probability(extractor, n)],
                                         int(cfg.seed))}
-    real = real_images(cfg, int(cfg.real_images))
+    real = real_images(cfg.checkpoint, int(cfg.real_images))
     if len(real) >= 4:
         n = len(real)
         fake = torch.cat([sampler.images(c) for c in sampler.latents(n, seed=int(cfg.seed) + 11).split(128)])

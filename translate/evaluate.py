@@ -23,10 +23,10 @@ from translate.data.io import save_image
 from translate.errors import ConfigError
 from translate.fsutil import atomic_write_bytes, json_text
 from translate.generator_io import LoadedGenerator, load_translation
-from translate.models.gan import LATENT
 from translate.logging import sample_grid
 from translate.metrics import higher_is_better
 from translate.models.base import Translation, to_rgb
+from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels
 from translate.runtime import precision_dtype, resolve_device
 from translate.validation import FirstImages, Validator

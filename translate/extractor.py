@@ -278,10 +278,9 @@ class ExtractorFeatures(nn.Module):
 class PixelExtractor:
     """Attributes computed from pixels (no training, no download)."""
 
-    score_names = list(PIXEL_ATTRIBUTES)
-    attributes = [Attribute(n, "continuous") for n in PIXEL_ATTRIBUTES]
-
     def __init__(self) -> None:
+        self.score_names = list(PIXEL_ATTRIBUTES)
+        self.attributes = [Attribute(n, "continuous") for n in PIXEL_ATTRIBUTES]
         self.pixel_features = PixelFeatures()
 
     def scores(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -108,10 +108,10 @@ def run(cfg) -> GenerateSummary:
     sampler = Sampler(G, truncation=per_level(cfg.truncation), noise=cfg.noise, seed=int(cfg.seed),
                       edits=edits_from_config(cfg.get("edit"), cfg.checkpoint, G),
                       device=resolve_device(cfg.device, "device"))
-    if cfg.mix:
-        sampler.check_mixing(int(cfg.mix_level))  # before anything is written
     if cfg.mix < 0 or cfg.interpolate < 0:
         raise ConfigError(f"mix={cfg.mix}, interpolate={cfg.interpolate}: counts, >= 0")
+    if cfg.mix:
+        sampler.check_mixing(int(cfg.mix_level))  # before anything is written
     output = make_folder(cfg.output)
     summary, start = GenerateSummary(), time.perf_counter()
     images = write_images(sampler, int(cfg.n), output, batch_size=int(cfg.batch_size), overwrite=cfg.overwrite,
