@@ -5,7 +5,8 @@ w of the same width; the synthesis network starts from a learned constant 4x4 in
 level, runs two 3x3 convolutions (the first level's first "convolution" is the constant itself), each followed
 by per-channel scaled noise, a bias, LeakyReLU 0.2 and AdaIN with the scale and bias of a learned affine map of
 that layer's w. Levels are joined by bilinear up-sampling. Every weight uses the equalised learning rate (drawn
-N(0, 1), scaled by He's constant at run time); the mapping network's learning rate is scaled by 0.01.
+N(0, 1), scaled by He's constant at run time, with gain sqrt(2) before a LeakyReLU); the mapping network's
+learning rate is scaled by 0.01.
 
 Control: each layer can take its own w (``[N, num_layers, w_dim]``), which is what style mixing and the
 mixing grids use; a running mean of w (``w_avg``, tracked in training) gives the truncation trick
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 from typing import Literal
 
 import torch
@@ -36,29 +38,35 @@ NOISE_MODES = ("random", "fixed", "none")
 Truncation = float | Sequence[float]
 
 
+LRELU_GAIN = math.sqrt(2.0)  # He's gain for the layers that feed a LeakyReLU (the official code's gain=sqrt(2))
+
+
 class EqualLinear(nn.Module):
     """A fully connected layer with the equalised learning rate: weights stored N(0, 1/lr_mul), multiplied by
-    lr_mul / sqrt(fan_in) when used (so Adam's step size is the same for every layer)."""
+    gain * lr_mul / sqrt(fan_in) when used (so Adam's step size is the same for every layer). ``gain`` is
+    sqrt(2) before a LeakyReLU (variance kept through the layer), 1 before none (styles, logits)."""
 
-    def __init__(self, in_features: int, out_features: int, *, bias_init: float = 0.0, lr_mul: float = 1.0):
+    def __init__(self, in_features: int, out_features: int, *, bias_init: float = 0.0, lr_mul: float = 1.0,
+                 gain: float = 1.0):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
         self.bias = nn.Parameter(torch.full((out_features,), float(bias_init) / lr_mul))
-        self.scale, self.lr_mul = lr_mul / math.sqrt(in_features), lr_mul
+        self.scale, self.lr_mul = gain * lr_mul / math.sqrt(in_features), lr_mul
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
 
 
 class EqualConv2d(nn.Module):
-    """A same-padded convolution with the equalised learning rate; without a bias unless asked (the
-    generator's layers add theirs after the noise)."""
+    """A same-padded convolution with the equalised learning rate (``gain`` as for EqualLinear); without a
+    bias unless asked (the generator's layers add theirs after the noise)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, bias: bool = False):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, bias: bool = False,
+                 gain: float = 1.0):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-        self.scale, self.padding = 1 / math.sqrt(in_channels * kernel_size**2), kernel_size // 2
+        self.scale, self.padding = gain / math.sqrt(in_channels * kernel_size**2), kernel_size // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
@@ -76,7 +84,7 @@ class MappingNetwork(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for _ in range(n_mlp):
-            layers += [EqualLinear(z_dim, z_dim, lr_mul=lr_mul), nn.LeakyReLU(0.2)]
+            layers += [EqualLinear(z_dim, z_dim, lr_mul=lr_mul, gain=LRELU_GAIN), nn.LeakyReLU(0.2)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -132,7 +140,7 @@ class StyleLayer(nn.Module):
     def __init__(self, in_channels: int, channels: int, *, side: int, w_dim: int, conv: bool,
                  generator: torch.Generator):
         super().__init__()
-        self.conv = EqualConv2d(in_channels, channels, 3) if conv else None
+        self.conv = EqualConv2d(in_channels, channels, 3, gain=LRELU_GAIN) if conv else None
         self.noise = NoiseInput(channels, side, generator)
         self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
         self.adain = AdaIN(channels, w_dim)
@@ -270,15 +278,15 @@ class StyleDiscriminator(nn.Module):
         self.size = size
         sides = [size // 2**i for i in range(n_down + 1)]  # size ... 4
         widths = [level_channels(s, size, ndf, max_channels) for s in sides]
-        self.from_rgb = EqualConv2d(in_channels, widths[0], 1, bias=True)
+        conv = partial(EqualConv2d, bias=True, gain=LRELU_GAIN)  # every one feeds a LeakyReLU
+        self.from_rgb = conv(in_channels, widths[0], 1)
         self.blocks = nn.ModuleList(
-            nn.ModuleList([EqualConv2d(widths[i], widths[i], 3, bias=True),
-                           EqualConv2d(widths[i], widths[i + 1], 3, bias=True)])
+            nn.ModuleList([conv(widths[i], widths[i], 3), conv(widths[i], widths[i + 1], 3)])
             for i in range(n_down)
         )
         self.mbstd = MinibatchStdDev(mbstd_group)
-        self.final_conv = EqualConv2d(widths[-1] + 1, widths[-1], 3, bias=True)
-        self.fc = EqualLinear(widths[-1] * 16, widths[-1])
+        self.final_conv = conv(widths[-1] + 1, widths[-1], 3)
+        self.fc = EqualLinear(widths[-1] * 16, widths[-1], gain=LRELU_GAIN)
         self.out = EqualLinear(widths[-1], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
