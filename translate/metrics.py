@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Iterable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import kornia
@@ -20,9 +20,11 @@ from torch import nn
 
 from translate.data.io import to_uint8
 from translate.errors import ConfigError, first_line
+from translate.models.base import STYLES
 from translate.runtime import eval_mode
 
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "lpips": False, "fid": False, "kid": False}
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "lpips": False, "fid": False, "kid": False,
+                    "diversity": True, "diversity_l1": True, "random_l1": False}
 # An exact reproduction has infinite PSNR; in a mean over images it counts as this (the PSNR of an MSE of 1e-10).
 PSNR_CAP = 100.0
 # torch-fidelity's port of the TF Inception used by the FID paper (torchmetrics' FID and KID use it).
@@ -83,15 +85,66 @@ def _mean(values: list[torch.Tensor], psnr_cap: bool = False) -> float:
     return float(v.mean())
 
 
+# ----------------------------------------------------------------- many outputs per input
+def takes_style(G: nn.Module) -> bool:
+    """Whether ``G`` takes a style code (``G(x, z)``; its size is ``G.nz``)."""
+    return bool(getattr(G, "nz", 0))
+
+
+@contextmanager
+def dropout_active(G: nn.Module):
+    """G's dropout layers in training mode for the block (pix2pix's only noise), everything else as it is."""
+    layers = [m for m in G.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+    modes = [m.training for m in layers]
+    for m in layers:
+        m.train()
+    try:
+        yield
+    finally:
+        for m, mode in zip(layers, modes):
+            m.train(mode)
+
+
+def style_outputs(G: nn.Module, x: torch.Tensor, styles: torch.Tensor | int, *, seed: int = 0) -> list[torch.Tensor]:
+    """G's outputs for ``x``, one per style: codes [K, nz] for a generator with a style code; a count K for one
+    without (K passes with its dropout on, drawn from ``seed`` in a forked RNG: pix2pix with noise)."""
+    if isinstance(styles, torch.Tensor):
+        return [G(x, z.to(x).expand(len(x), -1)) for z in styles]
+    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []), dropout_active(G):
+        torch.manual_seed(seed)
+        return [G(x) for _ in range(styles)]
+
+
+def pairwise_distance(outputs: list[torch.Tensor], lpips_net: nn.Module | None = None) -> torch.Tensor:
+    """Per input, the mean distance between its outputs of different styles (LPIPS with ``lpips_net``, else
+    L1): [N]; 0 when all are equal."""
+    pairs = [(a, b) for i, a in enumerate(outputs) for b in outputs[i + 1:]]
+    if not pairs:
+        raise ConfigError("diversity needs at least 2 outputs per input")
+    distance = l1 if lpips_net is None else (lambda a, b: lpips(lpips_net, a, b))
+    return torch.stack([distance(a.float(), b.float()) for a, b in pairs]).mean(0)
+
+
+def style_metrics(outputs: list[torch.Tensor], target: torch.Tensor, lpips_net: nn.Module | None) -> dict[str, torch.Tensor]:
+    """Per input: ``diversity`` (LPIPS between outputs, or L1 without LPIPS weights), ``diversity_l1`` and
+    ``random_l1`` (each output's L1 to the target, averaged over the styles)."""
+    result = {"diversity_l1": pairwise_distance(outputs)}
+    result["diversity"] = result["diversity_l1"] if lpips_net is None else pairwise_distance(outputs, lpips_net)
+    result["random_l1"] = torch.stack([l1(o.float(), target) for o in outputs]).mean(0)
+    return result
+
+
 @torch.no_grad()
 def evaluate_paired(G: nn.Module, batches: Iterable[dict[str, torch.Tensor]], *, device: torch.device | str,
                     source: str = "A", target: str = "B", lpips_net: nn.Module | None = None,
                     distribution: DistributionMetrics | None = None, autocast=nullcontext, prefix: str = "val/",
-                    on_batch=None) -> dict[str, float]:
+                    on_batch=None, styles: torch.Tensor | int | None = None) -> dict[str, float]:
     """Average L1, PSNR, SSIM (and LPIPS with ``lpips_net``; FID/KID with ``distribution``) of ``G(source)``
     against ``target`` over ``batches``, with G in eval mode. ``autocast`` wraps G only: metrics run in fp32.
     ``on_batch(x, out, y)`` sees every batch (for grids and tables). In the PSNR mean an exact reproduction
-    counts as PSNR_CAP dB (inf when every image is exact)."""
+    counts as PSNR_CAP dB (inf when every image is exact). Many outputs per input (``style_metrics``): for a
+    generator with a style code over the batch's fixed codes (``batch["styles"]``), or ``styles`` (codes, or
+    a count: dropout passes for a generator without one)."""
     totals: dict[str, list[torch.Tensor]] = {"l1": [], "psnr": [], "ssim": []}
     if lpips_net is not None:
         totals["lpips"] = []
@@ -108,6 +161,12 @@ def evaluate_paired(G: nn.Module, batches: Iterable[dict[str, torch.Tensor]], *,
             totals["ssim"].append(ssim(out, y).cpu())
             if lpips_net is not None:
                 totals["lpips"].append(lpips(lpips_net, out, y).cpu())
+            chosen = styles if styles is not None else batch.get(STYLES) if takes_style(G) else None
+            if chosen is not None:
+                with autocast():
+                    outputs = style_outputs(G, x, chosen.to(device) if isinstance(chosen, torch.Tensor) else chosen)
+                for key, value in style_metrics(outputs, y, lpips_net).items():
+                    totals.setdefault(key, []).append(value.cpu())
             if distribution is not None:
                 if distribution.num_real < distribution.max_real:
                     distribution.update(y, real=True)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from translate.errors import ConfigError
-from translate.models.gan import fixed_latents
+from translate.models.base import fixed_latents
 from translate.networks.stylegan import NOISE_MODES, StyleGenerator, Truncation
 
 

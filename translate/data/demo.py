@@ -2,7 +2,9 @@
 
 - ``sketch2photo`` (paired): line drawings of simple scenes -> shaded colour renderings. Shape kinds have
   fixed colours (discs red, boxes blue, triangles gold) and light comes from the upper left, so the mapping
-  is learnable from the outlines alone.
+  is learnable from the outlines alone. With ``random_colours`` every scene paints all its shapes in one of
+  four colours instead (``labels.csv`` says which): the sketch no longer decides the colour, so a
+  multimodal model (BicycleGAN) has a style to learn and a pix2pix one can only average.
 - ``day2night`` (unpaired): houses, trees and street lamps under a day palette (trainA) and a night palette
   with a starry sky, a moon, lit windows and glowing lamps (trainB), from different scenes. Because the scenes
   are rendered, each validation day scene is also rendered by night (``truth/{A,B}/val``): the true translation
@@ -14,6 +16,7 @@ folder in the standard layouts, so the regular datasets read them and users can 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -88,17 +91,30 @@ def _to_pil(rgb: np.ndarray) -> Image.Image:
     return Image.fromarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8))
 
 
-def render_sketch2photo(seed: int, size: int) -> tuple[Image.Image, Image.Image]:
-    """One (sketch, photo) pair."""
+SHAPE_COLOURS = {"disc": [0.85, 0.2, 0.15], "box": [0.2, 0.35, 0.85], "triangle": [0.95, 0.75, 0.15]}
+#: The colours of ``random_colours`` scenes: every shape of a scene takes one of these, drawn per scene.
+RANDOM_COLOURS = {"red": [0.85, 0.2, 0.15], "blue": [0.2, 0.35, 0.85], "gold": [0.95, 0.75, 0.15],
+                  "purple": [0.6, 0.25, 0.75]}
+
+
+def scene_colour(seed: int) -> str:
+    """The colour a ``random_colours`` scene of ``seed`` paints its shapes (its own draw: the layout of the
+    scene is the same as without random colours)."""
+    return list(RANDOM_COLOURS)[np.random.default_rng([seed, 7]).integers(len(RANDOM_COLOURS))]
+
+
+def render_sketch2photo(seed: int, size: int, random_colours: bool = False) -> tuple[Image.Image, Image.Image]:
+    """One (sketch, photo) pair. Shapes have their kind's colour, or with ``random_colours`` all shapes of the
+    scene one colour of ``RANDOM_COLOURS`` (nothing in the sketch tells which: a style for BicycleGAN)."""
     rng = np.random.default_rng(seed)
     c = Canvas(size * 2)
     horizon = rng.uniform(0.5, 0.72)
     sky = c.y < horizon
     c.paint(sky, [0.45, 0.7, 0.95], 0.75 + 0.35 * (c.y / horizon))
     c.paint(~sky, [0.3, 0.62, 0.25], 1.1 - 0.5 * (c.y - horizon))
-    palette = {"disc": [0.85, 0.2, 0.15], "box": [0.2, 0.35, 0.85], "triangle": [0.95, 0.75, 0.15]}
+    colours = {kind: RANDOM_COLOURS[scene_colour(seed)] for kind in SHAPE_COLOURS} if random_colours else SHAPE_COLOURS
     for _ in range(rng.integers(1, 4)):
-        kind = rng.choice(list(palette))
+        kind = rng.choice(list(SHAPE_COLOURS))
         cx, cy, r = rng.uniform(0.2, 0.8), rng.uniform(0.3, 0.8), rng.uniform(0.1, 0.2)
         if kind == "disc":
             mask = c.disc(cx, cy, r)
@@ -108,7 +124,7 @@ def render_sketch2photo(seed: int, size: int) -> tuple[Image.Image, Image.Image]
             mask = c.triangle((cx - r, cy + r), (cx + r, cy + r), (cx, cy - r))
         # Light from the upper left: brighter towards (cx - r, cy - r).
         d = np.sqrt((c.x - (cx - 0.6 * r)) ** 2 + (c.y - (cy - 0.6 * r)) ** 2) / (2.2 * r)
-        c.paint(mask, palette[kind], 1.15 - 0.7 * np.clip(d, 0, 1))
+        c.paint(mask, colours[kind], 1.15 - 0.7 * np.clip(d, 0, 1))
     lines = c.outlines(thickness=2)
     sketch = np.where(lines[..., None], 0.0, 1.0).repeat(3, -1).astype(np.float32)
     return _to_pil(_downsample(sketch)), _to_pil(_downsample(c.rgb))
@@ -181,20 +197,26 @@ def _write_atomically(root: Path, build) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_sketch2photo(root: Path, *, size: int, num_train: int, num_val: int, seed: int) -> Path:
-    """Render the paired demo into ``root/{train,val}/{A,B}`` (A = sketch, B = photo)."""
+def write_sketch2photo(root: Path, *, size: int, num_train: int, num_val: int, seed: int,
+                       random_colours: bool = False) -> Path:
+    """Render the paired demo into ``root/{train,val}/{A,B}`` (A = sketch, B = photo); with ``random_colours``
+    also ``labels.csv`` (file, split, colour of each scene)."""
 
     def build(tmp: Path) -> None:
-        offset = 0
+        offset, labels = 0, []
         for split, n in (("train", num_train), ("val", num_val)):
             (tmp / split / "A").mkdir(parents=True)
             (tmp / split / "B").mkdir(parents=True)
             for i in range(n):
-                sketch, photo = render_sketch2photo(seed * 1_000_003 + offset + i, size)
+                sketch, photo = render_sketch2photo(seed * 1_000_003 + offset + i, size, random_colours)
                 sketch.save(tmp / split / "A" / f"{i:05d}.png")
                 photo.save(tmp / split / "B" / f"{i:05d}.png")
+                labels.append(f"{split}/B/{i:05d}.png,{split},{scene_colour(seed * 1_000_003 + offset + i)}")
             offset += n
-        (tmp / "meta.json").write_text(json.dumps({"task": "sketch2photo", "format": FORMAT, "size": size}))
+        if random_colours:
+            (tmp / "labels.csv").write_text("\n".join(["file,split,colour", *labels]) + "\n")
+        meta = {"task": "sketch2photo", "format": FORMAT, "size": size, "random_colours": random_colours}
+        (tmp / "meta.json").write_text(json.dumps(meta))
 
     _write_atomically(root, build)
     return root
@@ -240,11 +262,15 @@ def _demo(task: str, write, data_class, *, root, size: int, num_train: int, num_
 
 
 def sketch2photo(
-    *, root: str | None = None, size: int = 64, num_train: int = 400, num_val: int = 8, seed: int = 0, **kwargs
+    *, root: str | None = None, size: int = 64, num_train: int = 400, num_val: int = 8, seed: int = 0,
+    random_colours: bool = False, **kwargs
 ) -> AlignedData:
-    """The paired demo as ``AlignedData`` (generated on first use). Other keywords go to AlignedData."""
-    return _demo("sketch2photo", write_sketch2photo, AlignedData, root=root, size=size, num_train=num_train,
-                 num_val=num_val, seed=seed, kwargs=kwargs)
+    """The paired demo as ``AlignedData`` (generated on first use); ``random_colours``: each scene's shapes in one
+    colour drawn from four (the BicycleGAN demo). Other keywords go to AlignedData."""
+    write = functools.partial(write_sketch2photo, random_colours=random_colours)
+    task = "sketch2photo-random-colours" if random_colours else "sketch2photo"
+    return _demo(task, write, AlignedData, root=root, size=size, num_train=num_train, num_val=num_val, seed=seed,
+                 kwargs=kwargs)
 
 
 def day2night(

@@ -1,10 +1,11 @@
 """Models wire generators and discriminators and define one training step's losses."""
 
 from translate.models.base import Translation, TranslationModel
+from translate.models.bicycle import BicycleGAN
 from translate.models.cut import CUT
 from translate.models.cyclegan import CycleGAN
 from translate.models.gan import NoiseGAN
 from translate.models.pix2pix import Pix2Pix
 from translate.models.pool import ImagePool
 
-__all__ = ["CUT", "CycleGAN", "ImagePool", "NoiseGAN", "Pix2Pix", "TranslationModel", "Translation"]
+__all__ = ["BicycleGAN", "CUT", "CycleGAN", "ImagePool", "NoiseGAN", "Pix2Pix", "TranslationModel", "Translation"]

@@ -14,8 +14,9 @@ A model family is one file in ``translate/models/`` (a ``TranslationModel`` subc
   ``g_step(batch, out)`` (total under ``loss/G``), returning named loss tensors. The loop owns optimizers,
   backward passes, precision, EMA, checkpoints and logging.
 
-Generators are called as ``G(x)``; one that takes a latent or style input accepts ``G(x, z=None)``, with
-``None`` meaning its default (mean) style, so evaluation, tiled inference and export work unchanged. A
+Generators are called as ``G(x)``; one that takes a style code has an attribute ``nz`` (the code's size) and
+accepts ``G(x, z=None, truncation=1.0)``, with ``None`` meaning its mean style, so evaluation, tiled inference
+and export work unchanged; validation, inference and export give it codes where asked (``models.bicycle``). A
 generator from noise (``models.gan``) is a translation whose source key is the latent ``z``: the model adds
 fixed latents to sample and validation batches (``with_fixed_inputs``).
 """
@@ -31,6 +32,9 @@ from torch import nn
 from translate.losses import GANObjective, gradient_penalty
 
 Phase = Literal["D", "G"]
+#: Batch key of the fixed style codes [K, nz] that ``with_fixed_inputs`` adds for a generator with a style code:
+#: sample grids show one column per code, validation measures the outputs' diversity over them.
+STYLES = "styles"
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,11 @@ def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
     for net in nets:
         for p in net.parameters():
             p.requires_grad_(flag)
+
+
+def fixed_latents(n: int, dim: int, seed: int) -> torch.Tensor:
+    """``n`` standard normal latents (noise or style codes) from their own generator, never the training RNG."""
+    return torch.randn(n, dim, generator=torch.Generator().manual_seed(int(seed)))
 
 
 def to_rgb(x: torch.Tensor) -> torch.Tensor:

@@ -18,15 +18,10 @@ from torch import nn
 
 from translate.errors import ConfigError
 from translate.losses import GANObjective, r1_penalty
-from translate.models.base import Translation, TranslationModel, set_requires_grad, to_rgb
+from translate.models.base import Translation, TranslationModel, fixed_latents, set_requires_grad, to_rgb
 from translate.schema import Positive
 
 LATENT = "z"
-
-
-def fixed_latents(n: int, z_dim: int, seed: int) -> torch.Tensor:
-    """``n`` standard normal latents from their own generator (never the training RNG)."""
-    return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(int(seed)))
 
 
 def grid_columns(images: torch.Tensor) -> list[torch.Tensor]:

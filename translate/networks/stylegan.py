@@ -78,13 +78,16 @@ def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 
 class MappingNetwork(nn.Module):
-    """z -> w: pixel norm, then ``n_mlp`` equalised fully connected layers with LeakyReLU 0.2."""
+    """z -> w: pixel norm, then ``n_mlp`` equalised fully connected layers with LeakyReLU 0.2; w has ``w_dim``
+    features (by default z's width, as StyleGAN)."""
 
-    def __init__(self, *, z_dim: int, n_mlp: int, lr_mul: float = 0.01):
+    def __init__(self, *, z_dim: int, n_mlp: int, lr_mul: float = 0.01, w_dim: int | None = None):
         super().__init__()
+        w_dim = w_dim or z_dim
         layers: list[nn.Module] = []
-        for _ in range(n_mlp):
-            layers += [EqualLinear(z_dim, z_dim, lr_mul=lr_mul, gain=LRELU_GAIN), nn.LeakyReLU(0.2)]
+        for i in range(n_mlp):
+            layers += [EqualLinear(z_dim if i == 0 else w_dim, w_dim, lr_mul=lr_mul, gain=LRELU_GAIN),
+                       nn.LeakyReLU(0.2)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -158,7 +161,52 @@ def level_channels(side: int, size: int, width: int, max_channels: int) -> int:
     return min(max_channels, width * (size // side))
 
 
-class StyleGenerator(nn.Module):
+class StyleCodes:
+    """The latent controls of a generator with a mapping network (StyleGAN's, the style U-Net's): w from z,
+    per-layer w, the tracked mean of w and truncation. The class using it sets ``mapping``, the buffer
+    ``w_avg``, ``w_avg_beta``, ``w_dim``, ``num_layers`` and ``num_levels`` (layers per level: their ratio)."""
+
+    mapping: nn.Module
+    w_avg: torch.Tensor
+    w_avg_beta: float
+    w_dim: int
+    num_layers: int
+    num_levels: int
+    training: bool
+
+    def map(self, z: torch.Tensor) -> torch.Tensor:
+        """w = mapping(z); in training also moves ``w_avg`` towards the batch mean of w."""
+        w = self.mapping(z)
+        if self.training:
+            with torch.no_grad():
+                self.w_avg.copy_(w.detach().float().mean(0).lerp(self.w_avg, self.w_avg_beta))
+        return w
+
+    def per_layer(self, w: torch.Tensor) -> torch.Tensor:
+        """w [N, w_dim] repeated for every layer -> [N, num_layers, w_dim]; per-layer w is returned as is."""
+        if w.dim() == 2:
+            return w.unsqueeze(1).expand(-1, self.num_layers, -1)
+        if w.dim() != 3 or w.shape[1] != self.num_layers:
+            raise ValueError(f"per-layer w must be [N, {self.num_layers}, {self.w_dim}], got {list(w.shape)}")
+        return w
+
+    def truncate(self, w: torch.Tensor, psi: Truncation) -> torch.Tensor:
+        """w_avg + psi (w - w_avg) on per-layer w; ``psi`` one number or one per level (coarse to fine; every
+        layer of a level)."""
+        if isinstance(psi, (int, float)):
+            if psi == 1:
+                return w
+            factor = torch.full((self.num_layers,), float(psi))
+        else:
+            if len(psi) != self.num_levels:
+                raise ConfigError(f"truncation: {len(psi)} values for {self.num_levels} levels (coarse to fine); "
+                                  "give one number or one per level")
+            factor = torch.tensor([float(p) for p in psi]).repeat_interleave(self.num_layers // self.num_levels)
+        factor = factor.to(w.device, w.dtype).view(1, -1, 1)
+        return self.w_avg.to(w.dtype) + factor * (w - self.w_avg.to(w.dtype))
+
+
+class StyleGenerator(StyleCodes, nn.Module):
     """StyleGAN 1's generator; see the module docstring. ``forward(z)`` takes latents [N, z_dim] (or, with
     ``input_is_w``, w [N, w_dim] or per-layer w [N, num_layers, w_dim])."""
 
@@ -185,37 +233,6 @@ class StyleGenerator(nn.Module):
             self.layers.append(StyleLayer(width, width, side=side, w_dim=z_dim, conv=True, generator=noise_rng))
         self.to_rgb = EqualConv2d(widths[-1], out_channels, 1)
         self.rgb_bias = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
-
-    # ------------------------------------------------------------------ latents
-    def map(self, z: torch.Tensor) -> torch.Tensor:
-        """w = mapping(z); in training also moves ``w_avg`` towards the batch mean of w."""
-        w = self.mapping(z)
-        if self.training:
-            with torch.no_grad():
-                self.w_avg.copy_(w.detach().float().mean(0).lerp(self.w_avg, self.w_avg_beta))
-        return w
-
-    def per_layer(self, w: torch.Tensor) -> torch.Tensor:
-        """w [N, w_dim] repeated for every layer -> [N, num_layers, w_dim]; per-layer w is returned as is."""
-        if w.dim() == 2:
-            return w.unsqueeze(1).expand(-1, self.num_layers, -1)
-        if w.dim() != 3 or w.shape[1] != self.num_layers:
-            raise ValueError(f"per-layer w must be [N, {self.num_layers}, {self.w_dim}], got {list(w.shape)}")
-        return w
-
-    def truncate(self, w: torch.Tensor, psi: Truncation) -> torch.Tensor:
-        """w_avg + psi (w - w_avg) on per-layer w; ``psi`` one number or one per level (both layers of a level)."""
-        if isinstance(psi, (int, float)):
-            if psi == 1:
-                return w
-            factor = torch.full((self.num_layers,), float(psi))
-        else:
-            if len(psi) != self.num_levels:
-                raise ConfigError(f"truncation: {len(psi)} values for {self.num_levels} levels (4x4 up to "
-                                  f"{self.size}x{self.size}); give one number or one per level")
-            factor = torch.tensor([float(p) for p in psi]).repeat_interleave(2)
-        factor = factor.to(w.device, w.dtype).view(1, -1, 1)
-        return self.w_avg.to(w.dtype) + factor * (w - self.w_avg.to(w.dtype))
 
     def mixed(self, w: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Style-mixing regularisation: with probability ``style_mixing`` the w of a second latent takes over
