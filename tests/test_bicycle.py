@@ -3,6 +3,8 @@ model's losses and branches, training, resume, validation's diversity and the ra
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from translate.models.bicycle import kl_to_prior
 from translate.networks import LatentUnetGenerator, StyleEncoder, UnetGenerator
 from translate.train import fit
 
+ROOT = Path(__file__).resolve().parents[1]
 MODES = ["input", "all", "adain"]
 # 64x64: the discriminators' half-size PatchGAN needs more than 1x1 features for its instance norm.
 BICYCLE = ["model=bicycle", "generator=bicycle_unet", "data=aligned", "data.load_size=72", "data.crop_size=64", "generator.num_downs=6",
@@ -260,3 +263,142 @@ def test_reference_settings():
     assert (cfg.discriminator.num_D, cfg.model.conditional_D, cfg.model.encoder.n_blocks) == (2, False, 5)
     shoes = compose(["experiment=sketch2photo_bicycle"])
     assert (shoes.data.batch_size, shoes.data.crop_size, shoes.generator.dropout) == (2, 256, True)
+
+
+# ---------------------------------------------------------------------------------------------- inference and export
+@pytest.fixture(scope="module")
+def bicycle_run(tmp_path_factory):
+    """A 2-step AdaIN BicycleGAN run on 64x64 random pairs (its weights are what the tools below read)."""
+    from conftest import tiny_overrides, write_image
+    from omegaconf import open_dict
+
+    from translate.config import compose
+
+    tmp = tmp_path_factory.mktemp("bicycle")
+    for split, n, first in (("train", 4, 0), ("val", 2, 10)):
+        for i in range(n):
+            write_image(tmp / "data" / split / "A" / f"{i}.png", seed=first + i, size=(64, 64))
+            write_image(tmp / "data" / split / "B" / f"{i}.png", seed=50 + first + i, size=(64, 64))
+    cfg = compose(tiny_overrides(*BICYCLE, "generator.z_inject=adain", f"data.root={tmp / 'data'}",
+                                 "trainer.max_steps=2", "trainer.val_every=0"))
+    with open_dict(cfg):
+        cfg.run_dir = str(tmp / "run")
+    fit(cfg)
+    with torch.no_grad():  # 2 steps leave G close to its start: spread the weights so codes show in the outputs
+        from translate.checkpoint import atomic_save, load_checkpoint
+
+        ckpt = load_checkpoint(tmp / "run" / "checkpoints" / "last.pt")
+        g = torch.Generator().manual_seed(0)
+        for k, v in ckpt["networks"]["G"].items():
+            if v.is_floating_point() and "affine" in k:
+                v.add_(0.5 * torch.randn(v.shape, generator=g))
+        atomic_save(ckpt, tmp / "run" / "checkpoints" / "last.pt")
+    return tmp
+
+
+def _infer_cfg(run, inputs, output, **style):
+    from omegaconf import OmegaConf
+
+    base = OmegaConf.load(ROOT / "conf" / "infer.yaml")
+    base.pop("defaults"), base.pop("hydra")
+    return OmegaConf.merge(base, {"checkpoint": str(run / "run"), "input": str(inputs), "output": str(output),
+                                  "quiet": True, "style": style})
+
+
+@pytest.mark.slow
+def test_infer_writes_several_styles_per_input(bicycle_run, tmp_path):
+    from translate.infer import run
+
+    inputs = bicycle_run / "data" / "val" / "A"
+    summary = run(_infer_cfg(bicycle_run, inputs, tmp_path / "a", samples=3, seed=0))
+    assert summary.converted == 6 and summary.exit_code == 0
+    images = {p.name: np.asarray(Image.open(p)) for p in sorted((tmp_path / "a").iterdir())}
+    assert sorted(images) == [f"{i}_s{k}.png" for i in range(2) for k in range(3)]
+    assert not np.array_equal(images["0_s0.png"], images["0_s1.png"])  # distinct outputs per style
+    run(_infer_cfg(bicycle_run, inputs, tmp_path / "b", samples=3, seed=0))
+    assert all(np.array_equal(images[n], np.asarray(Image.open(tmp_path / "b" / n))) for n in images)  # same seed
+    assert run(_infer_cfg(bicycle_run, inputs, tmp_path / "a", samples=3, seed=0)).skipped == 2  # resumes
+    run(_infer_cfg(bicycle_run, inputs, tmp_path / "c", samples=3, seed=1))
+    assert not np.array_equal(images["0_s0.png"], np.asarray(Image.open(tmp_path / "c" / "0_s0.png")))
+    run(_infer_cfg(bicycle_run, inputs, tmp_path / "d", samples=3, truncation=0.0))
+    flat = [np.asarray(Image.open(tmp_path / "d" / f"0_s{k}.png")) for k in range(3)]
+    assert all(np.array_equal(flat[0], f) for f in flat)  # psi = 0: the mean style for every code
+    run(_infer_cfg(bicycle_run, inputs, tmp_path / "e"))
+    assert np.array_equal(flat[0], np.asarray(Image.open(tmp_path / "e" / "0.png")))  # no style.*: the mean style
+
+
+@pytest.mark.slow
+def test_infer_reference_styles_grids_and_mixing(bicycle_run, tmp_path):
+    from translate.infer import run
+
+    inputs, ref = bicycle_run / "data" / "val" / "A", bicycle_run / "data" / "val" / "B" / "1.png"
+    run(_infer_cfg(bicycle_run, inputs, tmp_path / "r", reference=str(ref)))
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["0_ref_1.png", "1_ref_1.png"]
+    run(_infer_cfg(bicycle_run, inputs, tmp_path / "g", samples=3, grid=True))
+    assert Image.open(tmp_path / "g" / "0_styles.png").size == (2 + 3 * 66, 2 + 66)
+    run(_infer_cfg(bicycle_run, inputs, tmp_path / "m", samples=2, mix=2))
+    mix = np.asarray(Image.open(tmp_path / "m" / "0_mix.png")).astype(int)
+    assert mix.shape[:2] == (2 + 3 * 66, 2 + 3 * 66)
+    cell = lambda r, c: mix[2 + 66 * r: 66 * (r + 1), 2 + 66 * c: 66 * (c + 1)]
+    assert np.array_equal(cell(1, 1), cell(0, 1)) and np.array_equal(cell(1, 1), cell(1, 0))  # style 0 alone
+    assert not np.array_equal(cell(1, 2), cell(0, 2)) and not np.array_equal(cell(1, 2), cell(1, 0))  # a mix
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("style", "message"), [
+    ({"mix": 9, "samples": 2}, "style.mix=9"),
+    ({"mix": 2}, "at least 2 styles"),
+    ({"reference": "missing.png"}, "missing.png: no such file"),
+    ({"truncation": [1.0, 0.5]}, "2 values for 5 levels"),
+])
+def test_infer_refuses_bad_style_requests_before_writing(bicycle_run, tmp_path, style, message):
+    from translate.infer import run
+
+    with pytest.raises(ConfigError, match=message):
+        run(_infer_cfg(bicycle_run, bicycle_run / "data" / "val" / "A", tmp_path / "x", **style))
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_evaluate_measures_diversity_and_truncation_removes_it(bicycle_run, tmp_path):
+    from omegaconf import OmegaConf
+
+    from translate.evaluate import run
+
+    base = OmegaConf.load(ROOT / "conf" / "evaluate.yaml")
+    base.pop("defaults"), base.pop("hydra")
+    base = OmegaConf.merge(base, {"checkpoint": str(bicycle_run / "run"), "run_dir": str(tmp_path),
+                                  "data": {"_target_": "translate.data.AlignedData", "root": str(bicycle_run / "data"),
+                                           "batch_size": 2}})
+    free = run(OmegaConf.merge(base, {"style": {"samples": 3}}))
+    assert free["diversity"] > 0 and free["random_l1"] > 0
+    assert run(OmegaConf.merge(base, {"style": {"samples": 3, "truncation": 0.0}}))["diversity"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_takes_the_latent_as_a_second_input_or_bakes_one_in(bicycle_run, tmp_path, fmt):
+    from translate.export import export_generator
+    from translate.generator_io import load_generator
+    from translate.models.base import fixed_latents
+
+    G = load_generator(bicycle_run / "run")
+    x, z = torch.rand(2, 3, 128, 64) * 2 - 1, torch.randn(2, 8)
+    with torch.no_grad():
+        expected, baked = G(x, z, truncation=0.5), G(x, fixed_latents(1, 8, 3).expand(2, -1))
+    path = export_generator(G, tmp_path / f"g.{fmt}", fmt, truncation=0.5)
+    fixed = export_generator(G, tmp_path / f"f.{fmt}", fmt, style=3)
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        (ours,) = ort.InferenceSession(str(path)).run(None, {"image": x.numpy(), "latent": z.numpy()})
+        (ours_fixed,) = ort.InferenceSession(str(fixed)).run(None, {"image": x.numpy()})
+        meta = {p.key: p.value for p in __import__("onnx").load(str(path)).metadata_props}
+        assert meta["nz"] == "8" and meta["style"] == "input" and meta["in_channels"] == "3"
+    else:
+        with torch.no_grad():
+            ours, ours_fixed = torch.jit.load(str(path))(x, z).numpy(), torch.jit.load(str(fixed))(x).numpy()
+    assert np.abs(ours - expected.numpy()).max() < 1e-4
+    assert np.abs(ours_fixed - baked.numpy()).max() < 1e-4
+    with pytest.raises(ConfigError, match="style='loud'"):
+        export_generator(G, tmp_path / "bad.onnx", "onnx", style="loud")

@@ -25,7 +25,7 @@ from translate.fsutil import atomic_write_bytes, json_text
 from translate.generator_io import LoadedGenerator, load_translation
 from translate.logging import sample_grid
 from translate.metrics import higher_is_better
-from translate.models.base import Translation, to_rgb
+from translate.models.base import Translation, fixed_latents, to_rgb
 from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels
 from translate.runtime import precision_dtype, resolve_device
@@ -91,8 +91,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     batches, n_src = _batches(cfg, data, loaded.translation)
     # Data that knows the true translations of its val images (the rendered day -> night demo) is scored on them.
     truth = truth_batches(data, int(cfg.max_images or 1_000_000)) if cfg.split == data.val_split else []
+    styles, truncation = evaluation_styles(loaded.module, cfg.get("style") or {})
     validator = Validator({direction: loaded.translation}, paired=isinstance(data, AlignedData), metrics=cfg.metrics,
-                          device=device, amp_dtype=amp_dtype, distribution=True, truth_batches=truth)
+                          device=device, amp_dtype=amp_dtype, distribution=True, truth_batches=truth,
+                          styles=styles, truncation=truncation)
     shown = FirstImages(int(cfg.grid_images))
     print(f"evaluating {cfg.checkpoint} ({direction}) on {data.root}/{cfg.split}: {n_src} images", file=sys.stderr)
     result = validator({loaded.translation.generator: loaded.module.to(device)}, batches, prefix="", on_batch=shown)
@@ -100,6 +102,21 @@ def run(cfg: DictConfig) -> dict[str, Any]:
               "split": cfg.split, "direction": direction, "skipped": validator.skipped, "config": to_container(cfg)}
     _write_report(report, shown, Path(cfg.run_dir or "runs/evaluate"))
     return report
+
+
+def evaluation_styles(G, style) -> tuple[torch.Tensor | int | None, float]:
+    """What diversity is measured over (``style.samples`` outputs per input, at least 2): codes drawn from
+    ``style.seed`` for a generator with a style code, dropout passes for one without (pix2pix with noise)."""
+    samples, truncation = int(style.get("samples", 0)), float(style.get("truncation", 1.0))
+    if not samples:
+        return None, truncation
+    if samples < 2:
+        raise ConfigError(f"style.samples={samples}: diversity needs at least 2 outputs per input")
+    if not getattr(G, "nz", 0):
+        if not any(isinstance(m, torch.nn.Dropout) for m in G.modules()):
+            raise ConfigError("style.samples: this generator takes no style code and has no dropout to vary")
+        return samples, truncation
+    return fixed_latents(samples, int(G.nz), int(style.get("seed", 0))), truncation
 
 
 def _write_report(report: dict[str, Any], shown: FirstImages, run_dir: Path) -> None:

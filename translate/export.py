@@ -3,7 +3,9 @@
 ``python -m translate.export checkpoint=PATH format=onnx|torchscript [output=FILE] [direction=BtoA]``
 (reference weights also need ``generator=...`` as in ``infer.py``). Inputs are [N, C, H, W] in [-1, 1] with
 H and W multiples of the generator's stride (stored in the ONNX metadata as ``stride``); a noise generator
-(``model=gan``) takes latents [N, z_dim] (metadata ``z_dim``, ``size``) and StyleGAN ``truncation=PSI``.
+(``model=gan``) takes latents [N, z_dim] (metadata ``z_dim``, ``size``) and StyleGAN ``truncation=PSI``. A
+generator with a style code (``model=bicycle``) takes the latent [N, nz] as a second input ``latent``
+(``style=input``), or bakes one in: ``style=mean`` or ``style=SEED``; ``truncation=PSI`` applies to it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from torch import nn
 from translate.errors import ConfigError
 from translate.fsutil import atomic_write, atomic_write_bytes
 from translate.generator_io import load_translation
-from translate.models.base import Translation
+from translate.models.base import Translation, fixed_latents
 from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels, generator_stride
 from translate.networks.stylegan import StyleGenerator
@@ -54,34 +56,81 @@ class LatentToImage(nn.Module):
         return self.G(latent)
 
 
-def _wrapped(G: nn.Module, truncation: float) -> tuple[nn.Module, torch.Tensor, str, dict[str, str]]:
-    """The module to trace, an example input, the input's name and the file's metadata."""
+class ImageAndLatentToImage(nn.Module):
+    """A generator with a style code as ``G(image, latent)``: [N, C, H, W] and [N, nz] -> [N, C_out, H, W], with
+    ``truncation`` baked in (the mapping network, in AdaIN mode, is part of the file)."""
+
+    def __init__(self, G: nn.Module, truncation: float = 1.0):
+        super().__init__()
+        self.G, self.truncation = G, float(truncation)
+
+    def forward(self, image: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        return self.G(image, latent, truncation=self.truncation)
+
+
+class ImageToImageWithStyle(nn.Module):
+    """A generator with a style code as ``G(image)`` under one code chosen at export (stored in the file)."""
+
+    def __init__(self, G: nn.Module, code: torch.Tensor, truncation: float = 1.0):
+        super().__init__()
+        self.G, self.truncation = G, float(truncation)
+        self.register_buffer("code", code.reshape(1, -1))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.G(image, self.code * image.new_ones(image.shape[0], 1), truncation=self.truncation)
+
+
+def _image_wrapper(G: nn.Module, truncation: float, style: str | int) -> tuple[nn.Module, list[str], dict]:
+    """For an image generator: the module to trace, its input names and extra metadata (``style``: ``input``
+    takes the latent as a second input, ``mean`` the mean style, a number the code of that seed)."""
+    nz = int(getattr(G, "nz", 0))
+    if not nz:
+        if truncation != 1.0 or style != "input":
+            raise ConfigError("truncation and style: only generators with a style code (model=bicycle) or noise "
+                              "generators (model=gan) take them")
+        return ImageToImage(G), ["image"], {}
+    if not isinstance(truncation, (int, float)):
+        raise ConfigError("truncation: give one number for an export")
+    meta = {"nz": nz, "truncation": truncation, "style": style}
+    if style == "input":
+        return ImageAndLatentToImage(G, truncation), ["image", "latent"], meta
+    if style == "mean":
+        return ImageToImage(G), ["image"], meta
+    if isinstance(style, bool) or not isinstance(style, int):
+        raise ConfigError(f"style={style!r} is not one of input, mean or a seed (an integer)")
+    return ImageToImageWithStyle(G, fixed_latents(1, nz, style), truncation), ["image"], meta
+
+
+def _wrapped(G: nn.Module, truncation: float,
+             style: str | int = "input") -> tuple[nn.Module, tuple[torch.Tensor, ...], list[str], dict[str, str]]:
+    """The module to trace, example inputs, their names and the file's metadata."""
     if hasattr(G, "z_dim"):
         example = torch.zeros(1, int(G.z_dim))
         meta = {"z_dim": G.z_dim, "size": G.size, "truncation": truncation, "range": "[-1, 1]"}
-        return LatentToImage(G, truncation).eval(), example, "latent", {k: str(v) for k, v in meta.items()}
-    if truncation != 1.0:
-        raise ConfigError("truncation: only a noise generator (model=gan) is exported with truncation")
+        return LatentToImage(G, truncation).eval(), (example,), ["latent"], {k: str(v) for k, v in meta.items()}
+    wrapper, names, extra = _image_wrapper(G, truncation, style)
     in_ch, out_ch = generator_channels(G)
     stride = generator_stride(G)
     side = max(stride, 64 // stride * stride)
-    meta = {"stride": stride, "in_channels": in_ch, "out_channels": out_ch, "range": "[-1, 1]"}
-    return ImageToImage(G).eval(), torch.zeros(1, in_ch, side, side), "image", {k: str(v) for k, v in meta.items()}
+    examples = (torch.zeros(1, in_ch, side, side), torch.zeros(1, int(getattr(G, "nz", 0))))[: len(names)]
+    meta = {"stride": stride, "in_channels": in_ch, "out_channels": out_ch, "range": "[-1, 1]", **extra}
+    return wrapper.eval(), examples, names, {k: str(v) for k, v in meta.items()}
 
 
 def export_generator(G: nn.Module, path: str | Path, format: str = "onnx", opset: int = 17,
-                     truncation: float = 1.0) -> Path:
+                     truncation: float = 1.0, style: str | int = "input") -> Path:
     """Write ``G`` (in eval mode) to ``path``; returns the path. An image generator takes [N, C, H, W] (dynamic
-    batch and sides); a noise generator [N, z_dim] latents (dynamic batch)."""
+    batch and sides), one with a style code also latents [N, nz] (``style=input``; or ``mean`` / a seed: one
+    code chosen now); a noise generator [N, z_dim] latents (dynamic batch)."""
     if format not in FORMATS:
         raise ConfigError(f"format={format!r} is not one of {', '.join(FORMATS)}")
-    G, example, input_name, metadata = _wrapped(G.eval().cpu(), truncation)
+    G, examples, input_names, metadata = _wrapped(G.eval().cpu(), truncation, style)
     path = Path(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter is chatty about deprecations
         if format == "torchscript":
             with torch.no_grad():
-                traced = torch.jit.trace(G, example)
+                traced = torch.jit.trace(G, examples)
             atomic_write(path, lambda f: torch.jit.save(traced, f))
             return path
         import onnx
@@ -89,9 +138,9 @@ def export_generator(G: nn.Module, path: str | Path, format: str = "onnx", opset
         tmp = path.with_name(f".{path.name}.export")
         try:
             dims = {0: "batch", 2: "height", 3: "width"}
-            in_dims = dims if input_name == "image" else {0: "batch"}
-            torch.onnx.export(G, (example,), str(tmp), input_names=[input_name], output_names=["output"],
-                              dynamic_axes={input_name: in_dims, "output": dims}, opset_version=opset, dynamo=False)
+            axes = {name: dims if name == "image" else {0: "batch"} for name in input_names} | {"output": dims}
+            torch.onnx.export(G, examples, str(tmp), input_names=input_names, output_names=["output"],
+                              dynamic_axes=axes, opset_version=opset, dynamo=False)
             model = onnx.load(str(tmp))
         finally:
             tmp.unlink(missing_ok=True)
@@ -113,7 +162,8 @@ def run(cfg) -> Path:
     loaded = load_translation(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
     direction = cfg.direction or _direction_name(loaded.translation)
     output = cfg.output or str(Path(str(cfg.checkpoint)).with_suffix("").as_posix() + f"_{direction}" + FORMATS[cfg.format])
-    path = export_generator(loaded.module, output, cfg.format, cfg.opset, truncation=cfg.get("truncation", 1.0))
+    path = export_generator(loaded.module, output, cfg.format, cfg.opset, truncation=cfg.get("truncation", 1.0),
+                            style=cfg.get("style", "input"))
     print(f"wrote {path}")
     return path
 

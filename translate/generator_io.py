@@ -57,11 +57,13 @@ def _preset(name: str, overrides: dict[str, Any]):
 @dataclass(frozen=True)
 class LoadedGenerator:
     """A generator ready for inference (eval mode, CPU), the translation it performs (which batch key it reads
-    and which it writes) and, for our checkpoints, the training config it was stored with."""
+    and which it writes) and, for our checkpoints, the training config it was stored with and the model's style
+    encoder (``model=bicycle``'s E, for reference styles), if it has one."""
 
     module: nn.Module
     translation: Translation
     config: DictConfig | None = None
+    style_encoder: nn.Module | None = None
 
 
 def load_generator(path: str | Path, **kwargs: Any) -> nn.Module:
@@ -172,4 +174,19 @@ def _from_training_checkpoint(path: Path, ckpt: dict[str, Any], *, direction: st
         load_network_state(G, state, name)
     except (RuntimeError, ValueError) as e:
         raise CheckpointError(f"{path}: generator weights do not fit its stored config ({first_line(e)})") from None
-    return LoadedGenerator(G.eval(), translation, cfg)
+    return LoadedGenerator(G.eval(), translation, cfg, _style_encoder(path, ckpt, model))
+
+
+def _style_encoder(path: Path, ckpt: dict[str, Any], model) -> nn.Module | None:
+    """The model's style encoder with its trained weights (None when the model has none)."""
+    E = model.style_encoder()
+    if E is None:
+        return None
+    name = next(n for n, net in model.networks().items() if net is E)
+    if name not in ckpt["networks"]:
+        raise CheckpointError(f"{path}: the checkpoint has no weights for the style encoder {name}")
+    try:
+        load_network_state(E, ckpt["networks"][name], name)
+    except (RuntimeError, ValueError) as e:
+        raise CheckpointError(f"{path}: style encoder weights do not fit its stored config ({first_line(e)})") from None
+    return E.eval()

@@ -35,6 +35,7 @@ from translate.imageio16 import Picture, encode, picture_size, read_picture, to_
 from translate.networks.layers import generator_channels, generator_stride
 from translate.runtime import autocast, precision_dtype, resolve_device
 from translate.schema import Count, Positive, Precision, Range, check_dataclass
+from translate.styles import StyleOptions, StylePlan, run_with_code, style_plan
 
 FORMATS = {"keep": None, "png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF"}
 SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif"}
@@ -272,19 +273,20 @@ class Translator:
         tile = max(self.stride, (int(tile_size) // self.stride) * self.stride)
         self.tile, self.overlap = tile, min(int(tile_overlap), tile // 2)
 
-    def _run(self, x: torch.Tensor) -> torch.Tensor:
+    def _run(self, x: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
+        x = x.contiguous(memory_format=self.memory_format)
         with autocast(self.device, self.amp_dtype):
-            return self.G(x.contiguous(memory_format=self.memory_format)).float()
+            return (self.G(x) if code is None else run_with_code(self.G, x, code)).float()
 
     @torch.inference_mode()
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """[N, C, H, W] in [-1, 1] -> [N, C_out, H, W]."""
+    def __call__(self, x: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
+        """[N, C, H, W] in [-1, 1] -> [N, C_out, H, W]; ``code``: a style code for every image (``styles``)."""
         x = x.to(self.device, non_blocking=True)
         # At least two strides: a 1x1 bottleneck leaves nothing for instance norm to normalise.
         padded, h, w = _pad_to(x, self.stride, minimum=2 * self.stride if self.stride < 64 else self.stride)
         H, W = padded.shape[-2:]
         if H <= self.tile and W <= self.tile:
-            return self._run(padded)[..., :h, :w]
+            return self._run(padded, code)[..., :h, :w]
         out = torch.zeros(x.shape[0], self.out_channels, H, W, device=self.device)
         weight = torch.zeros(1, 1, H, W, device=self.device)
         th, tw = min(self.tile, H), min(self.tile, W)
@@ -293,7 +295,7 @@ class Translator:
         win = (wy[:, None] * wx[None, :])[None, None]
         for y0 in _starts(H, th, self.overlap):
             for x0 in _starts(W, tw, self.overlap):
-                tile = self._run(padded[..., y0 : y0 + th, x0 : x0 + tw])
+                tile = self._run(padded[..., y0 : y0 + th, x0 : x0 + tw], code)
                 out[..., y0 : y0 + th, x0 : x0 + tw] += tile * win
                 weight[..., y0 : y0 + th, x0 : x0 + tw] += win
         return (out / weight)[..., :h, :w]
@@ -386,14 +388,15 @@ class InferOptions:
 
 
 def translate_files(G: nn.Module, inputs: str | Path | list, output: str | Path, options: InferOptions | None = None,
-                    **changes: Any) -> Summary:
+                    plan: StylePlan | None = None, **changes: Any) -> Summary:
     """Translate every image of ``inputs`` (files, folders, globs or list files) into ``output``, as ``options``
     (or the defaults) with ``changes`` (e.g. ``quiet=True``) say.
 
     Outputs mirror the inputs' relative paths, never leaving ``output``. Unreadable inputs are reported and
     skipped; existing outputs are skipped unless ``overwrite``; other files in input folders are listed in
     ``Summary.ignored``. An output folder that cannot be written is a ConfigError before anything is translated.
-    Returns the counts (``Summary.exit_code``: 0 all converted, 1 some failed).
+    Returns the counts (``Summary.exit_code``: 0 all converted, 1 some failed). ``plan``: the styles of a
+    generator with a style code (``translate.styles``): several outputs per input, each counted.
     """
     start = time.perf_counter()
     opts = replace(options or InferOptions(), **changes)
@@ -404,7 +407,8 @@ def translate_files(G: nn.Module, inputs: str | Path | list, output: str | Path,
     if not opts.allow_inplace:
         _refuse_output_inside(output, scanned)
     summary = Summary(ignored=ignored)
-    jobs = _plan(found, output, FORMATS[opts.format], opts.overwrite, summary)
+    plan = plan or StylePlan()
+    jobs = _plan(found, output, FORMATS[opts.format], opts.overwrite, summary, plan.suffixes)
     if jobs:
         _check_writable(output)
     _remove_leftovers(output)
@@ -414,21 +418,22 @@ def translate_files(G: nn.Module, inputs: str | Path | list, output: str | Path,
                             compile=opts.compile, norm_mode=opts.norm_mode, tile_size=opts.tile_size,
                             tile_overlap=opts.tile_overlap)
     loader = _loader(jobs, sizes, translator, opts, device)
-    _translate_all(loader, jobs, len(jobs) - len(sizes), translator, opts, summary)
+    _translate_all(loader, jobs, len(jobs) - len(sizes), translator, opts, summary, plan)
     summary.seconds = time.perf_counter() - start
     return summary
 
 
 def _translate_all(loader: DataLoader, jobs: list[tuple[Path, Path]], header_failures: int, translator: Translator,
-                   opts: InferOptions, summary: Summary) -> None:
+                   opts: InferOptions, summary: Summary, plan: StylePlan) -> None:
     """Translate every batch while the writer thread writes. On Ctrl-C keep only complete outputs (queued ones
     are dropped), say how far it got and how to resume, and re-raise so the CLI exits 130."""
-    bar = tqdm(total=len(jobs), desc="translate", unit="img", disable=opts.quiet, file=sys.stderr, dynamic_ncols=True)
-    bar.update(header_failures)
+    bar = tqdm(total=len(jobs) * len(plan.suffixes), desc="translate", unit="img", disable=opts.quiet,
+               file=sys.stderr, dynamic_ncols=True)
+    bar.update(header_failures * len(plan.suffixes))
     writer = _Writer(summary, bar)
     try:
         for items in loader:
-            _convert(items, jobs, translator, writer, opts, summary, bar)
+            _convert(items, jobs, translator, writer, opts, summary, bar, plan)
         writer.close()
     except KeyboardInterrupt:
         writer.close(drop=True)
@@ -475,11 +480,17 @@ def _refuse_output_inside(output: Path, scanned: set[Path]) -> None:
             )
 
 
+def with_suffix_in_name(path: Path, suffix: str) -> Path:
+    """``a/b.png`` with ``_s0`` -> ``a/b_s0.png`` (an output of one style)."""
+    return path.with_name(f"{path.stem}{suffix}{path.suffix}") if suffix else path
+
+
 def _plan(found: list[tuple[Path, Path]], output: Path, fmt: str | None, overwrite: bool,
-          summary: Summary) -> list[tuple[Path, Path]]:
+          summary: Summary, suffixes: list[str] = ("",)) -> list[tuple[Path, Path]]:
     """(input, output) pairs still to convert; collisions, outputs that would overwrite an input and outputs
     outside ``output`` (through ``..`` or a symbolic link) fail, and existing outputs are skipped unless
-    ``overwrite``."""
+    ``overwrite``. With several outputs per input (``suffixes`` in the output's name), the pair's output is
+    the base name: each of its outputs is checked, and an input is skipped when all of them exist."""
     sources = {src.resolve() for src, _ in found}
     inside = output.resolve()
     jobs: list[tuple[Path, Path]] = []
@@ -489,13 +500,17 @@ def _plan(found: list[tuple[Path, Path]], output: Path, fmt: str | None, overwri
         if not dst.resolve().is_relative_to(inside):  # last guard: collect_inputs already keeps paths inside
             summary.failed.append((str(src), f"its output {dst} would be outside the output folder {output}"))
             continue
-        if dst.resolve() in claimed:
-            summary.failed.append((str(src), f"its output {dst} is also the output of {claimed[dst.resolve()]}"))
+        outputs = [with_suffix_in_name(dst, suffix).resolve() for suffix in suffixes]
+        taken = next((out for out in outputs if out in claimed), None)
+        if taken is not None:
+            summary.failed.append((str(src), f"its output {taken} is also the output of {claimed[taken]}"))
             continue
-        claimed[dst.resolve()] = src
-        if dst.resolve() in sources:
-            summary.failed.append((str(src), f"its output {dst} would overwrite an input; set format= or output="))
-        elif dst.exists() and not overwrite:
+        claimed |= dict.fromkeys(outputs, src)
+        overwritten = next((out for out in outputs if out in sources), None)
+        if overwritten is not None:
+            reason = f"its output {overwritten} would overwrite an input; set format= or output="
+            summary.failed.append((str(src), reason))
+        elif all(out.exists() for out in outputs) and not overwrite:
             summary.skipped += 1
         else:
             jobs.append((src, dst))
@@ -533,45 +548,67 @@ def _loader(jobs: list[tuple[Path, Path]], sizes: dict[int, tuple[int, int]], tr
 
 
 def _convert(items: list[dict[str, Any]], jobs: list[tuple[Path, Path]], translator: Translator, writer: _Writer,
-             opts: InferOptions, summary: Summary, bar: tqdm) -> None:
-    """Translate one batch of decoded items and queue their outputs; decode and model failures fail their
-    files only (e.g. out of memory on a huge image)."""
+             opts: InferOptions, summary: Summary, bar: tqdm, plan: StylePlan) -> None:
+    """Translate one batch of decoded items (once per style code of ``plan``) and queue their outputs; decode
+    and model failures fail their files only (e.g. out of memory on a huge image)."""
     good = [it for it in items if "error" not in it]
+    per_input = len(plan.suffixes)
     for it in items:
         if "error" in it:
             src = jobs[it["index"]][0]
             summary.failed.append((str(src), it["error"].removeprefix(f"{src}: ")))
-            bar.update(1)
+            bar.update(per_input)
     if not good:
         return
+    x = torch.stack([it["x"] for it in good])
     try:
-        y = translator(torch.stack([it["x"] for it in good])).cpu()
+        ys = [translator(x, code).cpu() for code in plan.codes()]
     except (RuntimeError, ValueError) as e:
         for it in good:
             summary.failed.append((str(jobs[it["index"]][0]), f"translation failed: {first_line(e)}"))
-            bar.update(1)
+            bar.update(per_input)
         return
     fmt = FORMATS[opts.format]
-    for it, out in zip(good, y):
+    for n, it in enumerate(good):
         src, dst = jobs[it["index"]]
         picture: Picture = it["picture"]
-        if opts.resize:
-            out = F.interpolate(out[None], size=picture.size, mode="bicubic", antialias=True, align_corners=False)[0]
-        writer.put(src, dst, out, picture.alpha, fmt or _format_of(dst), picture.bits, opts.jpg_quality)
+        size = picture.size if opts.resize else None
+        images = plan.compose([_resized(y[n], size) for y in ys], _resized(it["x"], size))
+        alpha = picture.alpha if tuple(images[0].shape[-2:]) == picture.size else None  # grids have no alpha
+        for suffix, image in zip(plan.suffixes, images):
+            out = with_suffix_in_name(dst, suffix)
+            writer.put(src, out, image, alpha, fmt or _format_of(out), picture.bits, opts.jpg_quality)
+
+
+def _resized(image: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
+    """``image`` [C, H, W] back at the input's ``size`` (after ``resize``); as it is for None."""
+    if size is None:
+        return image
+    return F.interpolate(image[None], size=size, mode="bicubic", antialias=True, align_corners=False)[0]
 
 
 def run(cfg) -> Summary:
     """``infer.py``: load the generator named by ``cfg.checkpoint`` and translate ``cfg.input`` into ``cfg.output``."""
-    from translate.generator_io import load_generator
+    from translate.generator_io import load_translation
 
     generator = dict(cfg.generator) if cfg.get("generator") else None
-    G = load_generator(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
+    loaded = load_translation(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
+    plan = style_plan_of(loaded, StyleOptions.from_config(cfg.get("style")))
     inputs = list(cfg.input) if not isinstance(cfg.input, str) else cfg.input
-    summary = translate_files(G, inputs, cfg.output, InferOptions.from_config(cfg))
+    summary = translate_files(loaded.module, inputs, cfg.output, InferOptions.from_config(cfg), plan=plan)
     _print_some(summary.failed, "failed", "failures", 20)
     _print_some(summary.ignored, "ignored", "ignored files", 5)
     print(summary, file=sys.stderr)
     return summary
+
+
+def style_plan_of(loaded, opts: StyleOptions) -> StylePlan:
+    """The styles ``opts`` ask of a loaded generator (references are read at the training crop size)."""
+    if not opts.requested:
+        return StylePlan()
+    channels = generator_channels(loaded.module)[1]
+    size = int(loaded.config.data.crop_size) if loaded.config is not None else 256
+    return style_plan(loaded.module, opts, encoder=loaded.style_encoder, channels=channels, image_size=size)
 
 
 def _print_some(entries: list[tuple[str, str]], label: str, plural: str, limit: int) -> None:

@@ -105,11 +105,13 @@ def dropout_active(G: nn.Module):
             m.train(mode)
 
 
-def style_outputs(G: nn.Module, x: torch.Tensor, styles: torch.Tensor | int, *, seed: int = 0) -> list[torch.Tensor]:
-    """G's outputs for ``x``, one per style: codes [K, nz] for a generator with a style code; a count K for one
-    without (K passes with its dropout on, drawn from ``seed`` in a forked RNG: pix2pix with noise)."""
+def style_outputs(G: nn.Module, x: torch.Tensor, styles: torch.Tensor | int, *, seed: int = 0,
+                  truncation: float = 1.0) -> list[torch.Tensor]:
+    """G's outputs for ``x``, one per style: codes [K, nz] for a generator with a style code (pulled towards the
+    mean style by ``truncation``); a count K for one without (K passes with its dropout on, drawn from ``seed``
+    in a forked RNG: pix2pix with noise)."""
     if isinstance(styles, torch.Tensor):
-        return [G(x, z.to(x).expand(len(x), -1)) for z in styles]
+        return [G(x, z.to(x).expand(len(x), -1), truncation=truncation) for z in styles]
     with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []), dropout_active(G):
         torch.manual_seed(seed)
         return [G(x) for _ in range(styles)]
@@ -138,13 +140,14 @@ def style_metrics(outputs: list[torch.Tensor], target: torch.Tensor, lpips_net: 
 def evaluate_paired(G: nn.Module, batches: Iterable[dict[str, torch.Tensor]], *, device: torch.device | str,
                     source: str = "A", target: str = "B", lpips_net: nn.Module | None = None,
                     distribution: DistributionMetrics | None = None, autocast=nullcontext, prefix: str = "val/",
-                    on_batch=None, styles: torch.Tensor | int | None = None) -> dict[str, float]:
+                    on_batch=None, styles: torch.Tensor | int | None = None,
+                    truncation: float = 1.0) -> dict[str, float]:
     """Average L1, PSNR, SSIM (and LPIPS with ``lpips_net``; FID/KID with ``distribution``) of ``G(source)``
     against ``target`` over ``batches``, with G in eval mode. ``autocast`` wraps G only: metrics run in fp32.
     ``on_batch(x, out, y)`` sees every batch (for grids and tables). In the PSNR mean an exact reproduction
     counts as PSNR_CAP dB (inf when every image is exact). Many outputs per input (``style_metrics``): for a
     generator with a style code over the batch's fixed codes (``batch["styles"]``), or ``styles`` (codes, or
-    a count: dropout passes for a generator without one)."""
+    a count: dropout passes for a generator without one), with ``truncation`` for the codes."""
     totals: dict[str, list[torch.Tensor]] = {"l1": [], "psnr": [], "ssim": []}
     if lpips_net is not None:
         totals["lpips"] = []
@@ -164,7 +167,8 @@ def evaluate_paired(G: nn.Module, batches: Iterable[dict[str, torch.Tensor]], *,
             chosen = styles if styles is not None else batch.get(STYLES) if takes_style(G) else None
             if chosen is not None:
                 with autocast():
-                    outputs = style_outputs(G, x, chosen.to(device) if isinstance(chosen, torch.Tensor) else chosen)
+                    outputs = style_outputs(G, x, chosen.to(device) if isinstance(chosen, torch.Tensor) else chosen,
+                                            truncation=truncation)
                 for key, value in style_metrics(outputs, y, lpips_net).items():
                     totals.setdefault(key, []).append(value.cpu())
             if distribution is not None:

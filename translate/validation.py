@@ -43,14 +43,17 @@ class Validator:
     whether paired models also get FID/KID (unpaired ones always do, when ``metrics.fid``). ``truth_batches``:
     aligned ``{"A", "B"}`` batches of val images and their true translations, for an unpaired model (each
     translation is scored on them from its source key to its target key, so B -> A runs night to day, as
-    ``val/paired_*``). What is off for lack of weights
-    is in ``skipped`` (metric -> reason).
+    ``val/paired_*``). ``styles`` and ``truncation``: the outputs a paired model's diversity is measured over
+    (``evaluate_paired``; by default a generator with a style code uses the batch's fixed codes). What is off for
+    lack of weights is in ``skipped`` (metric -> reason).
     """
 
     def __init__(self, translations: dict[str, Translation], *, paired: bool, metrics: DictConfig | dict,
                  device: torch.device, amp_dtype: torch.dtype | None = None, distribution: bool = False,
-                 truth_batches: list[dict[str, torch.Tensor]] | None = None):
+                 truth_batches: list[dict[str, torch.Tensor]] | None = None,
+                 styles: torch.Tensor | int | None = None, truncation: float = 1.0):
         self.translations, self.paired, self.device = translations, paired, device
+        self.styles, self.truncation = styles, truncation
         self.truth_batches = [] if paired else list(truth_batches or [])
         self.autocast = functools.partial(autocast, device, amp_dtype)
         self.skipped: dict[str, str] = {}
@@ -96,8 +99,9 @@ class Validator:
             common = dict(device=self.device, source=t.source, target=t.target, autocast=self.autocast,
                           prefix=where, on_batch=on_batch)
             if self.paired:
-                result |= evaluate_paired(G, batches, lpips_net=self.lpips,
-                                          distribution=self.distributions.get(direction), **common)
+                result |= evaluate_paired(G, batches, lpips_net=self.lpips, styles=self.styles,
+                                          truncation=self.truncation, distribution=self.distributions.get(direction),
+                                          **common)
             else:
                 if direction in self.distributions:
                     result |= evaluate_distribution(G, batches, self.distributions[direction], **common)

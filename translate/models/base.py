@@ -91,6 +91,11 @@ class TranslationModel(nn.Module):
         """Trained networks that are neither generators nor discriminators (none by default)."""
         return {}
 
+    def style_encoder(self) -> nn.Module | None:
+        """The network that reads a style code off a target image, ``E(image) -> (mean, log-variance)``, for
+        reference styles at inference (one of the auxiliaries; none by default)."""
+        return None
+
     def networks(self) -> dict[str, nn.Module]:
         """Every trained network by name: generators, discriminators, auxiliaries."""
         return {**self.generators(), **self.discriminators(), **self.auxiliaries()}

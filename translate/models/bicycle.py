@@ -98,6 +98,9 @@ class BicycleGAN(TranslationModel):
     def auxiliaries(self) -> dict[str, nn.Module]:
         return {"E": self.E}
 
+    def style_encoder(self) -> nn.Module:
+        return self.E
+
     # ------------------------------------------------------------------ steps
     def halves(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(A of the cVAE half, B of the cVAE half, B of the cLR half)."""

@@ -67,6 +67,7 @@ class LatentUnetGenerator(StyleCodes, nn.Module):
         if num_downs < 5:
             raise ConfigError(f"generator.num_downs={num_downs}: the U-Net needs at least 5 levels")
         self.nz, self.z_inject, self.num_downs = int(nz), z_inject, num_downs
+        self.in_channels, self.out_channels = in_channels, out_channels
         widths = [ngf * min(2**i, 8) for i in range(num_downs)]
         extra = [nz if z_inject == "all" or (z_inject == "input" and i == 0) else 0 for i in range(num_downs)]
         self.z_channels = extra

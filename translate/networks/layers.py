@@ -92,7 +92,10 @@ def count_parameters(net: nn.Module) -> int:
 
 
 def generator_channels(G: nn.Module) -> tuple[int, int]:
-    """(input, output) channels of a generator, read off its first and last convolutions."""
+    """(input, output) channels of a generator: its ``in_channels`` and ``out_channels`` where it declares them
+    (a first convolution that also takes a style code has more), else read off its first and last convolutions."""
+    if hasattr(G, "in_channels") and hasattr(G, "out_channels"):
+        return int(G.in_channels), int(G.out_channels)
     convs = [m for m in G.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     return convs[0].in_channels, convs[-1].out_channels
 
