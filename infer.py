@@ -16,4 +16,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    # edit.NAME=k names axes the config cannot list in advance: add them as Hydra's +key=value does.
+    sys.argv = [f"+{a}" if a.startswith("edit.") else a for a in sys.argv]
     main()

@@ -402,3 +402,49 @@ def test_export_takes_the_latent_as_a_second_input_or_bakes_one_in(bicycle_run, 
     assert np.abs(ours_fixed - baked.numpy()).max() < 1e-4
     with pytest.raises(ConfigError, match="style='loud'"):
         export_generator(G, tmp_path / "bad.onnx", "onnx", style="loud")
+
+
+# ---------------------------------------------------------------------------------------------- style axes
+@pytest.mark.slow
+def test_style_axes_find_and_edit_attributes_of_the_outputs(bicycle_run, tmp_path):
+    from omegaconf import OmegaConf
+
+    from translate.attributes import pixel_attributes
+    from translate.axes import run as axes_run
+    from translate.infer import run as infer_run
+
+    base = OmegaConf.load(ROOT / "conf" / "axes.yaml")
+    base.pop("defaults"), base.pop("hydra")
+    cfg = OmegaConf.merge(base, {"checkpoint": str(bicycle_run / "run"), "samples": 96, "inputs": 2,
+                                 "sweep_images": 6, "base": ["brightness"]})
+    axes = axes_run(cfg)
+    assert axes.space == "w" and set(axes.vectors) >= {"brightness", "saturation", "contrast"}
+    assert all(abs(float(axes.vectors[n] @ axes.vectors["brightness"])) < 1e-5 for n in axes.vectors if n != "brightness")
+    sweeps = axes.info["report"]["sweeps"]
+    assert sweeps["brightness"]["spearman"] >= 0.9 and sweeps["brightness"]["change_per_std"]["brightness"] > 0
+    assert axes.info["extractor"]["centred_per_input"] and (bicycle_run / "run" / "checkpoints" / "axes.json").is_file()
+
+    def mean_brightness(k: float) -> float:
+        out = tmp_path / f"edit{k}"
+        cfg = _infer_cfg(bicycle_run, bicycle_run / "data" / "val" / "A", out, samples=4)
+        cfg.edit = {"brightness": k}
+        infer_run(cfg)
+        images = [torch.from_numpy(np.array(Image.open(p))).permute(2, 0, 1)[None] for p in sorted(out.iterdir())]
+        return float(pixel_attributes(torch.cat(images))["brightness"].mean())
+
+    assert mean_brightness(2.0) > mean_brightness(0.0) > mean_brightness(-2.0)
+    bad = _infer_cfg(bicycle_run, bicycle_run / "data" / "val" / "A", tmp_path / "x", samples=2)
+    bad.edit = {"smile": 1}
+    with pytest.raises(ConfigError, match="edit.smile: no such axis"):
+        infer_run(bad)
+
+
+def test_centred_scores_are_zero_for_the_mean_style():
+    from translate.extractor import PixelExtractor
+    from translate.style_axes import CentredScores
+
+    G, x = tiny_unet("all"), torch.randn(3, 3, 32, 32)
+    scores = CentredScores(PixelExtractor(), G, x)
+    with torch.no_grad():
+        mean = torch.cat([G(x), G(x)])  # two "codes", both the mean style, on the three inputs
+    assert all(v.abs().max() < 1e-6 and v.shape == (2,) for v in scores.scores(mean).values())

@@ -1,7 +1,7 @@
 """Attributes of images that need no download: what TL-GAN's extractor step can use without a labelled set,
 and the features the face demo's validation measures distributions on.
 
-``pixel_attributes`` gives per-image brightness, colour temperature, saturation and edge density;
+``pixel_attributes`` gives per-image brightness, colour temperature, saturation, contrast and edge density;
 ``PixelFeatures`` is a feature extractor for FID/KID (``metrics.features``): colour on a 4x4 grid, global
 hue/saturation/value statistics and edge density on a 4x4 grid. Neither learns anything, so they score colour
 and layout, not identity; on the face demo they tell hair colours, skin tones, backgrounds, head sizes and
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-PIXEL_ATTRIBUTES = ("brightness", "colour_temperature", "saturation", "edge_density")
+PIXEL_ATTRIBUTES = ("brightness", "colour_temperature", "saturation", "contrast", "edge_density")
 
 
 def _unit_rgb(images: torch.Tensor) -> torch.Tensor:
@@ -31,11 +31,14 @@ def edges(rgb: torch.Tensor) -> torch.Tensor:
 
 def pixel_attributes(images: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per image [N]: ``brightness`` (mean luma), ``colour_temperature`` (mean red minus blue: warm > 0),
-    ``saturation`` (mean HSV saturation) and ``edge_density`` (the share of pixels on an edge)."""
+    ``saturation`` (mean HSV saturation), ``contrast`` (the standard deviation of luma) and ``edge_density``
+    (the share of pixels on an edge)."""
     rgb = _unit_rgb(images)
     hsv = kornia.color.rgb_to_hsv(rgb)
+    luma = kornia.color.rgb_to_grayscale(rgb)
     return {
-        "brightness": kornia.color.rgb_to_grayscale(rgb).mean((1, 2, 3)),
+        "brightness": luma.mean((1, 2, 3)),
+        "contrast": luma.flatten(1).std(1),
         "colour_temperature": (rgb[:, 0] - rgb[:, 2]).mean((1, 2)),
         "saturation": hsv[:, 1].mean((1, 2)),
         "edge_density": (edges(rgb) > 0.1).float().mean((1, 2, 3)),

@@ -17,6 +17,9 @@
    generated attribute distribution compares with the real one (KL of class shares, Fréchet distance on the
    extractor's features next to a real-vs-real baseline);
 6. ``python -m translate.generate ... edit.smile=+1.5`` moves latents along the axes, in standard deviations.
+
+A translation checkpoint with a style code (``model=bicycle``) gets axes in its code space, for ``infer.py
+edit.NAME=k`` (``translate.style_axes``).
 """
 
 from __future__ import annotations
@@ -232,18 +235,28 @@ def find_axes(samples: dict[str, torch.Tensor], names: list[str], *, space: str,
     others orthogonal to ``base``."""
     base = list(base or [])
     x = samples[space]
-    fits = {}
+    fits, constant = {}, []
     for name in names:
         if f"score/{name}" not in samples:
             raise ConfigError(f"attributes: no score {name!r} (the extractor gives "
                               f"{', '.join(k.removeprefix('score/') for k in samples if k.startswith('score/'))})")
+        if float(samples[f"score/{name}"].double().std()) < 1e-7:  # nothing to fit: no axis changes it
+            constant.append(name)
+            continue
         fits[name] = fit_axis(x, samples[f"score/{name}"], method=method, seed=seed)
+    if constant:
+        print(f"no axis for {', '.join(constant)}: the same for every sample", file=sys.stderr)
+        if set(constant) & set(base):
+            raise ConfigError(f"base: {', '.join(sorted(set(constant) & set(base)))} does not vary over the samples")
+        if not fits:
+            raise ConfigError("no attribute varies over the samples: nothing to fit")
     raw = {name: f.axis for name, f in fits.items()}
     vectors = untangle(raw, base, untangle_method)
     info = {
         "method": method, "untangle": untangle_method, "base": base, "samples": len(x),
         "attributes": {name: {"slope": round(f.slope, 5), "r2": None if f.r2 is None else round(f.r2, 4),
                               "accuracy": round(f.accuracy, 4)} for name, f in fits.items()},
+        "constant": constant,
         "cosines_before": cosines(raw, base),
         "cosines_after": cosines(vectors, base),
     }
@@ -294,10 +307,16 @@ def build_extractor(cfg, folder: Path):
 
 def run(cfg) -> Axes:
     """The ``python -m translate.axes`` app."""
-    from translate.generate import load_noise_generator
+    from translate.generator_io import load_translation
+    from translate.models.gan import LATENT
     from translate.runtime import resolve_device
 
-    G = load_noise_generator(cfg.checkpoint, cfg.weights)
+    loaded = load_translation(cfg.checkpoint, weights=cfg.weights)
+    if loaded.translation.source != LATENT:
+        from translate import style_axes
+
+        return style_axes.run(cfg, loaded)
+    G = loaded.module
     sampler = Sampler(G, seed=int(cfg.seed), noise=cfg.noise, device=resolve_device(cfg.device, "device"))
     space = latent_space(sampler, cfg.space)
     folder = axes_folder(cfg.checkpoint)

@@ -32,8 +32,7 @@ def sweep(sampler: Sampler, extractor, axis: torch.Tensor, std: float, space: st
     """Mean score of ``names`` over latents ``z`` moved k standard deviations along ``axis``, k in STEPS."""
     means: dict[str, list[float]] = {n: [] for n in names}
     for k in STEPS:
-        moved = Sampler(sampler.G, truncation=sampler.truncation, noise=sampler.noise, seed=sampler.seed,
-                        device=sampler.device, edits=[LatentEdit(axis, k * std, space)])
+        moved = sampler.with_edits([LatentEdit(axis, k * std, space)])
         scores = extractor.scores(moved.images(z))
         for n in names:
             means[n].append(float(scores[n].float().mean()))

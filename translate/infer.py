@@ -593,7 +593,7 @@ def run(cfg) -> Summary:
 
     generator = dict(cfg.generator) if cfg.get("generator") else None
     loaded = load_translation(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
-    plan = style_plan_of(loaded, StyleOptions.from_config(cfg.get("style")))
+    plan = style_plan_of(loaded, StyleOptions.from_config(cfg.get("style")), cfg.get("edit"), cfg.checkpoint)
     inputs = list(cfg.input) if not isinstance(cfg.input, str) else cfg.input
     summary = translate_files(loaded.module, inputs, cfg.output, InferOptions.from_config(cfg), plan=plan)
     _print_some(summary.failed, "failed", "failures", 20)
@@ -602,13 +602,20 @@ def run(cfg) -> Summary:
     return summary
 
 
-def style_plan_of(loaded, opts: StyleOptions) -> StylePlan:
-    """The styles ``opts`` ask of a loaded generator (references are read at the training crop size)."""
-    if not opts.requested:
+def style_plan_of(loaded, opts: StyleOptions, edit=None, checkpoint=None) -> StylePlan:
+    """The styles ``opts`` ask of a loaded generator (references are read at the training crop size), moved
+    along the attribute axes saved beside ``checkpoint`` by ``edit`` ({NAME: k standard deviations})."""
+    edits = []
+    if edit:
+        from translate.axes import load_axes
+
+        edits = load_axes(checkpoint).edits({str(k): v for k, v in edit.items()}, loaded.module)
+    if not opts.requested and not edits:
         return StylePlan()
     channels = generator_channels(loaded.module)[1]
     size = int(loaded.config.data.crop_size) if loaded.config is not None else 256
-    return style_plan(loaded.module, opts, encoder=loaded.style_encoder, channels=channels, image_size=size)
+    return style_plan(loaded.module, opts, encoder=loaded.style_encoder, channels=channels, image_size=size,
+                      edits=edits)
 
 
 def _print_some(entries: list[tuple[str, str]], label: str, plural: str, limit: int) -> None:

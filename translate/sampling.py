@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -67,6 +67,10 @@ class Sampler:
     @property
     def z_dim(self) -> int:
         return int(self.G.z_dim)
+
+    def with_edits(self, edits: list[LatentEdit]) -> Sampler:
+        """The same sampler with ``edits`` instead of its own."""
+        return replace(self, edits=list(edits))
 
     def latents(self, n: int, seed: int | None = None) -> torch.Tensor:
         return fixed_latents(n, self.z_dim, self.seed if seed is None else seed).to(self.device)

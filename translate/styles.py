@@ -13,6 +13,7 @@ A code is what the generator takes: z [nz], or per-level w [num_layers, w_dim] i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from torch import nn
 from translate.errors import ConfigError
 from translate.imageio16 import read_picture, to_model_input
 from translate.models.base import fixed_latents
+from translate.sampling import LatentEdit
 from translate.schema import Count, check_dataclass
 
 
@@ -89,12 +91,25 @@ def _check_generator(G: nn.Module, opts: StyleOptions) -> None:
         raise ConfigError("style.truncation per level needs generator.z_inject=adain; give one number")
 
 
-def as_code(G: nn.Module, z: torch.Tensor, truncation: Any) -> torch.Tensor:
-    """The code G takes for latent z [nz], truncated: z' = psi z, or per-level w pulled towards w_avg."""
+def edited(x: torch.Tensor, edits: Sequence[LatentEdit], space: str) -> torch.Tensor:
+    """``x`` moved along every edit of ``space`` (z or w)."""
+    for edit in edits:
+        if edit.space == space:
+            x = x + edit.amount * edit.axis.to(x)
+    return x
+
+
+def as_code(G: nn.Module, z: torch.Tensor, truncation: Any, edits: Sequence[LatentEdit] = ()) -> torch.Tensor:
+    """The code G takes for latent z [nz], edited along attribute axes (in z, or in w before truncation) and
+    truncated: z' = psi z, or per-level w pulled towards w_avg."""
+    z = edited(z, edits, "z")
     if not is_styled(G):
+        if any(e.space == "w" for e in edits):
+            raise ConfigError("these axes live in w: they were fitted for a generator with generator.z_inject=adain")
         return z * float(truncation)
     with torch.no_grad():
-        return G.truncate(G.per_layer(G.mapping(z[None])), truncation)[0]
+        w = edited(G.map(z[None].to(G.w_avg)), edits, "w")
+        return G.truncate(G.per_layer(w), truncation)[0]
 
 
 def read_reference(path: Path, channels: int, size: int) -> torch.Tensor:
@@ -120,8 +135,9 @@ def encode_references(E: nn.Module | None, paths: list[Path], *, channels: int, 
 
 
 def plan_styles(G: nn.Module, opts: StyleOptions, *, encoder: nn.Module | None = None, channels: int = 3,
-                image_size: int = 256) -> list[Style]:
-    """The styles every input is translated with, as G's codes (checked before any work)."""
+                image_size: int = 256, edits: Sequence[LatentEdit] = ()) -> list[Style]:
+    """The styles every input is translated with, as G's codes (checked before any work), each moved along
+    ``edits`` (attribute axes of ``translate.axes``)."""
     _check_generator(G, opts)
     latents = [Style(f"s{i}", z) for i, z in enumerate(fixed_latents(opts.samples, G.nz, opts.seed))]
     references = encode_references(encoder, opts.references(), channels=channels, size=image_size) \
@@ -131,7 +147,7 @@ def plan_styles(G: nn.Module, opts: StyleOptions, *, encoder: nn.Module | None =
         chosen = [Style("mean", torch.zeros(G.nz))]
     if opts.mix is not None and len(chosen) < 2:
         raise ConfigError("style.mix needs at least 2 styles (style.samples=K or several style.reference)")
-    return [Style(s.name, as_code(G, s.code, opts.truncation)) for s in chosen]
+    return [Style(s.name, as_code(G, s.code, opts.truncation, edits)) for s in chosen]
 
 
 def mixed_code(coarse: torch.Tensor, fine: torch.Tensor, level: int) -> torch.Tensor:
@@ -193,6 +209,6 @@ class StylePlan:
 
 def style_plan(G: nn.Module, opts: StyleOptions, **kwargs: Any) -> StylePlan:
     """The plan for ``opts`` (the mean style alone when nothing is asked); ``kwargs`` go to ``plan_styles``."""
-    if not opts.requested:
+    if not opts.requested and not kwargs.get("edits"):
         return StylePlan()
     return StylePlan(tuple(plan_styles(G, opts, **kwargs)), opts.mix, opts.grid)
