@@ -103,9 +103,8 @@ def scene_colour(seed: int) -> str:
     return list(RANDOM_COLOURS)[np.random.default_rng([seed, 7]).integers(len(RANDOM_COLOURS))]
 
 
-def render_sketch2photo(seed: int, size: int, random_colours: bool = False) -> tuple[Image.Image, Image.Image]:
-    """One (sketch, photo) pair. Shapes have their kind's colour, or with ``random_colours`` all shapes of the
-    scene one colour of ``RANDOM_COLOURS`` (nothing in the sketch tells which: a style for BicycleGAN)."""
+def _draw_sketch2photo(seed: int, size: int, random_colours: bool) -> tuple[Canvas, np.ndarray]:
+    """The scene of ``seed`` painted at twice ``size`` and where its shapes are (a boolean mask)."""
     rng = np.random.default_rng(seed)
     c = Canvas(size * 2)
     horizon = rng.uniform(0.5, 0.72)
@@ -113,6 +112,7 @@ def render_sketch2photo(seed: int, size: int, random_colours: bool = False) -> t
     c.paint(sky, [0.45, 0.7, 0.95], 0.75 + 0.35 * (c.y / horizon))
     c.paint(~sky, [0.3, 0.62, 0.25], 1.1 - 0.5 * (c.y - horizon))
     colours = {kind: RANDOM_COLOURS[scene_colour(seed)] for kind in SHAPE_COLOURS} if random_colours else SHAPE_COLOURS
+    shapes = np.zeros(c.y.shape, bool)
     for _ in range(rng.integers(1, 4)):
         kind = rng.choice(list(SHAPE_COLOURS))
         cx, cy, r = rng.uniform(0.2, 0.8), rng.uniform(0.3, 0.8), rng.uniform(0.1, 0.2)
@@ -125,9 +125,29 @@ def render_sketch2photo(seed: int, size: int, random_colours: bool = False) -> t
         # Light from the upper left: brighter towards (cx - r, cy - r).
         d = np.sqrt((c.x - (cx - 0.6 * r)) ** 2 + (c.y - (cy - 0.6 * r)) ** 2) / (2.2 * r)
         c.paint(mask, colours[kind], 1.15 - 0.7 * np.clip(d, 0, 1))
+        shapes |= mask
+    return c, shapes
+
+
+def render_sketch2photo(seed: int, size: int, random_colours: bool = False) -> tuple[Image.Image, Image.Image]:
+    """One (sketch, photo) pair. Shapes have their kind's colour, or with ``random_colours`` all shapes of the
+    scene one colour of ``RANDOM_COLOURS`` (nothing in the sketch tells which: a style for BicycleGAN)."""
+    c, _ = _draw_sketch2photo(seed, size, random_colours)
     lines = c.outlines(thickness=2)
     sketch = np.where(lines[..., None], 0.0, 1.0).repeat(3, -1).astype(np.float32)
     return _to_pil(_downsample(sketch)), _to_pil(_downsample(c.rgb))
+
+
+def shape_mask(seed: int, size: int) -> np.ndarray:
+    """Where the shapes of scene ``seed`` are at ``size`` (pixels fully inside a shape), [size, size] bool: what
+    an output's shape colour is read from."""
+    _, shapes = _draw_sketch2photo(seed, size, random_colours=False)
+    return _downsample(shapes[..., None].astype(np.float32))[..., 0] > 0.99
+
+
+def sketch2photo_seed(index: int, split: str, *, num_train: int = 400, seed: int = 0) -> int:
+    """The scene seed of image ``index`` of a split, as ``write_sketch2photo`` numbers them."""
+    return seed * 1_000_003 + (num_train if split == "val" else 0) + index
 
 
 def render_day_night(seed: int, size: int, night: bool) -> Image.Image:
@@ -203,16 +223,16 @@ def write_sketch2photo(root: Path, *, size: int, num_train: int, num_val: int, s
     also ``labels.csv`` (file, split, colour of each scene)."""
 
     def build(tmp: Path) -> None:
-        offset, labels = 0, []
+        labels = []
         for split, n in (("train", num_train), ("val", num_val)):
             (tmp / split / "A").mkdir(parents=True)
             (tmp / split / "B").mkdir(parents=True)
             for i in range(n):
-                sketch, photo = render_sketch2photo(seed * 1_000_003 + offset + i, size, random_colours)
+                scene = sketch2photo_seed(i, split, num_train=num_train, seed=seed)
+                sketch, photo = render_sketch2photo(scene, size, random_colours)
                 sketch.save(tmp / split / "A" / f"{i:05d}.png")
                 photo.save(tmp / split / "B" / f"{i:05d}.png")
-                labels.append(f"{split}/B/{i:05d}.png,{split},{scene_colour(seed * 1_000_003 + offset + i)}")
-            offset += n
+                labels.append(f"{split}/B/{i:05d}.png,{split},{scene_colour(scene)}")
         if random_colours:
             (tmp / "labels.csv").write_text("\n".join(["file,split,colour", *labels]) + "\n")
         meta = {"task": "sketch2photo", "format": FORMAT, "size": size, "random_colours": random_colours}
