@@ -78,3 +78,22 @@ def test_torchrun_trains_a_stylegan_with_r1_and_style_mixing(tmp_path):
                      "trainer.val_every=0", "trainer.progress_bar=false", f"run_dir={run}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert load_checkpoint(run)["step"] == 3 and load_checkpoint(run)["model_state"] == {"d_steps": 3}
+
+
+@pytest.mark.slow
+def test_torchrun_trains_bicycle_gan_with_its_encoder_outside_the_latent_regression(tmp_path):
+    """model=bicycle under DDP: E is DDP-wrapped, yet the latent regression reads it through detached weights
+    (beside the wrapper); AdaIN's tracked mean w is a buffer. The end-of-run checksum fails if replicas differ."""
+    for i in range(8):
+        write_image(tmp_path / "data" / "train" / "A" / f"{i}.png", (64, 64), seed=i)
+        write_image(tmp_path / "data" / "train" / "B" / f"{i}.png", (64, 64), seed=10 + i)
+    run = tmp_path / "run"
+    proc = _torchrun("debug=fast", "model=bicycle", "generator=bicycle_unet", "data=aligned",
+                     f"data.root={tmp_path / 'data'}", "data.load_size=64", "data.crop_size=64",
+                     "generator.num_downs=6", "generator.z_inject=adain", "generator.n_mlp=2", "generator.w_dim=16",
+                     "model.encoder.nef=8", "model.encoder.n_blocks=3", "model.lambda_ds=1", "data.batch_size=2",
+                     "trainer.max_steps=3", "trainer.val_every=0", "trainer.progress_bar=false", f"run_dir={run}",
+                     cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = load_checkpoint(run)
+    assert ckpt["step"] == 3 and ckpt["model_state"] == {"g_steps": 3} and set(ckpt["networks"]) == {"G", "E", "D", "D2"}
