@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Iterable
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 import kornia
@@ -21,7 +21,7 @@ from torch import nn
 from translate.data.io import to_uint8
 from translate.errors import ConfigError, first_line
 from translate.models.base import STYLES
-from translate.runtime import eval_mode
+from translate.runtime import eval_mode, training_mode
 
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "lpips": False, "fid": False, "kid": False,
                     "diversity": True, "diversity_l1": True, "random_l1": False}
@@ -91,18 +91,9 @@ def takes_style(G: nn.Module) -> bool:
     return bool(getattr(G, "nz", 0))
 
 
-@contextmanager
 def dropout_active(G: nn.Module):
     """G's dropout layers in training mode for the block (pix2pix's only noise), everything else as it is."""
-    layers = [m for m in G.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
-    modes = [m.training for m in layers]
-    for m in layers:
-        m.train()
-    try:
-        yield
-    finally:
-        for m, mode in zip(layers, modes):
-            m.train(mode)
+    return training_mode((m for m in G.modules() if isinstance(m, nn.modules.dropout._DropoutNd)), True)
 
 
 def style_outputs(G: nn.Module, x: torch.Tensor, styles: torch.Tensor | int, *, seed: int = 0,

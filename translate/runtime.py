@@ -8,6 +8,7 @@ import ctypes
 import ctypes.util
 import random
 import sys
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -51,16 +52,22 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
 
 
 @contextlib.contextmanager
-def eval_mode(*modules: torch.nn.Module):
-    """Put ``modules`` in eval mode for the block, then back in the mode each was in."""
+def training_mode(modules: Iterable[torch.nn.Module], training: bool):
+    """Put ``modules`` in training (or eval) mode for the block, then back in the mode each was in."""
+    modules = list(modules)
     modes = [m.training for m in modules]
     for m in modules:
-        m.eval()
+        m.train(training)
     try:
         yield
     finally:
         for m, mode in zip(modules, modes):
             m.train(mode)
+
+
+def eval_mode(*modules: torch.nn.Module):
+    """Put ``modules`` in eval mode for the block, then back in the mode each was in."""
+    return training_mode(modules, False)
 
 
 def configure_backends(device: torch.device, *, deterministic: bool, reuse_cpu_memory: bool) -> None:
