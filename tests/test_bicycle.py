@@ -448,3 +448,16 @@ def test_centred_scores_are_zero_for_the_mean_style():
     with torch.no_grad():
         mean = torch.cat([G(x), G(x)])  # two "codes", both the mean style, on the three inputs
     assert all(v.abs().max() < 1e-6 and v.shape == (2,) for v in scores.scores(mean).values())
+
+
+def test_the_demo_scenes_expose_their_seeds_and_shape_masks(tmp_path):
+    from translate.data.demo import render_sketch2photo, shape_mask, sketch2photo, sketch2photo_seed
+
+    data = sketch2photo(root=tmp_path / "demo", num_train=3, num_val=2, random_colours=True, size=32)
+    seed = sketch2photo_seed(1, "val", num_train=3)
+    _, photo = render_sketch2photo(seed, 32, random_colours=True)
+    assert np.array_equal(np.asarray(photo), np.asarray(Image.open(data.root / "val" / "B" / "00001.png")))
+    mask, pixels = shape_mask(seed, 32), np.asarray(photo).astype(float)
+    assert 0 < mask.sum() < mask.size
+    sky_or_grass = pixels[~mask].mean(0)
+    assert np.abs(pixels[mask].mean(0) - sky_or_grass).sum() > 50  # the shapes' colour stands apart
