@@ -16,7 +16,7 @@ from omegaconf import open_dict
 from translate.checkpoint import FORMAT_VERSION, load_checkpoint
 from translate.config import resume_config
 from translate.errors import CheckpointError, NonFiniteLossError
-from translate.models import NoiseGAN
+from translate.models import BicycleGAN, NoiseGAN
 from translate.train import fit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,6 +114,8 @@ def test_every_experiment_runs_a_few_steps(tmp_path, aligned_root, unaligned_roo
     else:
         overrides += [f"data.root={aligned_root if paired else unaligned_root}", "data.load_size=256",
                       "data.crop_size=256", "data.val_split=val"]
+    if family is BicycleGAN:
+        overrides.append("data.batch_size=2")  # one pair per branch (debug=fast's batch of 1 is refused)
     cfg = _compose(overrides)
     with open_dict(cfg):
         cfg.run_dir = str(tmp_path / experiment)
