@@ -32,7 +32,7 @@ from translate.data.demo import RANDOM_COLOURS, render_sketch2photo, scene_colou
 from translate.data.io import save_image
 from translate.generator_io import load_translation
 from translate.metrics import pairwise_distance, style_outputs
-from translate.models.base import fixed_latents
+from translate.models.base import fixed_latents, takes_style
 
 ROOT = Path(__file__).resolve().parents[1]
 PALETTE = {name: np.asarray(rgb) / np.sum(rgb) for name, rgb in RANDOM_COLOURS.items()}
@@ -62,7 +62,7 @@ def shape_colour(image: torch.Tensor, mask: np.ndarray, tolerance: float = 0.1) 
 @torch.no_grad()
 def outputs(G, x: torch.Tensor, styles: int, seed: int = 0, truncation: float = 1.0) -> list[torch.Tensor]:
     """``styles`` outputs per sketch: random codes, or dropout passes for a generator without a code."""
-    chosen = fixed_latents(styles, G.nz, seed) if getattr(G, "nz", 0) else styles
+    chosen = fixed_latents(styles, G.nz, seed) if takes_style(G) else styles
     return [o.clamp(-1, 1) for o in style_outputs(G.eval(), x, chosen, seed=seed, truncation=truncation)]
 
 
@@ -78,7 +78,7 @@ def measure(G, E, x, y, masks, colours, styles: int) -> dict:
                                   for i in range(len(x))])),
         "colours_of_mean_style": float(np.mean([shape_colour(mean[i], masks[i]) is not None for i in range(len(x))])),
     }
-    if getattr(G, "nz", 0):
+    if takes_style(G):
         result["diversity_psi0"] = float(pairwise_distance(outputs(G, x, styles, truncation=0.0)).mean())
     if E is not None:
         with torch.no_grad():

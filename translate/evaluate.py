@@ -24,8 +24,8 @@ from translate.errors import ConfigError
 from translate.fsutil import atomic_write_bytes, json_text
 from translate.generator_io import LoadedGenerator, load_translation
 from translate.logging import sample_grid
-from translate.metrics import higher_is_better
-from translate.models.base import Translation, fixed_latents, to_rgb
+from translate.metrics import dropout_layers, higher_is_better
+from translate.models.base import Translation, fixed_latents, takes_style, to_rgb
 from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels
 from translate.runtime import precision_dtype, resolve_device
@@ -112,8 +112,8 @@ def evaluation_styles(G, style) -> tuple[torch.Tensor | int | None, float]:
         return None, truncation
     if samples < 2:
         raise ConfigError(f"style.samples={samples}: diversity needs at least 2 outputs per input")
-    if not getattr(G, "nz", 0):
-        if not any(isinstance(m, torch.nn.Dropout) for m in G.modules()):
+    if not takes_style(G):
+        if not dropout_layers(G):
             raise ConfigError("style.samples: this generator takes no style code and has no dropout to vary")
         return samples, truncation
     return fixed_latents(samples, int(G.nz), int(style.get("seed", 0))), truncation

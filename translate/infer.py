@@ -610,8 +610,6 @@ def style_plan_of(loaded, opts: StyleOptions, edit=None, checkpoint=None) -> Sty
         from translate.axes import load_axes
 
         edits = load_axes(checkpoint).edits({str(k): v for k, v in edit.items()}, loaded.module)
-    if not opts.requested and not edits:
-        return StylePlan()
     channels = generator_channels(loaded.module)[1]
     size = int(loaded.config.data.crop_size) if loaded.config is not None else 256
     return style_plan(loaded.module, opts, encoder=loaded.style_encoder, channels=channels, image_size=size,

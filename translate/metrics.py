@@ -20,7 +20,7 @@ from torch import nn
 
 from translate.data.io import to_uint8
 from translate.errors import ConfigError, first_line
-from translate.models.base import STYLES
+from translate.models.base import STYLES, takes_style
 from translate.runtime import eval_mode, training_mode
 
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "lpips": False, "fid": False, "kid": False,
@@ -86,14 +86,14 @@ def _mean(values: list[torch.Tensor], psnr_cap: bool = False) -> float:
 
 
 # ----------------------------------------------------------------- many outputs per input
-def takes_style(G: nn.Module) -> bool:
-    """Whether ``G`` takes a style code (``G(x, z)``; its size is ``G.nz``)."""
-    return bool(getattr(G, "nz", 0))
+def dropout_layers(G: nn.Module) -> list[nn.Module]:
+    """G's dropout layers (pix2pix's only noise)."""
+    return [m for m in G.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
 
 
 def dropout_active(G: nn.Module):
-    """G's dropout layers in training mode for the block (pix2pix's only noise), everything else as it is."""
-    return training_mode((m for m in G.modules() if isinstance(m, nn.modules.dropout._DropoutNd)), True)
+    """G's dropout layers in training mode for the block, everything else as it is."""
+    return training_mode(dropout_layers(G), True)
 
 
 def style_outputs(G: nn.Module, x: torch.Tensor, styles: torch.Tensor | int, *, seed: int = 0,

@@ -32,6 +32,14 @@ class LatentEdit:
     space: str = "z"
 
 
+def edited(x: torch.Tensor, edits: Sequence[LatentEdit], space: str) -> torch.Tensor:
+    """``x`` moved along every edit of ``space`` (z or w)."""
+    for edit in edits:
+        if edit.space == space:
+            x = x + edit.amount * edit.axis.to(x)
+    return x
+
+
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     """Spherical interpolation between rows of ``a`` and ``b`` (Gaussian latents keep their typical norm)."""
     an, bn = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
@@ -75,15 +83,9 @@ class Sampler:
     def latents(self, n: int, seed: int | None = None) -> torch.Tensor:
         return fixed_latents(n, self.z_dim, self.seed if seed is None else seed).to(self.device)
 
-    def _edited(self, x: torch.Tensor, space: str) -> torch.Tensor:
-        for edit in self.edits:
-            if edit.space == space:
-                x = x + edit.amount * edit.axis.to(x)
-        return x
-
     def w(self, z: torch.Tensor) -> torch.Tensor:
         """StyleGAN: the edited w of ``z`` [N, w_dim] (before truncation)."""
-        return self._edited(self.G.map(self._edited(z, "z")), "w")
+        return edited(self.G.map(edited(z, self.edits, "z")), self.edits, "w")
 
     @torch.no_grad()
     def images(self, z: torch.Tensor) -> torch.Tensor:
@@ -91,7 +93,7 @@ class Sampler:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)  # random noise: the same images for the same command
             if not self.styled:
-                return self.G(self.truncation * self._edited(z.to(self.device), "z")).float()
+                return self.G(self.truncation * edited(z.to(self.device), self.edits, "z")).float()
             return self.synthesize(self.G.per_layer(self.w(z.to(self.device))))
 
     def synthesize(self, ws: torch.Tensor) -> torch.Tensor:

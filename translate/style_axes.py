@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from translate.errors import ConfigError
-from translate.models.base import fixed_latents
+from translate.models.base import fixed_latents, takes_style
 from translate.sampling import LatentEdit
 from translate.styles import as_code, is_styled, run_with_code
 
@@ -90,13 +90,13 @@ def fixed_inputs(checkpoint: str | Path, source: str, n: int) -> torch.Tensor:
 
 def run(cfg, loaded) -> object:
     """``python -m translate.axes`` for a translation checkpoint with a style code (see the module docstring)."""
-    from translate.axes import axes_folder, find_axes, fit_axis, latent_space, summary_table
+    from translate.axes import axes_folder, find_axes, fit_axis, latent_space, sample_scores, summary_table
     from translate.axes_report import separability, sweeps
     from translate.extractor import PixelExtractor, TrainedExtractor
     from translate.runtime import resolve_device
 
     G = loaded.module
-    if not getattr(G, "nz", 0):
+    if not takes_style(G):
         raise ConfigError(f"{cfg.checkpoint}: this generator takes no style code: axes need model=bicycle or "
                           "model=gan")
     device = resolve_device(cfg.device, "device")
@@ -106,8 +106,6 @@ def run(cfg, loaded) -> object:
     extractor = PixelExtractor() if cfg.extractor in ("trained", "pixels") else TrainedExtractor.load(Path(cfg.extractor))
     scores = CentredScores(extractor, sampler.G, sampler.inputs)
     names = list(cfg.attributes or scores.score_names)
-    from translate.axes import sample_scores
-
     print(f"style axes: {cfg.samples} codes x {len(inputs)} inputs, {', '.join(names)}", file=sys.stderr)
     samples = sample_scores(sampler, scores, int(cfg.samples), seed=int(cfg.seed),
                             batch_size=max(1, int(cfg.batch_size) // len(inputs)))

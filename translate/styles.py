@@ -24,8 +24,8 @@ from torch import nn
 
 from translate.errors import ConfigError
 from translate.imageio16 import read_picture, to_model_input
-from translate.models.base import fixed_latents
-from translate.sampling import LatentEdit
+from translate.models.base import fixed_latents, takes_style
+from translate.sampling import LatentEdit, edited
 from translate.schema import Count, check_dataclass
 
 
@@ -78,7 +78,7 @@ def is_styled(G: nn.Module) -> bool:
 
 
 def _check_generator(G: nn.Module, opts: StyleOptions) -> None:
-    if not getattr(G, "nz", 0):
+    if not takes_style(G):
         raise ConfigError("style.*: this generator takes no style code (train model=bicycle for many outputs per "
                           "input; pix2pix's only noise is dropout: norm_mode=train)")
     if opts.mix is not None:
@@ -89,14 +89,6 @@ def _check_generator(G: nn.Module, opts: StyleOptions) -> None:
                               "below it are coarse)")
     if not isinstance(opts.truncation, (int, float)) and not is_styled(G):
         raise ConfigError("style.truncation per level needs generator.z_inject=adain; give one number")
-
-
-def edited(x: torch.Tensor, edits: Sequence[LatentEdit], space: str) -> torch.Tensor:
-    """``x`` moved along every edit of ``space`` (z or w)."""
-    for edit in edits:
-        if edit.space == space:
-            x = x + edit.amount * edit.axis.to(x)
-    return x
 
 
 def as_code(G: nn.Module, z: torch.Tensor, truncation: Any, edits: Sequence[LatentEdit] = ()) -> torch.Tensor:

@@ -59,6 +59,11 @@ def fixed_latents(n: int, dim: int, seed: int) -> torch.Tensor:
     return torch.randn(n, dim, generator=torch.Generator().manual_seed(int(seed)))
 
 
+def takes_style(G: nn.Module) -> bool:
+    """Whether generator ``G`` takes a style code (``G(x, z)``; the code's size is ``G.nz``)."""
+    return bool(getattr(G, "nz", 0))
+
+
 def to_rgb(x: torch.Tensor) -> torch.Tensor:
     """Repeat a 1-channel batch to 3 channels so mixed grayscale/colour rows fit one grid."""
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x

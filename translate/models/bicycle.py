@@ -102,17 +102,17 @@ class BicycleGAN(TranslationModel):
         return self.E
 
     # ------------------------------------------------------------------ steps
-    def halves(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(A of the cVAE half, B of the cVAE half, B of the cLR half)."""
+    def halves(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """(A, B) of the cVAE half, then (A, B) of the cLR half."""
         n = len(batch[self.src])
         if n < 2 or n % 2:
             raise ConfigError(f"model=bicycle needs an even data.batch_size of at least 2 (one half per branch); "
                               f"got batches of {n}")
         h = n // 2
-        return batch[self.src][:h], batch[self.tgt][:h], batch[self.tgt][h:]
+        return batch[self.src][:h], batch[self.tgt][:h], batch[self.src][h:], batch[self.tgt][h:]
 
     def generate(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        A, B, _ = self.halves(batch)
+        A, B, _, _ = self.halves(batch)
         mu, logvar = self.E(B)
         z_encoded = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # the reparameterisation trick
         z_random = torch.randn(len(A), self.nz, device=A.device, dtype=mu.dtype)
@@ -125,8 +125,7 @@ class BicycleGAN(TranslationModel):
 
     def d_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         set_requires_grad([self.D, self.D2], True)
-        A, B, B_other = self.halves(batch)
-        A_other = batch[self.src][len(A):]
+        A, B, A_other, B_other = self.halves(batch)
         losses = self.discriminator_loss(self.D, self.judged(A, B), self.judged(A, out["fake_encoded"].detach()),
                                          name="D_encoded")
         losses |= self.discriminator_loss(self.D2, self.judged(A_other, B_other),
@@ -149,7 +148,7 @@ class BicycleGAN(TranslationModel):
 
     def g_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         set_requires_grad([self.D, self.D2], False)
-        A, B, _ = self.halves(batch)
+        A, B, _, _ = self.halves(batch)
         losses = {
             "loss/G/gan": self.gan_loss.g_loss(self.D(self.judged(A, out["fake_encoded"]))),
             "loss/G/gan2": self.gan_loss.g_loss(self.D2(self.judged(A, out["fake_random"]))),
