@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
+import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -11,6 +15,8 @@ from PIL import Image
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
+# Tests never fetch metric weights (the download tests lift this against a local server).
+os.environ["TRANSLATE_METRICS_DOWNLOAD"] = "never"
 
 
 def _private_env(name: str, path: Path):
@@ -115,3 +121,60 @@ def fit_killed_at_step(cfg, step: int) -> None:
         mp.setattr(Trainer, "train_step", crash)
         with pytest.raises(KeyboardInterrupt):
             fit(cfg)
+
+
+# ----------------------------------------------------------------------------------------------- HTTP
+class FileHandler(http.server.BaseHTTPRequestHandler):
+    """Serves files from ``root`` with HTTP range support; ``cut_after`` bytes into the first full request it
+    drops the connection (an interrupted download); ``delay`` seconds before answering (a dead network)."""
+
+    root: Path
+    cut_after: int | None = None
+    delay: float = 0.0
+    requests: ClassVar[list[str | None]] = []
+
+    def do_GET(self):
+        time.sleep(type(self).delay)
+        path = self.root / self.path.lstrip("/")
+        range_header = self.headers.get("Range")
+        type(self).requests.append(range_header)
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        start = int(range_header.removeprefix("bytes=").split("-")[0]) if range_header else 0
+        if start >= len(data) and range_header:
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(data)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(206 if range_header else 200)
+        if range_header:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        body = data[start:]
+        if type(self).cut_after is not None and not range_header:
+            self.wfile.write(body[: type(self).cut_after])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A local HTTP server of ``tmp_path/served``: (base URL, that folder, its handler class)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = type("Handler", (FileHandler,), {"root": served, "cut_after": None, "delay": 0.0, "requests": []})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", served, handler
+    httpd.shutdown()
+    httpd.server_close()

@@ -161,7 +161,8 @@ def run(cfg) -> Path:
     generator = dict(cfg.generator) if cfg.get("generator") else None
     loaded = load_translation(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
     direction = cfg.direction or _direction_name(loaded.translation)
-    output = cfg.output or str(Path(str(cfg.checkpoint)).with_suffix("").as_posix() + f"_{direction}" + FORMATS[cfg.format])
+    stem = loaded.pretrained.name if loaded.pretrained else Path(str(cfg.checkpoint)).with_suffix("").as_posix()
+    output = cfg.output or f"{stem}_{direction}{FORMATS[cfg.format]}"
     path = export_generator(loaded.module, output, cfg.format, cfg.opset, truncation=cfg.get("truncation", 1.0),
                             style=cfg.get("style", "input"))
     print(f"wrote {path}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from translate.config import CONF_DIR, build, build_model, stored_config
 from translate.errors import CheckpointError, ConfigError, first_line
 from translate.models.base import Translation
 from translate.networks.layers import generator_channels
+from translate.pretrained import Pretrained, is_pretrained, resolve
 from translate.reference import (
     is_reference_state_dict,
     load_reference_weights,
@@ -64,6 +65,13 @@ class LoadedGenerator:
     translation: Translation
     config: DictConfig | None = None
     style_encoder: nn.Module | None = None
+    pretrained: Pretrained | None = None
+
+    @property
+    def norm_mode(self) -> str:
+        """How to run the generator when nobody says: as the reference test script runs a pretrained model
+        (pix2pix's U-Net in train mode), else with running statistics (eval)."""
+        return self.pretrained.norm_mode if self.pretrained is not None else "eval"
 
 
 def load_generator(path: str | Path, **kwargs: Any) -> nn.Module:
@@ -88,6 +96,7 @@ def load_translation(
       argument is needed. ``direction`` picks one of the model's translations (CycleGAN: G_A for AtoB, G_B for
       BtoA; None: the model's primary one). ``weights``: ``auto`` uses the EMA generator when the run kept one,
       ``G`` the raw generator, ``G_ema`` insists on the average.
+    - ``pretrained:NAME`` (``translate.pretrained``): a reference model by name, downloaded when missing.
     - Reference state dicts (``latest_net_G_A.pth``) and safetensors files need the architecture, named like
       the generator config group: ``generator='resnet_9blocks', norm='instance', dropout=False`` (other
       keyword arguments override the preset's ``ngf``, ``norm``, ``dropout``, ...). Their channel counts come
@@ -95,6 +104,8 @@ def load_translation(
     """
     if weights not in WEIGHTS:
         raise ConfigError(f"weights={weights!r} is not one of {', '.join(WEIGHTS)}")
+    if is_pretrained(path):
+        return _from_pretrained(str(path), direction)
     path = Path(path).expanduser()
     if path.is_dir() or path.suffix == ".pt":
         return _from_training_checkpoint(path, load_checkpoint(path), direction=direction, weights=weights)
@@ -111,6 +122,16 @@ def load_translation(
         raise ConfigError(f"direction={direction!r} is not one of AtoB, BtoA")
     source, target = ("A", "B") if direction == "AtoB" else ("B", "A")
     return LoadedGenerator(G, Translation("G", source, target))
+
+
+def _from_pretrained(checkpoint: str, direction: str | None) -> LoadedGenerator:
+    """``pretrained:NAME``: the reference model's file (downloaded when missing) in its own architecture;
+    ``direction`` says which side of a dataset it reads (default: the one its test script uses)."""
+    model, path = resolve(checkpoint)
+    g = model.generator
+    loaded = load_translation(path, generator=str(g["name"]), direction=direction or model.direction,
+                              norm=g["norm"], dropout=g["dropout"])
+    return replace(loaded, pretrained=model)
 
 
 def _from_reference_weights(path: Path, state: dict[str, torch.Tensor], generator: str | Mapping[str, Any] | None,

@@ -366,7 +366,7 @@ class InferOptions:
     jpg_quality: Annotated[int, Range(1, 100)] = 95
     overwrite: bool = False
     allow_inplace: bool = False
-    norm_mode: Literal["eval", "train"] = "eval"
+    norm_mode: Literal["eval", "train", "auto"] = "eval"  # auto: resolved by run() from the checkpoint
     resize: Positive | None = None
     keep_aspect: bool = True
     tile_size: Positive = 1024
@@ -595,7 +595,10 @@ def run(cfg) -> Summary:
     loaded = load_translation(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
     plan = style_plan_of(loaded, StyleOptions.from_config(cfg.get("style")), cfg.get("edit"), cfg.checkpoint)
     inputs = list(cfg.input) if not isinstance(cfg.input, str) else cfg.input
-    summary = translate_files(loaded.module, inputs, cfg.output, InferOptions.from_config(cfg), plan=plan)
+    options = InferOptions.from_config(cfg)
+    if options.norm_mode == "auto":
+        options = replace(options, norm_mode=loaded.norm_mode)
+    summary = translate_files(loaded.module, inputs, cfg.output, options, plan=plan)
     _print_some(summary.failed, "failed", "failures", 20)
     _print_some(summary.ignored, "ignored", "ignored files", 5)
     print(summary, file=sys.stderr)

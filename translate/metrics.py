@@ -8,7 +8,10 @@ extractor given. Nothing here downloads: metrics whose weights are missing are s
 
 from __future__ import annotations
 
+import os
+import re
 import sys
+import urllib.parse
 import warnings
 from collections.abc import Iterable
 from contextlib import nullcontext
@@ -19,7 +22,8 @@ import torch
 from torch import nn
 
 from translate.data.io import to_uint8
-from translate.errors import ConfigError, first_line
+from translate.errors import ConfigError, DataError, first_line
+from translate.fetch import download_file
 from translate.models.base import STYLES, takes_style
 from translate.runtime import eval_mode, training_mode
 
@@ -46,6 +50,47 @@ def _say_once(message: str) -> None:
 def hub_file(url: str) -> Path:
     """Where torch.hub (and torchvision) cache the file of ``url``."""
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+# Metric weights are fetched when missing (metrics.download=auto) with a short timeout, once per process and
+# host: a machine without a network loses a few seconds once, never a training run.
+DOWNLOADS = ("auto", "never")
+DOWNLOAD_TIMEOUT = 5.0  # seconds
+DOWNLOAD_ENV = "TRANSLATE_METRICS_DOWNLOAD"  # never: no metric weights are ever fetched (air-gapped machines)
+MIRROR_ENV = "TRANSLATE_METRICS_MIRROR"  # a base URL (or file:// folder) with the same file names
+_unreachable: set[str] = set()
+
+
+def hub_hash(url: str) -> str | None:
+    """The SHA-256 prefix torch hub file names carry (``alexnet-owt-7be5be79.pth``), if any."""
+    match = re.search(r"-([0-9a-f]{8,})\.\w+$", url.rsplit("/", 1)[-1])
+    return match.group(1) if match else None
+
+
+def metric_weights(url: str, download: str = "auto", *, timeout: float = DOWNLOAD_TIMEOUT) -> Path | None:
+    """The torch hub cache file of ``url``: there already, or fetched now (``download=auto``) and checked
+    against the SHA-256 prefix in its name; None when it is missing and cannot be fetched (said once)."""
+    if download not in DOWNLOADS:
+        raise ConfigError(f"metrics.download={download!r} is not one of {', '.join(DOWNLOADS)}")
+    path = hub_file(url)
+    if path.is_file():
+        return path
+    if download == "never" or os.environ.get(DOWNLOAD_ENV) == "never":
+        return None
+    mirror = os.environ.get(MIRROR_ENV)
+    source = f"{mirror.rstrip('/')}/{path.name}" if mirror else url
+    host = urllib.parse.urlsplit(source).netloc or source
+    if host in _unreachable:
+        return None
+    try:
+        download_file(source, path, sha256=hub_hash(url), timeout=timeout, progress=False,
+                      offline_hint=f"set metrics.download=never or {DOWNLOAD_ENV}=never to stop trying")
+    except DataError as e:
+        _unreachable.add(host)
+        _say_once(f"metric weights not fetched: {first_line(e)}")
+        return None
+    _say_once(f"fetched {path.name} into {path.parent}")
+    return path
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
@@ -202,15 +247,17 @@ def evaluate_distribution(G: nn.Module, batches: Iterable[dict[str, torch.Tensor
 
 
 # ----------------------------------------------------------------- LPIPS
-def lpips_model(backbone: str | None, device: torch.device | str = "cpu") -> nn.Module | None:
+def lpips_model(backbone: str | None, device: torch.device | str = "cpu", download: str = "auto") -> nn.Module | None:
     """torchmetrics' LPIPS with ``backbone`` (alex, vgg, squeeze), or None (said once) when its ImageNet weights
-    are not in the torch hub cache: building it would otherwise download them."""
+    are neither in the torch hub cache nor fetched (``download``; torchvision would otherwise fetch them with
+    no timeout)."""
     if not backbone:
         return None
     if backbone not in LPIPS_BACKBONES:
         raise ConfigError(f"metrics.lpips={backbone!r} is not one of {', '.join(LPIPS_BACKBONES)} or null")
-    path = hub_file(LPIPS_BACKBONES[backbone])
-    if not path.is_file():
+    path = metric_weights(LPIPS_BACKBONES[backbone], download)
+    if path is None:
+        path = hub_file(LPIPS_BACKBONES[backbone])
         _say_once(f"LPIPS is off: the {backbone} weights are not at {path} (download "
                   f"{LPIPS_BACKBONES[backbone]} there to turn it on)")
         return None
@@ -249,15 +296,15 @@ class _SharedFeatures(nn.Module):
         return y
 
 
-def inception_features(weights: str | Path | None = None) -> nn.Module | None:
-    """The FID Inception (2048-d pool features of uint8 images) from ``weights`` or the torch hub cache, or None
-    (said once) when neither has the file: FID and KID are then skipped rather than downloading."""
+def inception_features(weights: str | Path | None = None, download: str = "auto") -> nn.Module | None:
+    """The FID Inception (2048-d pool features of uint8 images) from ``weights`` or the torch hub cache (fetched
+    there with ``download=auto``), or None (said once) when there is no file: FID and KID are then skipped."""
     if weights:
         path = Path(weights).expanduser()
         if not path.is_file():
             raise ConfigError(f"{path}: no such file (metrics.inception_weights)")
     else:
-        path = hub_file(INCEPTION_URL)
+        path = metric_weights(INCEPTION_URL, download) or hub_file(INCEPTION_URL)
         if not path.is_file():
             _say_once(f"FID/KID are off: no Inception weights at {path} (download {INCEPTION_URL} there, or set "
                       "metrics.inception_weights=PATH)")

@@ -64,7 +64,7 @@ class Validator:
 
     def _lpips(self, metrics) -> nn.Module | None:
         backbone = metrics.get("lpips")
-        net = lpips_model(backbone, self.device)
+        net = lpips_model(backbone, self.device, metrics.get("download", "auto"))
         if backbone and net is None:
             self.skipped["lpips"] = "backbone weights not cached"
         return net
@@ -73,7 +73,7 @@ class Validator:
         if not metrics.get("fid", True):
             return {}
         features = build(metrics["features"]) if metrics.get("features") else inception_features(
-            metrics.get("inception_weights"))
+            metrics.get("inception_weights"), metrics.get("download", "auto"))
         if features is None:
             self.skipped["fid"] = self.skipped["kid"] = "no Inception weights (metrics.inception_weights=PATH)"
             return {}

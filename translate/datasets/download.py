@@ -9,24 +9,18 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import hashlib
-import http.client
 import lzma
 import os
 import shutil
-import socket
 import tarfile
-import urllib.error
-import urllib.request
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from tqdm.auto import tqdm
-
 from translate.datasets.tools import scratch_folder
 from translate.errors import DataError, first_line
+from translate.fetch import download_file, human_size
 
 
 class CorruptArchive(DataError):
@@ -85,69 +79,6 @@ INSTRUCTIONS_ONLY = {
 }
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
-def _fetch(url: str, part: Path, *, timeout: float, progress: bool) -> None:
-    """Download ``url`` into ``part``, continuing a partial file with a range request."""
-    have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"User-Agent": "translate-datasets"})
-    if have:
-        request.add_header("Range", f"bytes={have}-")
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as e:
-        total = (e.headers.get("Content-Range") or "").rpartition("/")[2] if e.headers else ""
-        if e.code == 416 and have and (not total.isdigit() or int(total) == have):
-            return  # nothing left to send: the partial file is complete
-        if e.code == 416:  # the partial file is longer than the archive: not the same file, start over
-            part.unlink(missing_ok=True)
-            raise DataError(f"{url}: the partial download {part} did not match the archive; deleted, run the same "
-                            "command again") from None
-        raise DataError(f"{url}: HTTP {e.code} {e.reason}") from None
-    except (urllib.error.URLError, socket.timeout, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise DataError(f"cannot download {url} ({reason}); offline? Fetch it by hand and pass --archive FILE, "
-                        f"or set {MIRROR_ENV}") from None
-    with response:
-        status = getattr(response, "status", 200)
-        if have and status != 206:  # the server ignored the range: start over
-            have = 0
-        length = response.headers.get("Content-Length")
-        total = have + int(length) if length is not None else None
-        where = f"resuming at {_size(have)} of " if have else ""
-        print(f"{url}: {where}{_size(total) if total else 'unknown size'}")
-        bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress,
-                   desc=part.name.removesuffix(".part"))
-        try:
-            with open(part, "ab" if have else "wb") as f:
-                while chunk := response.read(1 << 20):
-                    f.write(chunk)
-                    bar.update(len(chunk))
-        except (OSError, socket.timeout, http.client.HTTPException) as e:
-            raise DataError(f"download of {url} interrupted at {_size(part.stat().st_size)} ({e}); run the same "
-                            "command again to resume") from None
-        finally:
-            bar.close()
-    got = part.stat().st_size
-    if total is not None and got != total:
-        raise DataError(f"download of {url} stopped at {_size(got)} of {_size(total)}; run the same command again "
-                        "to resume")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _safe_members(names: list[str], archive: Path) -> None:
     for name in names:
         p = PurePosixPath(name)
@@ -177,13 +108,13 @@ def _check_room(archive: Path, folder: Path, total: int) -> None:
     member's data is all in the stream, so its declared size is its real one."""
     own = archive.stat().st_size
     if total > max(MAX_EXPANSION * own, EXPANSION_FLOOR):
-        raise CorruptArchive(f"{archive}: its members declare {_size(total)} uncompressed, over {MAX_EXPANSION}x "
-                             f"the archive's {_size(own)} (a decompression bomb?); refused")
+        raise CorruptArchive(f"{archive}: its members declare {human_size(total)} uncompressed, over "
+                             f"{MAX_EXPANSION}x the archive's {human_size(own)} (a decompression bomb?); refused")
     free = shutil.disk_usage(folder).free
     if total + FREE_SPACE_MARGIN > free:
-        raise DataError(f"{archive}: extracting needs {_size(total)} but {folder} has {_size(free)} free (and "
-                        f"{_size(FREE_SPACE_MARGIN)} are kept spare); the archive is kept, free some space and run "
-                        "the same command again")
+        raise DataError(f"{archive}: extracting needs {human_size(total)} but {folder} has {human_size(free)} free "
+                        f"(and {human_size(FREE_SPACE_MARGIN)} are kept spare); the archive is kept, free some space "
+                        "and run the same command again")
 
 
 def _unpack(archive: Path, tmp: Path) -> None:
@@ -260,15 +191,8 @@ def download(name: str, root: str | Path = "datasets", *, archive: str | Path | 
             base = mirror or os.environ.get(MIRROR_ENV)
             url = f"{base.rstrip('/')}/{spec.archive_name}" if base else spec.url
             print(f"{name}: about {spec.about} from {url}")
-            part = path.with_name(path.name + ".part")
-            _fetch(url, part, timeout=timeout, progress=progress)
-            part.rename(path)
-    if spec.sha256 is not None and archive is None:
-        digest = _sha256(path)
-        if digest != spec.sha256:
-            path.unlink()
-            raise DataError(f"{path}: SHA-256 {digest[:12]}... is not the recorded {spec.sha256[:12]}...; deleted, "
-                            "run again to download it afresh")
+            download_file(url, path, sha256=spec.sha256, timeout=timeout, progress=progress,
+                          offline_hint=f"Fetch it by hand and pass --archive FILE, or set {MIRROR_ENV}")
     try:
         extract(path, target)
     except CorruptArchive as e:

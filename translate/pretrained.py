@@ -1,0 +1,215 @@
+"""The reference pix2pix and CycleGAN models, by name: ``python -m translate.pretrained list|download NAME``.
+
+Weights come from the server the reference repository's download scripts use, into
+``$TRANSLATE_CACHE/pretrained`` (default ``~/.cache/translate/pretrained``), through the same resumable, checked
+download as the datasets. Each name knows its architecture, so ``checkpoint=pretrained:edges2shoes`` works in
+``infer.py``, ``translate.evaluate``, ``translate.export`` and ``translate.serve`` without generator flags. A
+download is verified before it is kept: its SHA-256 where one is recorded, and in every case that the file is
+a state dict that loads into the named architecture (a truncated or wrong file is deleted, never used).
+
+Offline: ``--archive FILE`` takes a copy fetched by hand, ``--mirror URL`` (or $TRANSLATE_PRETRAINED_MIRROR) a
+base URL or ``file://`` folder holding the same file names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from translate.data.demo import cache_dir
+from translate.errors import CheckpointError, DataError, TranslateError
+from translate.fetch import check_sha256, download_file
+
+PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{file}.pth"
+CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{file}.pth"
+MIRROR_ENV = "TRANSLATE_PRETRAINED_MIRROR"
+PREFIX = "pretrained:"
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """One reference model: what it translates and the architecture its file was saved from.
+
+    ``dataset``/``direction``: the reference dataset and the direction its test script runs it in (so that
+    ``evaluate`` on that dataset feeds the right side). ``norm_mode``: pix2pix's test script runs the U-Net
+    in train mode (batch statistics of the one image, dropout on), as the paper does; CycleGAN's instance
+    norm is the same either way. ``canvas``: what a drawing for it looks like (ink on background)."""
+
+    name: str
+    family: str  # pix2pix | cyclegan
+    about: str
+    dataset: str
+    direction: str = "AtoB"
+    file: str | None = None  # the server's file name when it differs from ``name``
+    sha256: str | None = None
+    canvas: tuple[str, str] | None = None  # (ink, background) for models that take drawings
+
+    @property
+    def url(self) -> str:
+        return (PIX2PIX_URL if self.family == "pix2pix" else CYCLEGAN_URL).format(file=self.file or self.name)
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.file or self.name}.pth"
+
+    @property
+    def generator(self) -> dict[str, object]:
+        """The settings of the generator config group the weights were saved from."""
+        if self.family == "pix2pix":  # unet_256, batch norm, dropout: the reference pix2pix defaults
+            return {"name": "unet_256", "norm": "batch", "dropout": True}
+        return {"name": "resnet_9blocks", "norm": "instance", "dropout": False}
+
+    @property
+    def norm_mode(self) -> str:
+        return "train" if self.family == "pix2pix" else "eval"
+
+    @property
+    def architecture(self) -> str:
+        g = self.generator
+        return f"{g['name']}, {g['norm']} norm" + (", dropout" if g["dropout"] else "")
+
+
+_INK = ("#000000", "#ffffff")
+MODELS = {m.name: m for m in [
+    Pretrained("edges2shoes", "pix2pix", "shoe edges -> shoe photo", "edges2shoes", canvas=_INK),
+    Pretrained("sat2map", "pix2pix", "aerial photo -> map", "maps"),
+    Pretrained("map2sat", "pix2pix", "map -> aerial photo", "maps", "BtoA"),
+    Pretrained("facades_label2photo", "pix2pix", "facade labels -> facade photo", "facades", "BtoA"),
+    Pretrained("day2night", "pix2pix", "day photo -> night photo", "night2day", "BtoA"),
+    Pretrained("horse2zebra", "cyclegan", "horse -> zebra", "horse2zebra"),
+    Pretrained("zebra2horse", "cyclegan", "zebra -> horse", "horse2zebra", "BtoA"),
+    Pretrained("apple2orange", "cyclegan", "apple -> orange", "apple2orange"),
+    Pretrained("orange2apple", "cyclegan", "orange -> apple", "apple2orange", "BtoA"),
+    Pretrained("summer2winter_yosemite", "cyclegan", "summer -> winter (Yosemite)", "summer2winter_yosemite"),
+    Pretrained("winter2summer_yosemite", "cyclegan", "winter -> summer (Yosemite)", "summer2winter_yosemite",
+               "BtoA"),
+    Pretrained("monet2photo", "cyclegan", "Monet painting -> photo", "monet2photo"),
+    Pretrained("style_monet", "cyclegan", "photo -> Monet painting", "monet2photo", "BtoA"),
+    Pretrained("style_cezanne", "cyclegan", "photo -> Cezanne painting", "cezanne2photo", "BtoA"),
+    Pretrained("style_ukiyoe", "cyclegan", "photo -> ukiyo-e print", "ukiyoe2photo", "BtoA"),
+    Pretrained("style_vangogh", "cyclegan", "photo -> Van Gogh painting", "vangogh2photo", "BtoA"),
+    Pretrained("iphone2dslr_flower", "cyclegan", "phone photo -> DSLR photo (flowers)", "iphone2dslr_flower"),
+    Pretrained("cityscapes_photo2label", "cyclegan", "street photo -> labels", "cityscapes"),
+    Pretrained("cityscapes_label2photo", "cyclegan", "street labels -> photo", "cityscapes", "BtoA"),
+    Pretrained("facades_photo2label", "cyclegan", "facade photo -> labels", "facades"),
+    Pretrained("cyclegan_facades_label2photo", "cyclegan", "facade labels -> photo (CycleGAN)", "facades", "BtoA",
+               file="facades_label2photo"),
+    Pretrained("cyclegan_sat2map", "cyclegan", "aerial photo -> map (CycleGAN)", "maps", file="sat2map"),
+    Pretrained("cyclegan_map2sat", "cyclegan", "map -> aerial photo (CycleGAN)", "maps", "BtoA", file="map2sat"),
+]}
+
+
+def pretrained_dir() -> Path:
+    return cache_dir() / "pretrained"
+
+
+def spec(name: str) -> Pretrained:
+    if name not in MODELS:
+        raise CheckpointError(f"pretrained:{name} is not a known model; known: {', '.join(MODELS)} "
+                              "(python -m translate.pretrained list)")
+    return MODELS[name]
+
+
+def is_pretrained(checkpoint: str | Path) -> bool:
+    return str(checkpoint).startswith(PREFIX)
+
+
+def local_path(model: Pretrained, folder: Path | None = None) -> Path:
+    return (folder or pretrained_dir()) / model.family / model.file_name
+
+
+def download(name: str, *, folder: str | Path | None = None, archive: str | Path | None = None,
+             mirror: str | None = None, force: bool = False, timeout: float = 30.0, progress: bool = True) -> Path:
+    """The weights of ``name`` on disk (downloaded, or copied from ``archive``, when not there yet), verified."""
+    model = spec(name)
+    path = local_path(model, Path(folder) if folder else None)
+    if path.is_file() and not force:
+        return path
+    path.unlink(missing_ok=True)
+    if archive is not None:
+        source = Path(archive).expanduser()
+        if not source.is_file():
+            raise DataError(f"{source}: no such file (--archive)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(path.name + ".part")
+        shutil.copyfile(source, part)
+        if model.sha256:
+            check_sha256(part, model.sha256)
+        part.replace(path)
+    else:
+        base = mirror or os.environ.get(MIRROR_ENV)
+        url = f"{base.rstrip('/')}/{model.family}/{model.file_name}" if base else model.url
+        hint = (f"Fetch {model.url} by hand and pass --archive FILE (python -m translate.pretrained download "
+                f"{name} --archive FILE), or set {MIRROR_ENV}")
+        download_file(url, path, sha256=model.sha256, timeout=timeout, progress=progress, offline_hint=hint)
+    _verify_loads(model, path)
+    return path
+
+
+def _verify_loads(model: Pretrained, path: Path) -> None:
+    """Delete ``path`` unless it loads into the model's architecture (a truncated or a different file)."""
+    from translate.generator_io import load_translation
+
+    g = model.generator
+    try:
+        load_translation(path, generator=str(g["name"]), direction=model.direction, norm=g["norm"],
+                         dropout=g["dropout"])
+    except CheckpointError as e:
+        path.unlink(missing_ok=True)
+        raise CheckpointError(f"{e}; deleted, it is not the {model.name} model") from None
+
+
+def resolve(checkpoint: str | Path) -> tuple[Pretrained, Path]:
+    """``pretrained:NAME`` -> its spec and local file (downloaded now if missing)."""
+    name = str(checkpoint).removeprefix(PREFIX)
+    model = spec(name)
+    path = local_path(model)
+    if not path.is_file():
+        print(f"{checkpoint}: not in {path.parent} yet, downloading", file=sys.stderr)
+        path = download(name)
+    return model, path
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+def _list(folder: Path | None) -> None:
+    print(f"{'name':30} {'family':9} {'translates':38} {'architecture':32} on disk")
+    for m in MODELS.values():
+        here = "yes" if local_path(m, folder).is_file() else "-"
+        print(f"{m.name:30} {m.family:9} {m.about:38} {m.architecture:32} {here}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m translate.pretrained", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="the models this command knows and whether they are on disk")
+    p.add_argument("--dir", help="where the weights are kept (default $TRANSLATE_CACHE/pretrained)")
+    p = sub.add_parser("download", help="fetch (or copy) a model's weights and check them")
+    p.add_argument("name")
+    p.add_argument("--dir", help="where the weights are kept (default $TRANSLATE_CACHE/pretrained)")
+    p.add_argument("--archive", help="a local copy of the .pth file instead of downloading")
+    p.add_argument("--mirror", help=f"base URL with <family>/<file>.pth (or set {MIRROR_ENV})")
+    p.add_argument("--force", action="store_true", help="download again even when the file is there")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the server")
+    args = parser.parse_args(argv)
+    folder = Path(args.dir).expanduser() if args.dir else None
+    try:
+        if args.command == "list":
+            _list(folder)
+        else:
+            path = download(args.name, folder=folder, archive=args.archive, mirror=args.mirror, force=args.force,
+                            timeout=args.timeout)
+            print(f"{args.name}: {path} (use checkpoint=pretrained:{args.name})")
+    except TranslateError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
