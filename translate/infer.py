@@ -179,7 +179,7 @@ class _Reader(Dataset):
             picture = read_picture(self.files[i])
             x = to_model_input(picture, self.channels)
             if self.resize:
-                x = _resize_for_model(x, self.resize, self.keep_aspect)
+                x = resize_for_model(x, self.resize, self.keep_aspect)
             return {"index": i, "x": x, "picture": picture}
         except DataError as e:
             return {"index": i, "error": str(e)}
@@ -187,7 +187,8 @@ class _Reader(Dataset):
             return {"index": i, "error": f"{self.files[i]}: {type(e).__name__}: {e}"}
 
 
-def _resize_for_model(x: torch.Tensor, size: int, keep_aspect: bool) -> torch.Tensor:
+def resize_for_model(x: torch.Tensor, size: int, keep_aspect: bool) -> torch.Tensor:
+    """[C, H, W] with its shorter side (``keep_aspect``) or both sides at ``size``."""
     h, w = x.shape[-2:]
     if keep_aspect:
         scale = size / min(h, w)

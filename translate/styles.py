@@ -104,12 +104,16 @@ def as_code(G: nn.Module, z: torch.Tensor, truncation: Any, edits: Sequence[Late
         return G.truncate(G.per_layer(w), truncation)[0]
 
 
+def encoder_input(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Images [N, C, H, W] as the style encoder saw them in training: size x size (the training crop)."""
+    return F.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False).clamp(-1, 1)
+
+
 def read_reference(path: Path, channels: int, size: int) -> torch.Tensor:
     """A reference photo as the encoder sees it: [1, C, size, size] in [-1, 1] (the training crop size)."""
     if not path.is_file():
         raise ConfigError(f"style.reference={path}: no such file")
-    x = to_model_input(read_picture(path), channels)
-    return F.interpolate(x[None], size=(size, size), mode="bicubic", antialias=True, align_corners=False).clamp(-1, 1)
+    return encoder_input(to_model_input(read_picture(path), channels)[None], size)
 
 
 def encode_references(E: nn.Module | None, paths: list[Path], *, channels: int, size: int) -> list[Style]:

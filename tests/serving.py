@@ -1,0 +1,113 @@
+"""Helpers for the page tests: tiny runs of each kind of model and a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import torch
+from conftest import tiny_overrides, write_image
+from omegaconf import open_dict
+from PIL import Image
+
+from translate.config import compose
+from translate.serve import ServeOptions, create_app, load_service
+from translate.train import fit
+
+
+def train_tiny(tmp: Path, *overrides: str) -> Path:
+    cfg = compose(tiny_overrides(*overrides, "trainer.max_steps=2", "trainer.val_every=0"))
+    with open_dict(cfg):
+        cfg.run_dir = str(tmp / "run")
+    fit(cfg)
+    return tmp / "run"
+
+
+def paired_folder(root: Path, size: int = 64) -> Path:
+    for split, n, first in (("train", 4, 0), ("val", 2, 10)):
+        for i in range(n):
+            write_image(root / split / "A" / f"{i}.png", seed=first + i, size=(size, size))
+            write_image(root / split / "B" / f"{i}.png", seed=50 + first + i, size=(size, size))
+    return root
+
+
+def spread_weights(run: Path, part: str = "affine") -> None:
+    """Two training steps leave G near its start: spread the weights named ``part`` so codes show."""
+    from translate.checkpoint import atomic_save, load_checkpoint
+
+    path = run / "checkpoints" / "last.pt"
+    ckpt = load_checkpoint(path)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for k, v in ckpt["networks"]["G"].items():
+            if v.is_floating_point() and part in k:
+                v.add_(0.5 * torch.randn(v.shape, generator=g))
+    atomic_save(ckpt, path)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(checkpoint: str | Path, **options):
+    """A uvicorn server of ``checkpoint`` on a free 127.0.0.1 port in a thread: yields (base URL, service)."""
+    import uvicorn
+
+    service = load_service(str(checkpoint), ServeOptions(port=free_port(), **options))
+    config = uvicorn.Config(create_app(service), host="127.0.0.1", port=service.options.port, log_level="error")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{service.options.port}", service
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def post(url: str, payload: dict | bytes, content_type: str = "application/json") -> tuple[int, bytes, dict]:
+    """(status, body, headers) of a POST; JSON payloads are encoded."""
+    data = json.dumps(payload).encode() if isinstance(payload, dict) else payload
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": content_type}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, response.read(), dict(response.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), dict(e.headers)
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def data_url(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+def pixels(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
