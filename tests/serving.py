@@ -6,9 +6,6 @@ import base64
 import contextlib
 import io
 import json
-import socket
-import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -20,7 +17,7 @@ from omegaconf import open_dict
 from PIL import Image
 
 from translate.config import compose
-from translate.serve import ServeOptions, create_app, load_service
+from translate.serve import ServeOptions, free_port, load_service, serving_in_thread
 from translate.train import fit
 
 
@@ -54,32 +51,12 @@ def spread_weights(run: Path, part: str = "affine") -> None:
     atomic_save(ckpt, path)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serving(checkpoint: str | Path, **options):
-    """A uvicorn server of ``checkpoint`` on a free 127.0.0.1 port in a thread: yields (base URL, service)."""
-    import uvicorn
-
+    """A server of ``checkpoint`` on a free 127.0.0.1 port in a thread: yields (base URL, service)."""
     service = load_service(str(checkpoint), ServeOptions(port=free_port(), **options))
-    config = uvicorn.Config(create_app(service), host="127.0.0.1", port=service.options.port, log_level="error")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{service.options.port}", service
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving_in_thread(service) as url:
+        yield url, service
 
 
 def post(url: str, payload: dict | bytes, content_type: str = "application/json") -> tuple[int, bytes, dict]:

@@ -79,3 +79,14 @@ def test_train_bench_times_noise_models_on_their_data(tmp_path):
     assert cfg.generator._target_ == "translate.networks.StyleGenerator"
     plain = compose(compose_bench(["model=gan", "data.crop_size=64", "data.load_size=64"], tmp_path / "plain"))
     assert plain.data._target_ == "translate.data.SingleData" and len(list((tmp_path / "plain" / "train").iterdir())) == 8
+
+
+@pytest.mark.slow
+def test_serve_bench_reports_latency_and_memory():
+    from translate.bench.serve import bench_serve
+
+    report = bench_serve(generator="resnet_6blocks", ngf=4, size=32, requests=3, concurrency=2, device="cpu")
+    r = report["results"]
+    assert 0 < r["one_at_a_time"]["p50_ms"] <= r["one_at_a_time"]["p95_ms"]
+    assert 0 < r["burst"]["p50_ms"] <= r["burst"]["p95_ms"] and r["burst_images_per_s"] > 0
+    assert r["peak_memory_mib"] > 50

@@ -42,7 +42,7 @@ def _read_state(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(e)})") from None
 
 
-def _preset(name: str, overrides: dict[str, Any]):
+def generator_preset(name: str, overrides: dict[str, Any]):
     path = CONF_DIR / "generator" / f"{name}.yaml"
     if not path.is_file():
         options = sorted(p.stem for p in (CONF_DIR / "generator").glob("*.yaml"))
@@ -142,7 +142,7 @@ def _from_reference_weights(path: Path, state: dict[str, torch.Tensor], generato
             f"generator=resnet_9blocks generator.norm=instance"
         )
     if isinstance(generator, str):
-        node = _preset(generator, overrides)
+        node = generator_preset(generator, overrides)
         asked = f"generator={generator}" + "".join(f" generator.{k}={v}" for k, v in overrides.items())
     else:  # a generator config node, e.g. from infer.py's generator group
         node = OmegaConf.merge(OmegaConf.create(dict(generator)), overrides)

@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import json
+import socket
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -381,9 +384,38 @@ class RequestTooLarge(Exception):
 
 
 def load_service(checkpoint: str, options: ServeOptions, *, weights: str = "auto", direction: str | None = None,
-                 generator: dict | None = None) -> ModelService:
+                 generator: str | dict | None = None) -> ModelService:
     loaded = load_translation(checkpoint, generator=generator, direction=direction, weights=weights)
     return ModelService(loaded, checkpoint, options)
+
+
+@contextlib.contextmanager
+def serving_in_thread(service: ModelService):
+    """Serve ``service`` with uvicorn on a thread of this process (tests, benchmarks); yields the base URL and
+    stops the server on exit."""
+    import uvicorn
+
+    config = uvicorn.Config(create_app(service), host=service.options.host, port=service.options.port,
+                            log_level="error")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"the server did not start on {service.options.host}:{service.options.port}")
+        time.sleep(0.05)
+    try:
+        yield f"http://{service.options.host}:{service.options.port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def run(cfg) -> None:

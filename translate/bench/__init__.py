@@ -1,8 +1,10 @@
-"""Benchmarks: ``python -m translate.bench infer|train [settings ...]``.
+"""Benchmarks: ``python -m translate.bench infer|train|serve [settings ...]``.
 
 - ``infer``: batch conversion against the reference test script's one-image loop (``translate.bench.infer``).
 - ``train``: training-step speed per mode (fp32 eager, channels_last, bf16/fp16, compile, the best
   combination), with FLOPs, achieved TFLOP/s and peak memory (``translate.bench.train``).
+- ``serve``: latency (p50/p95, one at a time and in parallel bursts) and peak memory of the page's server
+  (``translate.bench.serve``).
 
 Each mode runs in its own process, so peak memory is per mode. Results are printed and written as JSON.
 """

@@ -12,7 +12,7 @@ from translate.bench import __doc__ as USAGE
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("infer", "train"):
+    if not argv or argv[0] not in ("infer", "train", "serve"):
         print(USAGE, file=sys.stderr)
         return 2
     if argv[0] == "infer":
@@ -25,6 +25,16 @@ def main(argv: list[str]) -> int:
                   file=sys.stderr)
             return 2
         report = bench_infer(**settings)
+    elif argv[0] == "serve":
+        from translate.bench.serve import SERVE_DEFAULTS, bench_serve, print_table
+
+        settings = OmegaConf.to_container(OmegaConf.from_dotlist(argv[1:]))
+        unknown = set(settings) - set(SERVE_DEFAULTS)
+        if unknown:
+            print(f"error: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(SERVE_DEFAULTS)}",
+                  file=sys.stderr)
+            return 2
+        report = bench_serve(**settings)
     else:
         from translate.bench.train import TRAIN_DEFAULTS, bench_train, print_table
 

@@ -53,11 +53,11 @@ def _make_images(folder: Path, n: int, size: int, seed: int) -> None:
 
 def _generator(settings: dict[str, Any]) -> torch.nn.Module:
     from translate.config import build
-    from translate.generator_io import _preset
+    from translate.generator_io import generator_preset
     from translate.networks import init_weights
 
     torch.manual_seed(settings["seed"])
-    node = _preset(settings["generator"], {"ngf": settings["ngf"], "norm": settings["norm"]})
+    node = generator_preset(settings["generator"], {"ngf": settings["ngf"], "norm": settings["norm"]})
     return init_weights(build(node)(in_channels=3, out_channels=3)).eval()
 
 
