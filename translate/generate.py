@@ -27,6 +27,7 @@ from translate.errors import ConfigError
 from translate.fsutil import atomic_write_bytes, make_folder
 from translate.generator_io import load_translation
 from translate.models.gan import LATENT
+from translate.networks.autoencoder import Decoder
 from translate.runtime import resolve_device
 from translate.sampling import LatentEdit, Sampler, per_level
 
@@ -50,8 +51,11 @@ class GenerateSummary:
 
 
 def load_noise_generator(checkpoint: str | Path, weights: str = "auto"):
-    """The generator of a ``model=gan`` checkpoint (G_ema when kept), or a ConfigError for any other model."""
+    """The generator of a ``model=gan`` checkpoint (G_ema when kept), a ``model=vae``'s decoder (codes drawn
+    from its prior, N(0, I)), or a ConfigError for any other model."""
     loaded = load_translation(checkpoint, weights=weights)
+    if getattr(loaded.module, "variational", False):
+        return Decoder(loaded.module).eval()
     if loaded.translation.source != LATENT:
         raise ConfigError(f"{checkpoint}: this model translates images ({loaded.translation.source} -> "
                           f"{loaded.translation.target}); use infer.py for it")

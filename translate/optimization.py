@@ -34,6 +34,8 @@ class Optimization:
         """Backpropagate ``loss`` and step the optimizers of ``phase``."""
         scaler = self.scalers[phase]
         optimizers = [self.optimizers[name] for name in self.groups_of_phase[phase]]
+        if not optimizers:  # a model without discriminators: nothing to step in the D phase
+            return
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()

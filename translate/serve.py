@@ -233,8 +233,12 @@ class ModelService:
         x = decode_image(request.image, channels, self.options.max_pixels)
         if request.resize is not None:
             x = resize_for_model(x[0], request.resize, keep_aspect=True)[None]
-        code = self.style_code(request) if self.kind == "style" else None
-        return self.call(lambda: png(self.translator(x, code)[0]))
+
+        def work() -> bytes:
+            code = self.style_code(request) if self.kind == "style" else None
+            return png(self.translator(x, code)[0])
+
+        return self.call(work)
 
     def style_code(self, request: Request) -> torch.Tensor | None:
         """The code of the request: the reference photo's (E's mean), the seed's, or the mean style (None)."""

@@ -377,6 +377,9 @@ class Trainer:
         if self.validator is None:
             return
         metrics = self.validate()
+        gens = self.sample_generators()
+        with eval_mode(*gens.values()):
+            self.model.calibrate(self.val_batches, gens, self.device)
         if metrics:
             self.folder.log_metrics(metrics, self.step)
             self.logger.log_metrics(metrics, self.step)

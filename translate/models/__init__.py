@@ -1,5 +1,6 @@
 """Models wire generators and discriminators and define one training step's losses."""
 
+from translate.models.autoencoder import Autoencoder
 from translate.models.base import Translation, TranslationModel
 from translate.models.bicycle import BicycleGAN
 from translate.models.cut import CUT
@@ -8,4 +9,4 @@ from translate.models.gan import NoiseGAN
 from translate.models.pix2pix import Pix2Pix
 from translate.models.pool import ImagePool
 
-__all__ = ["BicycleGAN", "CUT", "CycleGAN", "ImagePool", "NoiseGAN", "Pix2Pix", "TranslationModel", "Translation"]
+__all__ = ["Autoencoder", "BicycleGAN", "CUT", "CycleGAN", "ImagePool", "NoiseGAN", "Pix2Pix", "TranslationModel", "Translation"]

@@ -11,8 +11,9 @@ A model family is one file in ``translate/models/`` (a ``TranslationModel`` subc
   direction -> generator, source and target batch keys; a one-sided unpaired model has one);
 - groups its networks per optimizer (``optimizer_groups``) and says which losses step them (``phase_of``);
 - computes one step as ``generate(batch)`` then ``d_step(batch, out)`` (total under ``loss/D``) then
-  ``g_step(batch, out)`` (total under ``loss/G``), returning named loss tensors. The loop owns optimizers,
-  backward passes, precision, EMA, checkpoints and logging.
+  ``g_step(batch, out)`` (total under ``loss/G``), returning named loss tensors (a model without a
+  discriminator returns a zero ``loss/D``; a phase with no optimizer steps nothing). The loop owns
+  optimizers, backward passes, precision, EMA, checkpoints and logging.
 
 Generators are called as ``G(x)``; one that takes a style code has an attribute ``nz`` (the code's size) and
 accepts ``G(x, z=None, truncation=1.0)``, with ``None`` meaning its mean style, so evaluation, tiled inference
@@ -152,6 +153,11 @@ class TranslationModel(nn.Module):
         step (a latent, a style code) drawn once from ``seed``, so grids and metrics see the same inputs at
         every step; the batch as it is by default."""
         return batch
+
+    def calibrate(self, batches, generators: dict[str, nn.Module], device: torch.device) -> None:
+        """After each validation: statistics of the val batches (under ``generators``, the sample ones, in eval
+        mode) the model keeps in ``extra_state``, e.g. the autoencoder's reconstruction errors that set the
+        out-of-domain guard's threshold. Nothing by default."""
 
     def extra_state(self) -> dict:
         """Training state that is not a parameter or buffer (e.g. image pools)."""

@@ -1,0 +1,136 @@
+"""Autoencoders on one domain (``model=autoencoder``, ``model=vae``): reconstruction, restoration, anomaly
+scores and, for the VAE, samples.
+
+G reconstructs its input (``data=single``: A -> A) or restores a corrupted copy (``data=corrupt`` or any paired
+data: A -> B) through a bottleneck (``networks.autoencoder``). Losses, all per pixel value so their weights
+compare across image sizes:
+
+- ``loss/G/rec``: L1 (or MSE) of the output against the target, weight ``lambda_rec``;
+- ``loss/G/kl`` (VAE): KL(N(mean, var) || N(0, I)) of the encoder's codes, summed over the code and divided by
+  the number of pixel values of the target, weight ``beta`` (the beta-VAE's); the decoder reconstructs from a
+  reparameterised sample z = mean + sigma * eps;
+- ``loss/G/gan`` (``lambda_gan`` > 0): a PatchGAN on the outputs alone, for sharper samples.
+
+After each validation the model keeps every val image's reconstruction error (``calibrate``): the
+out-of-domain guard (``translate.anomaly``) sets its threshold at a percentile of them, read from the
+checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from translate.errors import ConfigError, check_choice
+from translate.losses import GANObjective
+from translate.models.base import Translation, TranslationModel, set_requires_grad
+from translate.networks.layers import init_weights
+
+Side = Literal["A", "B"]
+
+
+def gaussian_kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(log_var)) || N(0, 1)) per image, summed over every code value: [N]."""
+    terms = 0.5 * (mean.float() ** 2 + log_var.float().exp() - 1.0 - log_var.float())
+    return terms.flatten(1).sum(1)
+
+
+def reconstruction_error(G: nn.Module, x: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+    """Per image, the mean absolute difference between G's output for ``x`` and ``target`` (``x`` itself
+    by default), in [0, 2] pixel units: the anomaly score."""
+    target = x if target is None else target
+    return (G(x).float() - target.float()).abs().flatten(1).mean(1)
+
+
+class Autoencoder(TranslationModel):
+    """G: the bottleneck network of ``generator`` (``networks.autoencoder.Autoencoder``; any generator works
+    for plain reconstruction, the VAE needs ``variational=true``); D: ``discriminator`` on outputs alone,
+    built only when ``lambda_gan`` > 0."""
+
+    paired = True
+
+    def __init__(self, *, generator: Callable[..., nn.Module], discriminator: Callable[..., nn.Module],
+                 gan_loss: GANObjective, nc_A: int = 3, nc_B: int = 3, source: Side = "A", target: Side = "A",
+                 reconstruction: Literal["l1", "mse"] = "l1", lambda_rec: float = 1.0, beta: float = 0.0,
+                 lambda_gan: float = 0.0, init_type: str = "normal", init_gain: float = 0.02):
+        super().__init__(gan_loss)
+        check_choice("model.source", source, ("A", "B"))
+        check_choice("model.target", target, ("A", "B"))
+        check_choice("model.reconstruction", reconstruction, ("l1", "mse"))
+        if min(lambda_rec, beta, lambda_gan) < 0:
+            raise ConfigError("model.lambda_rec, model.beta and model.lambda_gan must be >= 0")
+        self.src, self.tgt = source, target
+        self.translations = {f"{source}to{target}": Translation("G", source, target)}
+        channels = {"A": nc_A, "B": nc_B}
+        self.G = init_weights(generator(in_channels=channels[source], out_channels=channels[target]), init_type,
+                              init_gain)
+        self.variational = bool(getattr(self.G, "variational", False))
+        if beta and not self.variational:
+            raise ConfigError("model.beta weighs the KL term of a variational encoder: use generator=autoencoder "
+                              "generator.variational=true (model=vae)")
+        self.D = init_weights(discriminator(in_channels=channels[target]), init_type, init_gain) \
+            if lambda_gan else None
+        self.reconstruction, self.lambda_rec, self.beta, self.lambda_gan = reconstruction, lambda_rec, beta, lambda_gan
+        self.val_errors = torch.zeros(0)
+
+    def generators(self) -> dict[str, nn.Module]:
+        return {"G": self.G}
+
+    def discriminators(self) -> dict[str, nn.Module]:
+        return {"D": self.D} if self.D is not None else {}
+
+    def optimizer_groups(self) -> dict[str, list[nn.Module]]:
+        groups = {"G": [self.G]}
+        if self.D is not None:
+            groups["D"] = [self.D]
+        return groups
+
+    # ------------------------------------------------------------------ steps
+    def generate(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        x = batch[self.src]
+        if not self.variational:
+            return {"fake": self.G(x)}
+        mean, log_var = self.G.encode(x)
+        z = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
+        return {"fake": self.G.decode(z), "mean": mean, "log_var": log_var}
+
+    def d_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.D is None:
+            return {"loss/D": torch.zeros((), device=out["fake"].device)}
+        set_requires_grad([self.D], True)
+        return self.discriminator_loss(self.D, batch[self.tgt], out["fake"].detach())
+
+    def g_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        fake, real = out["fake"].float(), batch[self.tgt].float()
+        rec = F.l1_loss(fake, real) if self.reconstruction == "l1" else F.mse_loss(fake, real)
+        losses = {"loss/G/rec": rec}
+        total = self.lambda_rec * rec
+        if self.variational:
+            losses["loss/G/kl"] = gaussian_kl(out["mean"], out["log_var"]).mean() / real[0].numel()
+            total = total + self.beta * losses["loss/G/kl"]
+        if self.D is not None:
+            set_requires_grad([self.D], False)
+            losses["loss/G/gan"] = self.gan_loss.g_loss(self.D(out["fake"]))
+            total = total + self.lambda_gan * losses["loss/G/gan"]
+        losses["loss/G"] = total
+        return losses
+
+    # ------------------------------------------------------------------ the guard's calibration
+    @torch.no_grad()
+    def calibrate(self, batches: Iterable[dict[str, torch.Tensor]], generators: dict[str, nn.Module],
+                  device: torch.device) -> None:
+        """Keep each val image's reconstruction error (of ``generators["G"]``, the sample generator)."""
+        G = generators["G"]
+        errors = [reconstruction_error(G, b[self.src].to(device), b[self.tgt].to(device)).cpu() for b in batches
+                  if len(b.get(self.src, ()))]
+        self.val_errors = torch.cat(errors) if errors else torch.zeros(0)
+
+    def extra_state(self) -> dict:
+        return {"val_errors": self.val_errors}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.val_errors = state.get("val_errors", torch.zeros(0))
