@@ -103,7 +103,8 @@ def test_every_experiment_runs_a_few_steps(tmp_path, aligned_root, unaligned_roo
 
     from hydra.utils import get_class
 
-    family = get_class(_compose([f"experiment={experiment}"]).model._target_)
+    composed = _compose([f"experiment={experiment}"])
+    family = get_class(composed.model._target_)
     paired = family.paired
     overrides = [f"experiment={experiment}", "debug=fast", "trainer.progress_bar=false", "trainer.max_steps=2"]
     if experiment.startswith("demo"):
@@ -111,6 +112,9 @@ def test_every_experiment_runs_a_few_steps(tmp_path, aligned_root, unaligned_roo
     elif family is NoiseGAN:  # one folder of images, at the 64x64 the presets generate
         overrides += [f"data.root={aligned_root / 'train' / 'A'}", "data.load_size=64", "data.crop_size=64",
                       "data.batch_size=2"]
+    elif composed.data._target_.endswith("CorruptData"):  # restoration: the B photos of a paired set
+        overrides += [f"data.root={aligned_root}", "data.train_split=train/B", "data.val_split=val/B",
+                      "data.load_size=128", "data.crop_size=128"]
     else:
         overrides += [f"data.root={aligned_root if paired else unaligned_root}", "data.load_size=256",
                       "data.crop_size=256", "data.val_split=val"]

@@ -24,7 +24,8 @@ def check_dataset(data: DataModule, how: str) -> None:
     if how == "off":
         return
     mode = "aligned" if isinstance(data, AlignedData) else "unaligned" if isinstance(data, UnalignedData) else "single"
-    report = check(data.root, mode, quick=how == "quick")
+    splits = (data.train_split, data.val_split) if mode == "single" else None
+    report = check(data.root, mode, quick=how == "quick", splits=splits)
     for line in report.warnings:
         print(f"warning: {line}", file=sys.stderr)
     if report.unreadable:

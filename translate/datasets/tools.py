@@ -7,7 +7,7 @@ import hashlib
 import os
 import shutil
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,9 +164,13 @@ def _inspect(path: Path, report: Report, quick: bool) -> bool:
     return True
 
 
-def _layout(root: Path, mode: str) -> dict[str, list[Path]]:
-    """Folders to check, by a name like 'train/A' or 'trainA'."""
+def _layout(root: Path, mode: str, splits: Sequence[str] | None = None) -> dict[str, list[Path]]:
+    """Folders to check, by a name like 'train/A' or 'trainA'; ``splits`` (single mode): the sub-folders a
+    data module reads (``data.train_split``, ``data.val_split``) instead of the usual split names."""
     folders: dict[str, Path] = {}
+    if mode == "single" and splits:
+        folders = {split: root / split for split in splits if (root / split).is_dir()}
+        return {name: _images(folder) for name, folder in (folders or {".": root}).items()}
     for split in SPLITS:
         if mode == "aligned":
             for a, b in ((root / split / "A", root / split / "B"), (root / "A" / split, root / "B" / split)):
@@ -187,7 +191,8 @@ def _layout(root: Path, mode: str) -> dict[str, list[Path]]:
     return {name: _images(folder) for name, folder in folders.items()}
 
 
-def check(root: str | Path, mode: str = "aligned", *, quick: bool = False) -> Report:
+def check(root: str | Path, mode: str = "aligned", *, quick: bool = False,
+          splits: Sequence[str] | None = None) -> Report:
     """Validate a dataset: counts, modes, sizes, unreadable files, A/B name mismatches, and files that occur in
     more than one split (leaks between train and val/test)."""
     root = Path(root)
@@ -197,7 +202,7 @@ def check(root: str | Path, mode: str = "aligned", *, quick: bool = False) -> Re
     if not root.is_dir():
         report.errors.append(f"{root}: no such folder")
         return report
-    folders = _layout(root, mode)
+    folders = _layout(root, mode, splits)
     if not folders:
         report.errors.append(f"{root}: no {mode} layout found (see datasets/README.md)")
         return report
@@ -235,8 +240,8 @@ def check(root: str | Path, mode: str = "aligned", *, quick: bool = False) -> Re
         if odd:
             report.warnings.append(f"{odd} side-by-side images have an odd width (A and B halves differ by a pixel)")
     leaks = [(d, s) for d, s in seen.items() if len(s) > 1]
-    for digest, splits in leaks[:10]:
-        report.errors.append(f"{where[digest]}: the same image is in {' and '.join(sorted(splits))}")
+    for digest, found_in in leaks[:10]:
+        report.errors.append(f"{where[digest]}: the same image is in {' and '.join(sorted(found_in))}")
     if len(leaks) > 10:
         report.errors.append(f"... {len(leaks) - 10} more images shared between splits")
     return report

@@ -66,8 +66,9 @@ def takes_style(G: nn.Module) -> bool:
 
 
 def to_rgb(x: torch.Tensor) -> torch.Tensor:
-    """Repeat a 1-channel batch to 3 channels so mixed grayscale/colour rows fit one grid."""
-    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+    """A batch as 3 channels so mixed rows fit one grid: gray repeated; extra channels (an inpainting input's
+    mask) left out."""
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x[:, :3]
 
 
 class TranslationModel(nn.Module):
