@@ -36,7 +36,7 @@ def blobs(root: Path, n: int, seed: int, size: int = 32) -> Path:
 
 @pytest.fixture
 def blob_root(tmp_path) -> Path:
-    blobs(tmp_path / "blobs" / "train", 48, 0)
+    blobs(tmp_path / "blobs" / "train", 200, 0)
     blobs(tmp_path / "blobs" / "val", 4, 1)
     return tmp_path / "blobs"
 
@@ -73,10 +73,10 @@ def test_beta_needs_a_variational_encoder():
 @pytest.mark.slow
 def test_reconstruction_falls_and_the_val_errors_are_kept(tiny_cfg, blob_root):
     cfg = tiny_cfg(*AE, f"data.root={blob_root}", "data.batch_size=8", "data.max_size=null", "trainer.max_steps=120",
-                   "trainer.val_every=40", "optim.G.lr=0.002")
+                   "trainer.val_every=4")
     fit(cfg)
     val = [m["val/l1"] for m in _metrics(cfg.run_dir) if "val/l1" in m]
-    assert len(val) == 3 and val[0] > val[1] > val[2] and val[2] < 0.9 * val[0]  # unseen images, 48 to learn from
+    assert len(val) == 30 and val[-1] < 0.9 * val[0]  # unseen images, 200 to learn from
     errors = load_checkpoint(Path(cfg.run_dir) / "checkpoints" / "last.pt")["model_state"]["val_errors"]
     assert errors.shape == (4,) and errors.min() > 0  # one per val image, from the last validation
 

@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from translate.anomaly import Guard, GuardOptions, load_guard, write_scores
 from translate.data.io import IMAGE_EXTENSIONS, is_image_file
 from translate.errors import ConfigError, DataError, OutputError, first_line
 from translate.fsutil import atomic_write_bytes, remove_stale_temp_files, write_failure
@@ -52,6 +53,8 @@ class Summary:
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     ignored: Ignored = field(default_factory=list)  # in input folders/globs, not images: reported, never failed
+    scores: dict[str, tuple[float, bool]] = field(default_factory=dict)  # the guard's: input -> (score, flagged)
+    out_of_domain_skipped: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -61,7 +64,16 @@ class Summary:
         rate = self.converted / self.seconds if self.seconds > 0 else 0.0
         text = (f"converted {self.converted}, skipped {self.skipped} existing, failed {len(self.failed)} "
                 f"({self.seconds:.1f} s, {rate:.2f} images/s)")
+        if self.scores:
+            flagged = sum(f for _, f in self.scores.values())
+            also = f", {self.out_of_domain_skipped} of them not converted" if self.out_of_domain_skipped else ""
+            text += f"; out of domain {flagged} of {len(self.scores)} scored{also}"
         return f"{text}; ignored {describe_ignored(self.ignored)}" if self.ignored else text
+
+    @property
+    def flagged(self) -> list[tuple[str, float]]:
+        """The inputs the guard found out of domain, with their scores, highest first."""
+        return sorted(((k, v[0]) for k, v in self.scores.items() if v[1]), key=lambda kv: -kv[1])
 
 
 def describe_ignored(ignored: Ignored) -> str:
@@ -389,7 +401,7 @@ class InferOptions:
 
 
 def translate_files(G: nn.Module, inputs: str | Path | list, output: str | Path, options: InferOptions | None = None,
-                    plan: StylePlan | None = None, **changes: Any) -> Summary:
+                    plan: StylePlan | None = None, guard: Guard | None = None, **changes: Any) -> Summary:
     """Translate every image of ``inputs`` (files, folders, globs or list files) into ``output``, as ``options``
     (or the defaults) with ``changes`` (e.g. ``quiet=True``) say.
 
@@ -397,7 +409,9 @@ def translate_files(G: nn.Module, inputs: str | Path | list, output: str | Path,
     skipped; existing outputs are skipped unless ``overwrite``; other files in input folders are listed in
     ``Summary.ignored``. An output folder that cannot be written is a ConfigError before anything is translated.
     Returns the counts (``Summary.exit_code``: 0 all converted, 1 some failed). ``plan``: the styles of a
-    generator with a style code (``translate.styles``): several outputs per input, each counted.
+    generator with a style code (``translate.styles``): several outputs per input, each counted. ``guard``
+    (``translate.anomaly``): every input is scored, ``Summary.scores`` and ``guard.csv`` in ``output`` say which
+    are out of domain, and ``guard.action=skip`` leaves those unconverted.
     """
     start = time.perf_counter()
     opts = replace(options or InferOptions(), **changes)
@@ -419,22 +433,35 @@ def translate_files(G: nn.Module, inputs: str | Path | list, output: str | Path,
                             compile=opts.compile, norm_mode=opts.norm_mode, tile_size=opts.tile_size,
                             tile_overlap=opts.tile_overlap)
     loader = _loader(jobs, sizes, translator, opts, device)
-    _translate_all(loader, jobs, len(jobs) - len(sizes), translator, opts, summary, plan)
+    _translate_all(loader, jobs, len(jobs) - len(sizes), Converter(translator, plan, guard), opts, summary)
+    if guard is not None and summary.scores:
+        write_scores(output / "guard.csv", summary.scores, guard.threshold, {"action": guard.action})
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _translate_all(loader: DataLoader, jobs: list[tuple[Path, Path]], header_failures: int, translator: Translator,
-                   opts: InferOptions, summary: Summary, plan: StylePlan) -> None:
+@dataclass
+class Converter:
+    """What each batch goes through: the generator (``translator``), the styles of ``plan`` and, with a
+    ``guard``, the out-of-domain score first."""
+
+    translator: Translator
+    plan: StylePlan
+    guard: Guard | None = None
+
+
+def _translate_all(loader: DataLoader, jobs: list[tuple[Path, Path]], header_failures: int, converter: Converter,
+                   opts: InferOptions, summary: Summary) -> None:
     """Translate every batch while the writer thread writes. On Ctrl-C keep only complete outputs (queued ones
     are dropped), say how far it got and how to resume, and re-raise so the CLI exits 130."""
+    plan = converter.plan
     bar = tqdm(total=len(jobs) * len(plan.suffixes), desc="translate", unit="img", disable=opts.quiet,
                file=sys.stderr, dynamic_ncols=True)
     bar.update(header_failures * len(plan.suffixes))
     writer = _Writer(summary, bar)
     try:
         for items in loader:
-            _convert(items, jobs, translator, writer, opts, summary, bar, plan)
+            _convert(items, jobs, converter, writer, opts, summary, bar)
         writer.close()
     except KeyboardInterrupt:
         writer.close(drop=True)
@@ -548,10 +575,11 @@ def _loader(jobs: list[tuple[Path, Path]], sizes: dict[int, tuple[int, int]], tr
                       multiprocessing_context=context)
 
 
-def _convert(items: list[dict[str, Any]], jobs: list[tuple[Path, Path]], translator: Translator, writer: _Writer,
-             opts: InferOptions, summary: Summary, bar: tqdm, plan: StylePlan) -> None:
-    """Translate one batch of decoded items (once per style code of ``plan``) and queue their outputs; decode
+def _convert(items: list[dict[str, Any]], jobs: list[tuple[Path, Path]], converter: Converter, writer: _Writer,
+             opts: InferOptions, summary: Summary, bar: tqdm) -> None:
+    """Translate one batch of decoded items (once per style code of the plan) and queue their outputs; decode
     and model failures fail their files only (e.g. out of memory on a huge image)."""
+    translator, plan = converter.translator, converter.plan
     good = [it for it in items if "error" not in it]
     per_input = len(plan.suffixes)
     for it in items:
@@ -559,6 +587,8 @@ def _convert(items: list[dict[str, Any]], jobs: list[tuple[Path, Path]], transla
             src = jobs[it["index"]][0]
             summary.failed.append((str(src), it["error"].removeprefix(f"{src}: ")))
             bar.update(per_input)
+    if converter.guard is not None:
+        good = _guarded(good, jobs, converter.guard, summary, bar, per_input)
     if not good:
         return
     x = torch.stack([it["x"] for it in good])
@@ -581,6 +611,22 @@ def _convert(items: list[dict[str, Any]], jobs: list[tuple[Path, Path]], transla
             writer.put(src, out, image, alpha, fmt or _format_of(out), picture.bits, opts.jpg_quality)
 
 
+def _guarded(good: list[dict[str, Any]], jobs: list[tuple[Path, Path]], guard: Guard, summary: Summary, bar: tqdm,
+             per_input: int) -> list[dict[str, Any]]:
+    """Score each item (``summary.scores``); with ``guard.action=skip`` only the in-domain ones go on."""
+    kept = []
+    for it in good:
+        score = float(guard.scores(it["x"][None])[0])
+        flagged = guard.flagged(score)
+        summary.scores[str(jobs[it["index"]][0])] = (score, flagged)
+        if flagged and guard.action == "skip":
+            summary.out_of_domain_skipped += 1
+            bar.update(per_input)
+        else:
+            kept.append(it)
+    return kept
+
+
 def _resized(image: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
     """``image`` [C, H, W] back at the input's ``size`` (after ``resize``); as it is for None."""
     if size is None:
@@ -599,7 +645,12 @@ def run(cfg) -> Summary:
     options = InferOptions.from_config(cfg)
     if options.norm_mode == "auto":
         options = replace(options, norm_mode=loaded.norm_mode)
-    summary = translate_files(loaded.module, inputs, cfg.output, options, plan=plan)
+    guard = load_guard(GuardOptions.from_config(cfg.get("guard")))
+    summary = translate_files(loaded.module, inputs, cfg.output, options, plan=plan, guard=guard)
+    if guard is not None:
+        verb = "not converted" if guard.action == "skip" else "converted anyway"
+        _print_some([(src, f"score {score:.4f} > {guard.threshold:.4f}, {verb}") for src, score in summary.flagged],
+                    "out of domain", "out-of-domain inputs", 20)
     _print_some(summary.failed, "failed", "failures", 20)
     _print_some(summary.ignored, "ignored", "ignored files", 5)
     print(summary, file=sys.stderr)

@@ -1,0 +1,118 @@
+"""The out-of-domain guard: an autoencoder's reconstruction error, its threshold from the checkpoint, and what
+infer.py and translate.anomaly do with it on a mixed folder."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import tiny_overrides, write_image
+from omegaconf import open_dict
+from PIL import Image
+
+from translate.anomaly import GuardOptions, load_guard, main
+from translate.config import compose
+from translate.errors import ConfigError
+from translate.infer import translate_files
+from translate.networks.generators import UnetGenerator
+from translate.train import fit
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def drawing(path: Path, seed: int, size: int = 32) -> Path:
+    """Black lines on white: the guard's domain."""
+    rng = np.random.default_rng(seed)
+    image = np.full((size, size, 3), 255, np.uint8)
+    for _ in range(3):
+        if rng.random() < 0.5:
+            image[rng.integers(2, size - 2), :] = 0
+        else:
+            image[:, rng.integers(2, size - 2)] = 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def guard_run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("guard")
+    for i in range(24):
+        drawing(tmp / "drawings" / "train" / f"{i}.png", i)
+    for i in range(6):
+        drawing(tmp / "drawings" / "val" / f"{i}.png", 100 + i)
+    cfg = compose(tiny_overrides("model=autoencoder", "data=single", f"data.root={tmp / 'drawings'}",
+                                 "generator.ngf=8", "generator.n_downs=3", "generator.latent_dim=16",
+                                 "generator.max_channels=32", "data.batch_size=4", "data.max_size=null",
+                                 "trainer.max_steps=60", "trainer.val_every=60"))
+    with open_dict(cfg):
+        cfg.run_dir = str(tmp / "run")
+    fit(cfg)
+    return tmp / "run"
+
+
+@pytest.fixture
+def mixed(tmp_path) -> Path:
+    """3 drawings like the guard's and 3 photos (noise) that are not."""
+    for i in range(3):
+        drawing(tmp_path / "mixed" / f"drawing{i}.png", 200 + i, size=48)
+        write_image(tmp_path / "mixed" / f"photo{i}.png", (48, 48), seed=i)
+    return tmp_path / "mixed"
+
+
+def test_options_parse_the_short_and_the_long_form():
+    assert GuardOptions.from_config("runs/ae").checkpoint == "runs/ae"
+    assert GuardOptions.from_config({"checkpoint": "x", "action": "skip"}).action == "skip"
+    assert GuardOptions.from_config(None).checkpoint is None
+    with pytest.raises(ConfigError, match="guard.level is not a guard setting"):
+        GuardOptions.from_config({"checkpoint": "x", "level": 3})
+    with pytest.raises(ConfigError, match="guard.percentile=0"):
+        GuardOptions(checkpoint="x", percentile=0)
+
+
+def test_the_threshold_is_a_percentile_of_the_stored_val_errors(guard_run):
+    guard = load_guard(GuardOptions(str(guard_run), percentile=50))
+    assert len(guard.val_errors) == 6
+    assert guard.threshold == pytest.approx(float(np.percentile(guard.val_errors.numpy(), 50)))
+    assert load_guard(GuardOptions(str(guard_run), threshold=0.25)).threshold == 0.25
+    high = load_guard(GuardOptions(str(guard_run)))  # 99th: about one in a hundred in-domain inputs flagged
+    assert guard.threshold <= high.threshold <= float(guard.val_errors.max())
+
+
+def test_infer_lists_scores_and_skips_out_of_domain_inputs(guard_run, mixed, tmp_path):
+    G = UnetGenerator(num_downs=5, ngf=4).eval()
+    guard = load_guard(GuardOptions(str(guard_run)))
+    summary = translate_files(G, mixed, tmp_path / "out", guard=guard, quiet=True)
+    assert summary.converted == 6 and len(summary.scores) == 6
+    flagged = {Path(p).stem for p, _ in summary.flagged}
+    assert flagged == {"photo0", "photo1", "photo2"}
+    with open(tmp_path / "out" / "guard.csv") as f:
+        rows = {Path(r["file"]).stem: r for r in csv.DictReader(f)}
+    assert set(rows) == {f"drawing{i}" for i in range(3)} | flagged
+    assert all(rows[n]["flagged"] == "1" for n in flagged) and rows["drawing0"]["flagged"] == "0"
+    assert "out of domain 3 of 6 scored" in str(summary)
+    skip = load_guard(GuardOptions(str(guard_run), action="skip"))
+    skipped = translate_files(G, mixed, tmp_path / "out2", guard=skip, quiet=True)
+    assert skipped.converted == 3 and skipped.out_of_domain_skipped == 3
+    assert sorted(p.stem for p in (tmp_path / "out2").glob("*.png")) == ["drawing0", "drawing1", "drawing2"]
+
+
+def test_the_score_command_writes_scores_and_error_maps(guard_run, mixed, tmp_path, capsys):
+    assert main(["score", str(guard_run), f"input={mixed}", f"output={tmp_path / 'scores'}"]) == 0
+    with open(tmp_path / "scores" / "scores.csv") as f:
+        rows = {Path(r["file"]).stem: float(r["score"]) for r in csv.DictReader(f)}
+    assert min(rows[f"photo{i}"] for i in range(3)) > max(rows[f"drawing{i}"] for i in range(3))
+    with Image.open(tmp_path / "scores" / "photo0_error.png") as im:
+        assert im.size == (3 * 32, 32)  # input | reconstruction | error, at the guard's size
+    assert "scored 6: 3 above the threshold" in capsys.readouterr().err
+
+
+def test_a_guard_that_is_not_an_autoencoder_is_one_line(tmp_path, guard_run):
+    run = subprocess.run([sys.executable, "-m", "translate.anomaly", "score", str(tmp_path / "none"), "input=x"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert run.returncode == 2 and "none" in run.stderr and "Traceback" not in run.stderr

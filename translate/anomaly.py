@@ -1,0 +1,209 @@
+"""How unlike its training data an input is: an autoencoder's reconstruction error as an out-of-domain score.
+
+An autoencoder trained on a model's input domain (``model=autoencoder``, ``data=single`` on the sketches a
+sketch->photo model takes) reconstructs such inputs well and others (a photo given to a sketch model) badly.
+``Guard`` scores images with it (the mean absolute error of the reconstruction, images resized to the guard's
+training size) against a threshold: ``threshold``, or by default the ``percentile`` of the guard's own val
+images' errors, which training keeps in its checkpoint.
+
+- ``infer.py ... guard=RUN`` (or ``guard.checkpoint=RUN guard.action=skip guard.percentile=95``) scores every
+  input, lists those above the threshold and writes ``guard.csv`` in the output folder; ``action``: ``warn``
+  converts them anyway, ``skip`` does not. ``translate.serve guard=RUN`` shows the warning beside the output.
+- ``python -m translate.anomaly score RUN input=DIR output=DIR [percentile=99] [threshold=T]`` writes
+  ``scores.csv`` and, per image, input | reconstruction | error map (``<name>_error.png``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from translate.errors import ConfigError, TranslateError
+from translate.fsutil import atomic_write_bytes
+from translate.schema import check_dataclass
+
+ACTIONS = ("warn", "skip")
+
+
+@dataclass
+class GuardOptions:
+    """``infer.py guard.*`` / ``translate.serve guard.*``; ``guard=RUN`` alone sets ``checkpoint``."""
+
+    checkpoint: str | None = None
+    action: Literal["warn", "skip"] = "warn"
+    percentile: float = 99.0
+    threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        check_dataclass(vars(self), GuardOptions, "guard.")
+        if not 0 < self.percentile <= 100:
+            raise ConfigError(f"guard.percentile={self.percentile}: a percentile in (0, 100]")
+
+    @classmethod
+    def from_config(cls, node: Any) -> GuardOptions:
+        if node is None or isinstance(node, (str, Path)):
+            return cls(checkpoint=str(node) if node else None)
+        node = dict(node)
+        unknown = sorted(set(node) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"guard.{unknown[0]} is not a guard setting (checkpoint, action, percentile, threshold)")
+        return cls(**node)
+
+
+@dataclass
+class Guard:
+    """An autoencoder and its threshold; ``scores`` of [N, C, H, W] images in [-1, 1]."""
+
+    G: torch.nn.Module
+    size: int
+    channels: int
+    threshold: float
+    action: str = "warn"
+    source: str = ""
+    val_errors: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+
+    def prepared(self, x: torch.Tensor) -> torch.Tensor:
+        """Images as the guard saw them in training: its size and channels."""
+        if x.shape[1] == 1 and self.channels == 3:
+            x = x.expand(-1, 3, -1, -1)
+        elif self.channels == 1 and x.shape[1] >= 3:
+            x = x[:, :3].mean(1, keepdim=True)
+        else:
+            x = x[:, : self.channels]
+        return F.interpolate(x.float(), size=(self.size, self.size), mode="bicubic", antialias=True,
+                             align_corners=False).clamp(-1, 1)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        prepared = self.prepared(x)
+        return prepared, self.G(prepared).float()
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        prepared, rebuilt = self.reconstruct(x)
+        return (rebuilt - prepared).abs().flatten(1).mean(1)
+
+    def flagged(self, score: float) -> bool:
+        return score > self.threshold
+
+
+def load_guard(options: GuardOptions) -> Guard | None:
+    """The guard ``options`` name (None when none is asked), its threshold set."""
+    if not options.checkpoint:
+        return None
+    from translate.checkpoint import load_checkpoint
+    from translate.generator_io import load_translation
+
+    loaded = load_translation(options.checkpoint)
+    cfg = loaded.config
+    if cfg is None or not str(cfg.model.get("_target_", "")).endswith("Autoencoder"):
+        raise ConfigError(f"guard={options.checkpoint}: a guard is a model=autoencoder (or vae) run trained on the "
+                          "model's input domain (data=single on its inputs)")
+    errors = load_checkpoint(options.checkpoint)["model_state"].get("val_errors", torch.zeros(0))
+    threshold = options.threshold
+    if threshold is None:
+        if not len(errors):
+            raise ConfigError(f"guard={options.checkpoint}: its checkpoint holds no validation errors (it was never "
+                              "validated); set guard.threshold=T or train it with a val split")
+        threshold = float(np.percentile(errors.numpy(), options.percentile))
+    channels = int(getattr(loaded.module, "in_channels", cfg.data.input_nc))
+    return Guard(loaded.module.eval(), int(cfg.data.crop_size), channels, float(threshold), options.action,
+                 options.checkpoint, errors)
+
+
+# ----------------------------------------------------------------------------------------------- records
+def write_scores(path: Path, rows: dict[str, tuple[float, bool]], threshold: float, extra: dict[str, str] | None = None,
+                 keep_existing: bool = True) -> Path:
+    """``file,score,threshold,flagged[,action]`` for every scored input, merged with the rows an earlier run of
+    the same command wrote (a resumed conversion keeps them), written atomically."""
+    merged: dict[str, dict[str, str]] = {}
+    if keep_existing and path.is_file():
+        with open(path, newline="") as f:
+            merged = {row["file"]: row for row in csv.DictReader(f)}
+    for file, (score, flagged) in rows.items():
+        merged[file] = {"file": file, "score": f"{score:.6f}", "threshold": f"{threshold:.6f}",
+                        "flagged": str(int(flagged)), **(extra or {})}
+    buffer = io.StringIO()
+    columns = ["file", "score", "threshold", "flagged", *(extra or {})]
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(merged[k] for k in sorted(merged))
+    return atomic_write_bytes(path, buffer.getvalue().encode())
+
+
+def error_map(prepared: torch.Tensor, rebuilt: torch.Tensor) -> np.ndarray:
+    """input | reconstruction | per-pixel error (black 0 -> red -> yellow at the image's largest error), as one
+    uint8 RGB picture."""
+    def rgb(x: torch.Tensor) -> np.ndarray:
+        x = x.expand(3, -1, -1) if x.shape[0] == 1 else x
+        return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+
+    error = (rebuilt - prepared).abs().mean(0)
+    e = (error / error.max().clamp_min(1e-6)).numpy()
+    heat = np.stack([np.clip(2 * e, 0, 1), np.clip(2 * e - 1, 0, 1), np.zeros_like(e)], -1)
+    return np.concatenate([rgb(prepared), rgb(rebuilt), (heat * 255).round().astype(np.uint8)], 1)
+
+
+def score_folder(guard: Guard, inputs: str | Path, output: str | Path) -> dict[str, tuple[float, bool]]:
+    """Score every image of ``inputs``; write ``scores.csv`` and ``<name>_error.png`` per image into
+    ``output``. Unreadable files are reported and skipped."""
+    from translate.fsutil import make_folder
+    from translate.imageio16 import read_picture, to_model_input
+    from translate.infer import collect_inputs
+
+    found, _, _ = collect_inputs(inputs)
+    out = make_folder(output)
+    rows: dict[str, tuple[float, bool]] = {}
+    for src, rel in found:
+        try:
+            x = to_model_input(read_picture(src), guard.channels)[None]
+        except TranslateError as e:
+            print(f"skipped: {e}", file=sys.stderr)
+            continue
+        prepared, rebuilt = guard.reconstruct(x)
+        score = float((rebuilt - prepared).abs().mean())
+        rows[str(rel)] = (score, guard.flagged(score))
+        picture = Image.fromarray(error_map(prepared[0], rebuilt[0]))
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        atomic_write_bytes(out / rel.with_name(f"{rel.stem}_error.png"), buffer.getvalue())
+    write_scores(out / "scores.csv", rows, guard.threshold, keep_existing=False)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m translate.anomaly score RUN input=DIR output=DIR [percentile=99] [threshold=T]``."""
+    from omegaconf import OmegaConf
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) < 2 or argv[0] != "score":
+        print(main.__doc__, file=sys.stderr)
+        return 2
+    try:
+        settings = OmegaConf.to_container(OmegaConf.from_dotlist(argv[2:]))
+        unknown = sorted(set(settings) - {"input", "output", "percentile", "threshold"})
+        if unknown or "input" not in settings:
+            raise ConfigError(f"{unknown[0]} is not a setting" if unknown else "input=DIR is missing")
+        guard = load_guard(GuardOptions(argv[1], percentile=float(settings.get("percentile", 99.0)),
+                                        threshold=settings.get("threshold")))
+        output = settings.get("output") or "anomaly_scores"
+        rows = score_folder(guard, settings["input"], output)
+    except TranslateError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    flagged = sum(f for _, f in rows.values())
+    print(f"scored {len(rows)}: {flagged} above the threshold {guard.threshold:.4f}; wrote {output}/scores.csv "
+          "and the error maps", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
