@@ -116,3 +116,20 @@ def test_a_guard_that_is_not_an_autoencoder_is_one_line(tmp_path, guard_run):
     run = subprocess.run([sys.executable, "-m", "translate.anomaly", "score", str(tmp_path / "none"), "input=x"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
     assert run.returncode == 2 and "none" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_the_page_api_carries_the_guard_score(guard_run, mixed, tmp_path):
+    pytest.importorskip("uvicorn")
+    from serving import post
+
+    from translate.generator_io import LoadedGenerator
+    from translate.models.base import Translation
+    from translate.serve import ModelService, ServeOptions, free_port, serving_in_thread
+
+    loaded = LoadedGenerator(UnetGenerator(num_downs=5, ngf=4).eval(), Translation("G", "A", "B"))
+    service = ModelService(loaded, "test", ServeOptions(port=free_port()), load_guard(GuardOptions(str(guard_run))))
+    with serving_in_thread(service) as url:
+        _, _, photo = post(f"{url}/api/translate", (mixed / "photo0.png").read_bytes(), "image/png")
+        _, _, sketch = post(f"{url}/api/translate", (mixed / "drawing0.png").read_bytes(), "image/png")
+    assert photo["x-guard-flagged"] == "1" and sketch["x-guard-flagged"] == "0"
+    assert float(photo["x-guard-score"]) > float(photo["x-guard-threshold"]) > float(sketch["x-guard-score"])

@@ -11,6 +11,9 @@ A small Starlette app (``pip install -e ".[serve]"``) for any checkpoint the fra
   -> PNG. Images of any size go through ``infer.py``'s padding and tiling.
 - ``POST /api/generate`` (noise generators): JSON ``{"seed", "truncation", "edits"}`` -> PNG.
 - ``GET /api/info`` what the page shows and needs; ``GET /healthz``.
+- ``guard=RUN`` (``translate.anomaly``): every translated input is scored by an autoencoder of the model's
+  input domain; the answer carries ``X-Guard-Score``, ``X-Guard-Threshold``, ``X-Guard-Flagged`` and the page
+  shows a warning beside an output whose input looks out of domain.
 
 Safe by default: binds 127.0.0.1 (another host is printed as a warning), request bodies and image pixels are
 limited, a bad image is answered 400 with the reason, one model call runs at a time with at most ``queue``
@@ -35,6 +38,7 @@ from typing import Annotated, Any, Literal
 
 import torch
 
+from translate.anomaly import Guard, GuardOptions, load_guard
 from translate.errors import ConfigError, DataError, TranslateError, first_line
 from translate.generator_io import LoadedGenerator, load_translation
 from translate.imageio16 import encode, read_picture, to_model_input
@@ -85,6 +89,14 @@ class ServeOptions:
     @property
     def max_bytes(self) -> int:
         return int(self.max_upload_mb * (1 << 20))
+
+
+@dataclass
+class Answer:
+    """A PNG and the headers that go with it (the guard's score)."""
+
+    image: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -187,8 +199,8 @@ class ModelService:
     """The loaded generator and what one request needs of it; ``call`` runs one model call at a time and
     refuses (Busy) beyond ``queue`` waiting requests."""
 
-    def __init__(self, loaded: LoadedGenerator, checkpoint: str, options: ServeOptions):
-        self.loaded, self.checkpoint, self.options = loaded, str(checkpoint), options
+    def __init__(self, loaded: LoadedGenerator, checkpoint: str, options: ServeOptions, guard: Guard | None = None):
+        self.loaded, self.checkpoint, self.options, self.guard = loaded, str(checkpoint), options, guard
         self.G = loaded.module
         self.device = resolve_device(options.device)
         self.kind = "noise" if loaded.translation.source == LATENT else "style" if takes_style(self.G) else "translation"
@@ -225,8 +237,9 @@ class ModelService:
         except ConfigError as e:
             raise BadRequest(str(e)) from None
 
-    def translate(self, request: Request) -> bytes:
-        """The PNG of one image translated (with the request's style, for generators that take one)."""
+    def translate(self, request: Request) -> Answer:
+        """The PNG of one image translated (with the request's style, for generators that take one) and, with
+        a guard, the input's out-of-domain score."""
         if self.kind == "noise":
             raise BadRequest("this model generates from noise: POST /api/generate")
         channels = self.translator.in_channels
@@ -234,11 +247,17 @@ class ModelService:
         if request.resize is not None:
             x = resize_for_model(x[0], request.resize, keep_aspect=True)[None]
 
-        def work() -> bytes:
+        def work() -> Answer:
             code = self.style_code(request) if self.kind == "style" else None
-            return png(self.translator(x, code)[0])
+            headers = self.guard_headers(x) if self.guard is not None else {}
+            return Answer(png(self.translator(x, code)[0]), headers)
 
         return self.call(work)
+
+    def guard_headers(self, x: torch.Tensor) -> dict[str, str]:
+        score = float(self.guard.scores(x)[0])
+        return {"X-Guard-Score": f"{score:.4f}", "X-Guard-Threshold": f"{self.guard.threshold:.4f}",
+                "X-Guard-Flagged": "1" if self.guard.flagged(score) else "0"}
 
     def style_code(self, request: Request) -> torch.Tensor | None:
         """The code of the request: the reference photo's (E's mean), the seed's, or the mean style (None)."""
@@ -269,7 +288,7 @@ class ModelService:
                               edits=self.edits(request), device=self.device)
         except ConfigError as e:
             raise BadRequest(str(e)) from None
-        return self.call(lambda: png(sampler.images(sampler.latents(1))[0]))
+        return self.call(lambda: Answer(png(sampler.images(sampler.latents(1))[0])))
 
     # -------------------------------------------------------------------------------------------- info
     @property
@@ -294,6 +313,8 @@ class ModelService:
         if self.kind == "style":
             result["styles"] = {"nz": int(self.G.nz), "reference": self.loaded.style_encoder is not None,
                                 "per_level": is_styled(self.G)}
+        if self.guard is not None:
+            result["guard"] = {"checkpoint": self.guard.source, "threshold": self.guard.threshold}
         return result
 
     def canvas(self) -> dict[str, Any]:
@@ -355,7 +376,8 @@ def create_app(service: ModelService):
     def answer(work):
         async def endpoint(request):
             try:
-                return Response(await run_in_threadpool(work, await parsed(request)), media_type="image/png")
+                answer = await run_in_threadpool(work, await parsed(request))
+                return Response(answer.image, media_type="image/png", headers=answer.headers)
             except RequestTooLarge:
                 return JSONResponse({"error": f"request over {service.options.max_upload_mb:g} MB"}, 413)
             except BadRequest as e:
@@ -388,9 +410,9 @@ class RequestTooLarge(Exception):
 
 
 def load_service(checkpoint: str, options: ServeOptions, *, weights: str = "auto", direction: str | None = None,
-                 generator: str | dict | None = None) -> ModelService:
+                 generator: str | dict | None = None, guard: GuardOptions | None = None) -> ModelService:
     loaded = load_translation(checkpoint, generator=generator, direction=direction, weights=weights)
-    return ModelService(loaded, checkpoint, options)
+    return ModelService(loaded, checkpoint, options, load_guard(guard or GuardOptions()))
 
 
 @contextlib.contextmanager
@@ -431,7 +453,7 @@ def run(cfg) -> None:
     options = ServeOptions.from_config(cfg)
     generator = dict(cfg.generator) if cfg.get("generator") else None
     service = load_service(str(cfg.checkpoint), options, weights=cfg.weights, direction=cfg.direction,
-                           generator=generator)
+                           generator=generator, guard=GuardOptions.from_config(cfg.get("guard")))
     if options.host not in LOCAL_HOSTS:
         print(f"warning: host={options.host} serves the model to every machine that can reach this one",
               file=sys.stderr)
