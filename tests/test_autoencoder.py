@@ -127,3 +127,27 @@ def test_the_score_is_the_mean_absolute_error():
     x = torch.zeros(2, 3, 4, 4)
     assert torch.equal(reconstruction_error(G, x), torch.zeros(2))
     assert torch.allclose(reconstruction_error(G, x, torch.ones(2, 3, 4, 4)), torch.ones(2))
+
+
+def test_two_principal_axes_hold_the_most_variance():
+    from translate.latent_plot import project_2d
+
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randn(200, 6, generator=g) * torch.tensor([5.0, 3.0, 0.1, 0.1, 0.1, 0.1])
+    points, share = project_2d(codes)
+    assert points.shape == (200, 2) and share[0] > share[1] > 0.2 and sum(share) > 0.99
+
+
+@pytest.mark.slow
+def test_the_latent_plot_colours_val_codes_by_a_label(tmp_path, tiny_cfg, blob_root):
+    from translate.latent_plot import main
+
+    cfg = tiny_cfg("model=vae", *AE[1:], f"data.root={blob_root}", "data.batch_size=4", "trainer.max_steps=2",
+                   "trainer.val_every=2")
+    fit(cfg)
+    rows = ["file,size"] + [f"val/{i:03d}.png,{'small' if i % 2 else 'large'}" for i in range(4)]
+    (blob_root / "labels.csv").write_text("\n".join(rows) + "\n")
+    assert main([cfg.run_dir, "label=size", f"output={tmp_path / 'latents.png'}"]) == 0
+    with Image.open(tmp_path / "latents.png") as im:
+        assert im.size[0] > 300
+    assert main([cfg.run_dir, "label=colour"]) == 2  # no such column: one line, exit 2
