@@ -5,7 +5,8 @@ norm), the decoder mirrors it with transposed convolutions (ReLU, norm, tanh at 
 from encoder to decoder but the bottleneck, so the network must keep what matters in it:
 
 - ``dense=True``: a vector of ``latent_dim`` (a linear layer from the last feature map at the training
-  ``size``): the code to sample (VAE), to plot, to score inputs by; images must have the training size;
+  ``size``): the code to sample (VAE), to plot, to score inputs by; images of another size are resized to the
+  training size on the way in and back on the way out;
 - ``dense=False``: ``latent_dim`` channels at 1/2^n of the image (a 1x1 convolution): fully convolutional, so
   any image size works (restoration of whole photos through ``infer.py``'s padding and tiling).
 
@@ -16,6 +17,7 @@ the mean (deterministic reconstruction), ``decode(z)`` any code, ``z_dim`` its f
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from translate.networks.generators import UnetDown, UnetUp
@@ -56,8 +58,10 @@ class Autoencoder(nn.Module):
         return self.latent_dim * (1 if self.dense else self.side**2)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(mean, log-variance) of the code: [N, latent_dim] (dense) or [N, latent_dim, h, w]; the log-variance
-        is None for a plain autoencoder."""
+        """(mean, log-variance) of the code: [N, latent_dim] (dense; other image sizes are resized to the
+        training size first) or [N, latent_dim, h, w]; the log-variance is None for a plain autoencoder."""
+        if self.dense and tuple(x.shape[-2:]) != (self.size, self.size):
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
         for down in self.downs:
             x = down(x)[1]
         codes = self.to_latent(x)
@@ -77,7 +81,11 @@ class Autoencoder(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x)[0])
+        """The reconstruction (of the mean code), at the input's size."""
+        out = self.decode(self.encode(x)[0])
+        if tuple(out.shape[-2:]) != tuple(x.shape[-2:]):  # a dense code of another size: back to the input's
+            out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", antialias=True, align_corners=False)
+        return out
 
 
 class Decoder(nn.Module):
