@@ -33,6 +33,7 @@ from translate.data.io import IMAGE_EXTENSIONS, is_image_file
 from translate.errors import ConfigError, DataError, OutputError, first_line
 from translate.fsutil import atomic_write_bytes, remove_stale_temp_files, write_failure
 from translate.imageio16 import Picture, encode, picture_size, read_picture, to_model_input
+from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels, generator_stride
 from translate.runtime import autocast, precision_dtype, resolve_device
 from translate.schema import Count, Positive, Precision, Range, check_dataclass
@@ -640,6 +641,9 @@ def run(cfg) -> Summary:
 
     generator = dict(cfg.generator) if cfg.get("generator") else None
     loaded = load_translation(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
+    if loaded.translation.source == LATENT:
+        raise ConfigError(f"{cfg.checkpoint}: this model generates images from noise (model=gan); use python -m "
+                          f"translate.generate checkpoint={cfg.checkpoint} output=DIR")
     plan = style_plan_of(loaded, StyleOptions.from_config(cfg.get("style")), cfg.get("edit"), cfg.checkpoint)
     inputs = list(cfg.input) if not isinstance(cfg.input, str) else cfg.input
     options = InferOptions.from_config(cfg)
