@@ -130,3 +130,12 @@ def test_infer_runs_a_pretrained_name(cache, horse2zebra_file, tmp_path):
                    "quiet=true"], config_name="infer")
     summary = infer_run(cfg)
     assert summary.converted == 1 and (tmp_path / "out" / "a.png").is_file()
+
+
+def test_export_names_the_file_after_the_model(cache, horse2zebra_file, tmp_path, monkeypatch):
+    from translate.export import run as export_run
+
+    pretrained.download("horse2zebra", archive=horse2zebra_file[0])
+    monkeypatch.chdir(tmp_path)
+    path = export_run(compose(["checkpoint=pretrained:horse2zebra", "format=torchscript"], config_name="export"))
+    assert Path(path).name == "horse2zebra_AtoB.ts" and (tmp_path / Path(path).name).is_file()
