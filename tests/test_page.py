@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serving import data_url, paired_folder, pixels, post, serving, spread_weights, train_tiny
+from serving import bicycle_tiny, data_url, pixels, post, serving
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 pytestmark = pytest.mark.slow
@@ -43,13 +43,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def bicycle_run(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("page_bicycle")
-    run = train_tiny(tmp, "model=bicycle", "generator=bicycle_unet", "generator.z_inject=adain", "data=aligned",
-                     f"data.root={paired_folder(tmp / 'data')}", "data.load_size=72", "data.crop_size=64",
-                     "generator.num_downs=6", "model.encoder.nef=8", "model.encoder.n_blocks=3",
-                     "data.batch_size=2", "generator.n_mlp=2", "generator.w_dim=16")
-    spread_weights(run)
-    return run
+    return bicycle_tiny(tmp_path_factory.mktemp("page_bicycle"))
 
 
 def _open(browser, url):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from serving import (
+    bicycle_tiny,
     data_url,
     get_json,
     paired_folder,
@@ -20,7 +21,6 @@ from serving import (
     png_bytes,
     post,
     serving,
-    spread_weights,
     train_tiny,
 )
 
@@ -40,13 +40,7 @@ def p2p_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def bicycle_run(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("serve_bicycle")
-    run = train_tiny(tmp, "model=bicycle", "generator=bicycle_unet", "generator.z_inject=adain", "data=aligned",
-                     f"data.root={paired_folder(tmp / 'data')}", "data.load_size=72", "data.crop_size=64",
-                     "generator.num_downs=6", "model.encoder.nef=8", "model.encoder.n_blocks=3",
-                     "data.batch_size=2", "generator.n_mlp=2", "generator.w_dim=16")
-    spread_weights(run)
-    return run
+    return bicycle_tiny(tmp_path_factory.mktemp("serve_bicycle"))
 
 
 @pytest.fixture(scope="module")

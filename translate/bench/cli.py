@@ -15,26 +15,22 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("infer", "train", "serve"):
         print(USAGE, file=sys.stderr)
         return 2
-    if argv[0] == "infer":
-        from translate.bench.infer import INFER_DEFAULTS, bench_infer, print_table
-
+    if argv[0] in ("infer", "serve"):
+        if argv[0] == "infer":
+            from translate.bench.infer import INFER_DEFAULTS as defaults
+            from translate.bench.infer import bench_infer as bench
+            from translate.bench.infer import print_table
+        else:
+            from translate.bench.serve import SERVE_DEFAULTS as defaults
+            from translate.bench.serve import bench_serve as bench
+            from translate.bench.serve import print_table
         settings = OmegaConf.to_container(OmegaConf.from_dotlist(argv[1:]))
-        unknown = set(settings) - set(INFER_DEFAULTS)
+        unknown = set(settings) - set(defaults)
         if unknown:
-            print(f"error: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(INFER_DEFAULTS)}",
+            print(f"error: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(defaults)}",
                   file=sys.stderr)
             return 2
-        report = bench_infer(**settings)
-    elif argv[0] == "serve":
-        from translate.bench.serve import SERVE_DEFAULTS, bench_serve, print_table
-
-        settings = OmegaConf.to_container(OmegaConf.from_dotlist(argv[1:]))
-        unknown = set(settings) - set(SERVE_DEFAULTS)
-        if unknown:
-            print(f"error: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(SERVE_DEFAULTS)}",
-                  file=sys.stderr)
-            return 2
-        report = bench_serve(**settings)
+        report = bench(**settings)
     else:
         from translate.bench.train import TRAIN_DEFAULTS, bench_train, print_table
 
