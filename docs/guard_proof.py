@@ -1,18 +1,23 @@
 """The README's out-of-domain guard figures: ``python docs/guard_proof.py [STEPS]``.
 
 1. Sketch guard: an autoencoder trained on the proof set's XDoG sketches (``datasets/photos_split/trainA``,
-   README "Restoration"), scored on its own val sketches (in domain) against the val photos (a photo given to
-   a sketch model) and against Canny sketches of the same val crops (another edge detector).
-2. Day guard: an autoencoder trained on the day images of the day->night demo, scored on val day images
-   against the night ones (the night domain given to a day model).
+   README "Restoration"), its threshold from the even-numbered val sketches; scored on the odd-numbered ones
+   (in domain, unseen by training and calibration) against the val photos (a photo given to a sketch model)
+   and against Canny sketches of the same val crops (another edge detector).
+2. Day guard: an autoencoder trained on the day images of the day->night demo (its threshold from the demo's
+   32 val scenes), scored on 68 further day scenes against 100 night ones (the night domain given to a day
+   model).
+3. Cycle guard: the demo's CycleGAN (``experiment=demo_day2night``) scores the same sets by its own cycle
+   error |G_B(G_A(x)) - x| (``guard=cycle``, no extra model; threshold from its 32 val scenes).
 
 For each out-of-domain set: the AUROC of the scores (in domain = negative) and the share flagged at the
-guard's default threshold (the 99th percentile of its own val errors); for the in-domain set the share of
-false alarms at that threshold. Prints a Markdown table and writes ``docs/guard_scores.png`` (histograms).
+guard's default threshold (the 99th percentile of its calibration errors); for the in-domain set the share
+of false alarms at that threshold. Prints a Markdown table and writes ``docs/guard_scores.png``.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,10 +63,39 @@ def canny_sketches() -> Path:
 
 
 def day_night_folders() -> tuple[Path, Path, Path]:
+    """The demo's train/val root (32 val scenes: the guards' calibration), and from a render with 100 val
+    scenes (the same train scenes, val scenes 32-99 new) the unseen day scenes and the night ones."""
     from translate.data.demo import day2night
 
-    data = day2night(num_train=400, num_val=100, load_size=64, crop_size=64)
-    return data.root / "trainA", data.root / "valA", data.root / "valB"
+    calibration = day2night(num_train=400, num_val=32).root
+    test = day2night(num_train=400, num_val=100).root
+    unseen = ROOT / "runs" / "guard_data" / "day_unseen"
+    if not unseen.is_dir():
+        unseen.mkdir(parents=True)
+        for path in sorted((test / "valA").glob("*.png"))[32:]:
+            shutil.copy(path, unseen / path.name)
+    return calibration, unseen, test / "valB"
+
+
+def sketch_folders() -> Path:
+    """root/{trainA (all), calA (even val crops), testA (odd)} of the proof set's XDoG sketches."""
+    root = ROOT / "runs" / "guard_data" / "xdog"
+    if not (root / "testA").is_dir():
+        for name in ("trainA", "calA", "testA"):
+            (root / name).mkdir(parents=True, exist_ok=True)
+        for path in sorted((SPLIT / "trainA").glob("*.png")):
+            shutil.copy(path, root / "trainA" / path.name)
+        for i, path in enumerate(sorted((SPLIT / "valA").glob("*.png"))):
+            shutil.copy(path, root / ("calA" if i % 2 == 0 else "testA") / path.name)
+    return root
+
+
+def cycle_run(steps: int) -> Path:
+    out = ROOT / "runs" / "proof_guard_cycle"
+    if not (out / "checkpoints" / "last.pt").is_file():
+        run(str(ROOT / "train.py"), "experiment=demo_day2night", f"trainer.max_steps={steps}", "logger=none",
+            f"run_dir={out}")
+    return out
 
 
 def report(name: str, guard, inside: np.ndarray, outside: dict[str, np.ndarray]) -> list[str]:
@@ -86,7 +120,7 @@ def histograms(panels: list[tuple[str, float, dict[str, np.ndarray]]], out: Path
             ax.hist(scores, bins=np.linspace(0, top, 40), alpha=0.6, label=label)
         ax.axvline(threshold, color="k", linestyle="--", label="threshold (99th pct)")
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("reconstruction error (mean |x - AE(x)|)")
+        ax.set_xlabel("score: mean |x - reconstruction|")
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
@@ -94,26 +128,30 @@ def histograms(panels: list[tuple[str, float, dict[str, np.ndarray]]], out: Path
 
 def main(steps: int = 1500) -> None:
     torch.set_grad_enabled(False)
-    sketch_run = train_guard("proof_guard_sketch", steps, f"data.root={SPLIT}", "data.train_split=trainA",
-                             "data.val_split=valA", "data.load_size=128", "data.crop_size=128", "data.flip=true",
+    xdog = sketch_folders()
+    sketch_run = train_guard("proof_guard_sketch", steps, f"data.root={xdog}", "data.train_split=trainA",
+                             "data.val_split=calA", "data.load_size=128", "data.crop_size=128", "data.flip=true",
                              "generator.n_downs=5", "data.batch_size=8")
     sketch = load_guard(GuardOptions(str(sketch_run)))
-    inside = folder_scores(sketch, SPLIT / "valA")
+    inside = folder_scores(sketch, xdog / "testA")
     outside = {"photos": folder_scores(sketch, SPLIT / "valB"), "Canny sketches": folder_scores(sketch, canny_sketches())}
-    rows = report("XDoG sketches", sketch, inside, outside)
-    panels = [("guard of XDoG sketches", sketch.threshold, {"XDoG sketches (in domain)": inside, **outside})]
-    train_a, day, night = day_night_folders()
-    day_run = train_guard("proof_guard_day", steps, f"data.root={train_a.parent}", "data.train_split=trainA",
+    rows = report("autoencoder on XDoG sketches", sketch, inside, outside)
+    panels = [("autoencoder of XDoG sketches", sketch.threshold, {"XDoG sketches (in domain)": inside, **outside})]
+    calibration, day, night = day_night_folders()
+    day_run = train_guard("proof_guard_day", steps, f"data.root={calibration}", "data.train_split=trainA",
                           "data.val_split=valA", "data.load_size=64", "data.crop_size=64", "data.batch_size=8")
-    day_guard = load_guard(GuardOptions(str(day_run)))
-    day_in, night_out = folder_scores(day_guard, day), {"night": folder_scores(day_guard, night)}
-    rows += report("day scenes", day_guard, day_in, night_out)
-    panels.append(("guard of day scenes", day_guard.threshold, {"day (in domain)": day_in, **night_out}))
+    for name, guard in (("autoencoder on day scenes", load_guard(GuardOptions(str(day_run)))),
+                        ("CycleGAN's cycle (day->night)", load_guard(GuardOptions("cycle"), str(cycle_run(steps)),
+                                                                      "AtoB"))):
+        day_in, night_out = folder_scores(guard, day), {"night": folder_scores(guard, night)}
+        rows += report(name, guard, day_in, night_out)
+        panels.append((name, guard.threshold, {"day (in domain)": day_in, **night_out}))
+        print(f"{name}: threshold {guard.threshold:.4f}", file=sys.stderr)
     histograms(panels, ROOT / "docs" / "guard_scores.png")
-    print("| guard trained on | scored | AUROC | at the default threshold |")
+    print("| guard | scored | AUROC | at the default threshold |")
     print("| --- | --- | --- | --- |")
     print("\n".join(rows))
-    print(f"thresholds: sketches {sketch.threshold:.4f}, day {day_guard.threshold:.4f}")
+    print(f"threshold: sketches {sketch.threshold:.4f}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import tiny_overrides, write_image
 from omegaconf import open_dict
 from PIL import Image
@@ -133,3 +134,45 @@ def test_the_page_api_carries_the_guard_score(guard_run, mixed, tmp_path):
         _, _, sketch = post(f"{url}/api/translate", (mixed / "drawing0.png").read_bytes(), "image/png")
     assert photo["x-guard-flagged"] == "1" and sketch["x-guard-flagged"] == "0"
     assert float(photo["x-guard-score"]) > float(photo["x-guard-threshold"]) > float(sketch["x-guard-score"])
+
+
+@pytest.fixture(scope="module")
+def cycle_run(tmp_path_factory) -> Path:
+    """A tiny CycleGAN between drawings (A) and noise photos (B), validated once."""
+    tmp = tmp_path_factory.mktemp("cycle")
+    for folder, n, first in (("trainA", 6, 0), ("valA", 3, 50)):
+        for i in range(n):
+            drawing(tmp / "data" / folder / f"{i}.png", first + i)
+    for folder, n, first in (("trainB", 6, 0), ("valB", 2, 50)):
+        for i in range(n):
+            write_image(tmp / "data" / folder / f"{i}.png", (32, 32), seed=first + i)
+    cfg = compose(tiny_overrides("model=cyclegan", "data=unaligned", f"data.root={tmp / 'data'}",
+                                 "generator=resnet_6blocks", "generator.n_blocks=1", "generator.ngf=4",
+                                 "trainer.max_steps=4", "trainer.val_every=4"))
+    with open_dict(cfg):
+        cfg.run_dir = str(tmp / "run")
+    fit(cfg)
+    return tmp / "run"
+
+
+def test_a_cyclegan_guards_itself_by_its_cycle_error(cycle_run, mixed, tmp_path):
+    from translate.generator_io import load_translation
+    from translate.metrics import l1
+
+    guard = load_guard(GuardOptions("cycle", percentile=50), str(cycle_run), "AtoB")
+    assert len(guard.val_errors) == 3  # one per valA image, kept by training's calibration
+    assert guard.threshold == pytest.approx(float(np.percentile(guard.val_errors.numpy(), 50)))
+    there, back = (load_translation(cycle_run, direction=d).module for d in ("AtoB", "BtoA"))
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.allclose(guard.scores(x), l1(back(there(x)), x), atol=1e-6)
+    back_guard = load_guard(GuardOptions("cycle"), str(cycle_run), "BtoA")  # valB's, as the val pairs draw them
+    assert len(back_guard.val_errors) == 3 and not torch.equal(back_guard.val_errors, guard.val_errors)
+    summary = translate_files(there, mixed, tmp_path / "out", guard=guard, quiet=True)
+    assert len(summary.scores) == 6 and (tmp_path / "out" / "guard.csv").is_file()
+
+
+def test_guard_cycle_needs_a_cyclegan(guard_run, cycle_run):
+    with pytest.raises(ConfigError, match="guard=cycle: the model .* is not a CycleGAN"):
+        load_guard(GuardOptions("cycle"), str(guard_run), None)
+    with pytest.raises(ConfigError, match="guard=cycle"):
+        load_guard(GuardOptions("cycle"), None, None)

@@ -134,3 +134,16 @@ def test_bad_options_fail_clearly():
         ResnetGenerator(padding="circular")
     with pytest.raises(ValueError, match="init_type"):
         init_weights(PixelDiscriminator(), "uniform")
+
+
+@pytest.mark.parametrize("make", [lambda **kw: UnetGenerator(num_downs=5, ngf=4, **kw),
+                                  lambda **kw: ResnetGenerator(n_blocks=1, ngf=4, **kw)], ids=["unet", "resnet"])
+def test_a_residual_generator_adds_its_input(make):
+    torch.manual_seed(0)
+    plain = make(in_channels=4).eval()
+    residual = make(in_channels=4, residual=True).eval()
+    residual.load_state_dict(plain.state_dict())  # the same parameters: the option adds none
+    x = torch.rand(2, 4, 32, 32) * 2 - 1
+    assert torch.equal(residual(x), (x[:, :3] + plain(x)).clamp(-1, 1))
+    with pytest.raises(ValueError, match="residual=true needs at least as many input channels"):
+        make(in_channels=1, residual=True)

@@ -9,6 +9,8 @@ images' errors, which training keeps in its checkpoint.
 - ``infer.py ... guard=RUN`` (or ``guard.checkpoint=RUN guard.action=skip guard.percentile=95``) scores every
   input, lists those above the threshold and writes ``guard.csv`` in the output folder; ``action``: ``warn``
   converts them anyway, ``skip`` does not. ``translate.serve guard=RUN`` shows the warning beside the output.
+- ``guard=cycle`` with a CycleGAN checkpoint needs no extra model: the score is the cycle error
+  |G_back(G(x)) - x|, its threshold the percentile of the val images' cycle errors (kept by training).
 - ``python -m translate.anomaly score RUN input=DIR output=DIR [percentile=99] [threshold=T]`` writes
   ``scores.csv`` and, per image, input | reconstruction | error map (``<name>_error.png``).
 """
@@ -29,9 +31,11 @@ from PIL import Image
 
 from translate.errors import ConfigError, TranslateError
 from translate.fsutil import atomic_write_bytes
+from translate.metrics import l1
 from translate.schema import check_dataclass
 
 ACTIONS = ("warn", "skip")
+CYCLE = "cycle"  # guard=cycle: a CycleGAN's own cycle error
 
 
 @dataclass
@@ -88,17 +92,19 @@ class Guard:
         return prepared, self.G(prepared).float()
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
-        prepared, rebuilt = self.reconstruct(x)
-        return (rebuilt - prepared).abs().flatten(1).mean(1)
+        return l1(*self.reconstruct(x))
 
     def flagged(self, score: float) -> bool:
         return score > self.threshold
 
 
-def load_guard(options: GuardOptions) -> Guard | None:
-    """The guard ``options`` name (None when none is asked), its threshold set."""
+def load_guard(options: GuardOptions, model: str | None = None, direction: str | None = None) -> Guard | None:
+    """The guard ``options`` name (None when none is asked), its threshold set. ``guard=cycle`` scores by the
+    cycle error of ``model`` (a CycleGAN checkpoint) in ``direction``."""
     if not options.checkpoint:
         return None
+    if options.checkpoint == CYCLE:
+        return _cycle_guard(options, model, direction)
     from translate.checkpoint import load_checkpoint
     from translate.generator_io import load_translation
 
@@ -106,17 +112,41 @@ def load_guard(options: GuardOptions) -> Guard | None:
     cfg = loaded.config
     if cfg is None or not str(cfg.model.get("_target_", "")).endswith("Autoencoder"):
         raise ConfigError(f"guard={options.checkpoint}: a guard is a model=autoencoder (or vae) run trained on the "
-                          "model's input domain (data=single on its inputs)")
+                          "model's input domain (data=single on its inputs), or guard=cycle for a CycleGAN")
     errors = load_checkpoint(options.checkpoint)["model_state"].get("val_errors", torch.zeros(0))
-    threshold = options.threshold
-    if threshold is None:
-        if not len(errors):
-            raise ConfigError(f"guard={options.checkpoint}: its checkpoint holds no validation errors (it was never "
-                              "validated); set guard.threshold=T or train it with a val split")
-        threshold = float(np.percentile(errors.numpy(), options.percentile))
     channels = int(getattr(loaded.module, "in_channels", cfg.data.input_nc))
-    return Guard(loaded.module.eval(), int(cfg.data.crop_size), channels, float(threshold), options.action,
-                 options.checkpoint, errors)
+    return Guard(loaded.module.eval(), int(cfg.data.crop_size), channels, _threshold(options, errors),
+                 options.action, options.checkpoint, errors)
+
+
+def _cycle_guard(options: GuardOptions, model: str | None, direction: str | None) -> Guard:
+    """A CycleGAN's way there and back as the reconstruction: G_back(G(x))."""
+    from translate.checkpoint import load_checkpoint
+    from translate.generator_io import load_translation
+
+    there = load_translation(model, direction=direction) if model else None
+    cfg = there.config if there else None
+    if cfg is None or not str(cfg.model.get("_target_", "")).endswith("CycleGAN"):
+        raise ConfigError(f"guard=cycle: the model ({model}) is not a CycleGAN training checkpoint; give "
+                          "guard=RUN, an autoencoder trained on its inputs")
+    side = there.translation.source
+    back = load_translation(model, direction=f"{there.translation.target}to{side}")
+    errors = load_checkpoint(model)["model_state"].get(f"val_cycle_errors_{side}", torch.zeros(0))
+    reconstruction = torch.nn.Sequential(there.module, back.module).eval()
+    channels = int(cfg.data.input_nc if side == "A" else cfg.data.output_nc)
+    return Guard(reconstruction, int(cfg.data.crop_size), channels, _threshold(options, errors, f"guard=cycle ({model})"),
+                 options.action, f"{model} (cycle)", errors)
+
+
+def _threshold(options: GuardOptions, errors: torch.Tensor, name: str | None = None) -> float:
+    """``options.threshold``, else the ``options.percentile`` of the val ``errors``."""
+    if options.threshold is not None:
+        return float(options.threshold)
+    if not len(errors):
+        raise ConfigError(f"{name or 'guard=' + str(options.checkpoint)}: its checkpoint holds no validation errors "
+                          "(it was never validated, or predates the guard); set guard.threshold=T or train it "
+                          "with a val split")
+    return float(np.percentile(errors.numpy(), options.percentile))
 
 
 # ----------------------------------------------------------------------------------------------- records
@@ -169,7 +199,7 @@ def score_folder(guard: Guard, inputs: str | Path, output: str | Path) -> dict[s
             print(f"skipped: {e}", file=sys.stderr)
             continue
         prepared, rebuilt = guard.reconstruct(x)
-        score = float((rebuilt - prepared).abs().mean())
+        score = float(l1(rebuilt, prepared)[0])
         rows[str(rel)] = (score, guard.flagged(score))
         picture = Image.fromarray(error_map(prepared[0], rebuilt[0]))
         buffer = io.BytesIO()

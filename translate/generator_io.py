@@ -68,6 +68,11 @@ class LoadedGenerator:
     pretrained: Pretrained | None = None
 
     @property
+    def direction(self) -> str:
+        """``AtoB`` or ``BtoA``: the translation's sides."""
+        return f"{self.translation.source}to{self.translation.target}"
+
+    @property
     def norm_mode(self) -> str:
         """How to run the generator when nobody says: as the reference test script runs a pretrained model
         (pix2pix's U-Net in train mode), else with running statistics (eval)."""

@@ -33,6 +33,7 @@ from translate.data.io import IMAGE_EXTENSIONS, is_image_file
 from translate.errors import ConfigError, DataError, OutputError, first_line
 from translate.fsutil import atomic_write_bytes, remove_stale_temp_files, write_failure
 from translate.imageio16 import Picture, encode, picture_size, read_picture, to_model_input
+from translate.inpainting import composited, hole_mask, inpainting_input, mask_file
 from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels, generator_stride
 from translate.runtime import autocast, precision_dtype, resolve_device
@@ -179,10 +180,14 @@ def _format_of(path: Path) -> str:
 
 # ----------------------------------------------------------------------------------------------- reading
 class _Reader(Dataset):
-    """Decodes one file per item in DataLoader workers; a failure travels back as a message."""
+    """Decodes one file per item in DataLoader workers; a failure travels back as a message. ``holes``: an
+    inpainting model's mask per file (``translate.inpainting``; None: the file's transparency), or None when
+    the model does not inpaint; ``mask_folder``: where those masks were looked for."""
 
-    def __init__(self, files: list[Path], channels: int, resize: int | None, keep_aspect: bool):
+    def __init__(self, files: list[Path], channels: int, resize: int | None, keep_aspect: bool,
+                 holes: list[Path | None] | None = None, mask_folder: Path | None = None):
         self.files, self.channels, self.resize, self.keep_aspect = files, channels, resize, keep_aspect
+        self.holes, self.mask_folder = holes, mask_folder
 
     def __len__(self) -> int:
         return len(self.files)
@@ -190,14 +195,26 @@ class _Reader(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         try:
             picture = read_picture(self.files[i])
-            x = to_model_input(picture, self.channels)
+            item = {"index": i, "picture": picture, "opaque": False}
+            if self.holes is None:
+                x = to_model_input(picture, self.channels)
+            else:
+                x, item["opaque"] = self._with_holes(i, picture)
             if self.resize:
                 x = resize_for_model(x, self.resize, self.keep_aspect)
-            return {"index": i, "x": x, "picture": picture}
+                if self.holes is not None:
+                    x[-1] = torch.where(x[-1] > 0, 1.0, -1.0)  # the mask stays a mask
+            return item | {"x": x}
         except DataError as e:
             return {"index": i, "error": str(e)}
         except Exception as e:  # noqa: BLE001 - any decoder failure is this file's problem, not the run's
             return {"index": i, "error": f"{self.files[i]}: {type(e).__name__}: {e}"}
+
+    def _with_holes(self, i: int, picture: Picture) -> tuple[torch.Tensor, bool]:
+        if self.mask_folder is not None and self.holes[i] is None:
+            raise DataError(f"{self.files[i]}: no mask of that name in {self.mask_folder}")
+        holes, from_alpha = hole_mask(picture, self.files[i], self.holes[i])
+        return inpainting_input(to_model_input(picture, self.channels - 1), holes), from_alpha
 
 
 def resize_for_model(x: torch.Tensor, size: int, keep_aspect: bool) -> torch.Tensor:
@@ -286,6 +303,11 @@ class Translator:
         self.device = device
         tile = max(self.stride, (int(tile_size) // self.stride) * self.stride)
         self.tile, self.overlap = tile, min(int(tile_overlap), tile // 2)
+
+    @property
+    def inpaints(self) -> bool:
+        """A model with one input channel more than its output (``data.corruptions=[mask]``): the hole mask."""
+        return self.in_channels == self.out_channels + 1
 
     def _run(self, x: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
         x = x.contiguous(memory_format=self.memory_format)
@@ -392,6 +414,7 @@ class InferOptions:
     channels_last: bool = False
     compile: bool = False
     quiet: bool = False
+    mask: str | None = None  # inpainting models: a folder of hole masks named like the inputs
 
     def __post_init__(self) -> None:
         check_dataclass(vars(self), InferOptions, "")  # each type and range, before any work
@@ -433,7 +456,7 @@ def translate_files(G: nn.Module, inputs: str | Path | list, output: str | Path,
     translator = Translator(G, device=device, precision=opts.precision, channels_last=opts.channels_last,
                             compile=opts.compile, norm_mode=opts.norm_mode, tile_size=opts.tile_size,
                             tile_overlap=opts.tile_overlap)
-    loader = _loader(jobs, sizes, translator, opts, device)
+    loader = _loader(jobs, sizes, translator, opts, device, _masks(jobs, output, opts.mask, translator))
     _translate_all(loader, jobs, len(jobs) - len(sizes), Converter(translator, plan, guard), opts, summary)
     if guard is not None and summary.scores:
         write_scores(output / "guard.csv", summary.scores, guard.threshold, {"action": guard.action})
@@ -557,8 +580,23 @@ def _read_sizes(jobs: list[tuple[Path, Path]], summary: Summary) -> dict[int, tu
     return sizes
 
 
+def _masks(jobs: list[tuple[Path, Path]], output: Path, folder: str | None,
+           translator: Translator) -> list[Path | None] | None:
+    """Each job's hole mask in ``folder`` (by its name relative to the output; None: not found, or no folder:
+    the input's transparency) for an inpainting model; None for any other model."""
+    if not translator.inpaints:
+        if folder:
+            raise ConfigError(f"mask={folder}: this model does not inpaint (it takes {translator.in_channels} "
+                              "channels, no mask)")
+        return None
+    if folder and not Path(folder).expanduser().is_dir():
+        raise ConfigError(f"mask={folder}: no such folder")
+    root = Path(folder).expanduser() if folder else None
+    return [mask_file(root, dst.relative_to(output)) if root else None for _, dst in jobs]
+
+
 def _loader(jobs: list[tuple[Path, Path]], sizes: dict[int, tuple[int, int]], translator: Translator,
-            opts: InferOptions, device: torch.device) -> DataLoader:
+            opts: InferOptions, device: torch.device, holes: list[Path | None] | None = None) -> DataLoader:
     """Decoding workers feeding batches of equal-size images."""
     batch_size = opts.batch_size
     if batch_size is None:
@@ -566,7 +604,9 @@ def _loader(jobs: list[tuple[Path, Path]], sizes: dict[int, tuple[int, int]], tr
         batch_size = 8 if device.type == "cuda" else 1
     # Batch statistics are per image in the reference test script: train mode runs one image at a time.
     batches = _batches_by_size(sizes, 1 if opts.norm_mode == "train" else max(1, int(batch_size)))
-    reader = _Reader([src for src, _ in jobs], translator.in_channels, opts.resize, opts.keep_aspect)
+    mask_folder = Path(opts.mask).expanduser() if opts.mask else None
+    reader = _Reader([src for src, _ in jobs], translator.in_channels, opts.resize, opts.keep_aspect, holes,
+                     mask_folder)
     # fork where available: decoding workers need no CUDA, and start in milliseconds instead of re-importing
     # torch (which a spawn-started caller would otherwise impose, seconds per run).
     workers = opts.num_workers
@@ -605,8 +645,12 @@ def _convert(items: list[dict[str, Any]], jobs: list[tuple[Path, Path]], convert
         src, dst = jobs[it["index"]]
         picture: Picture = it["picture"]
         size = picture.size if opts.resize else None
-        images = plan.compose([_resized(y[n], size) for y in ys], _resized(it["x"], size))
-        alpha = picture.alpha if tuple(images[0].shape[-2:]) == picture.size else None  # grids have no alpha
+        x, outputs = it["x"], [y[n] for y in ys]
+        if translator.inpaints:
+            x, outputs = x[:-1], [composited(y, it["x"]) for y in outputs]
+        images = plan.compose([_resized(y, size) for y in outputs], _resized(x, size))
+        same_size = tuple(images[0].shape[-2:]) == picture.size  # grids have no alpha
+        alpha = picture.alpha if same_size and not it["opaque"] else None
         for suffix, image in zip(plan.suffixes, images):
             out = with_suffix_in_name(dst, suffix)
             writer.put(src, out, image, alpha, fmt or _format_of(out), picture.bits, opts.jpg_quality)
@@ -649,7 +693,7 @@ def run(cfg) -> Summary:
     options = InferOptions.from_config(cfg)
     if options.norm_mode == "auto":
         options = replace(options, norm_mode=loaded.norm_mode)
-    guard = load_guard(GuardOptions.from_config(cfg.get("guard")))
+    guard = load_guard(GuardOptions.from_config(cfg.get("guard")), cfg.checkpoint, loaded.direction)
     summary = translate_files(loaded.module, inputs, cfg.output, options, plan=plan, guard=guard)
     if guard is not None:
         verb = "not converted" if guard.action == "skip" else "converted anyway"

@@ -412,7 +412,7 @@ class RequestTooLarge(Exception):
 def load_service(checkpoint: str, options: ServeOptions, *, weights: str = "auto", direction: str | None = None,
                  generator: str | dict | None = None, guard: GuardOptions | None = None) -> ModelService:
     loaded = load_translation(checkpoint, generator=generator, direction=direction, weights=weights)
-    return ModelService(loaded, checkpoint, options, load_guard(guard or GuardOptions()))
+    return ModelService(loaded, checkpoint, options, load_guard(guard or GuardOptions(), checkpoint, loaded.direction))
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from translate.data.folders import SingleDataset
 from translate.data.io import load_image
 from translate.data.modules import DataModule
 from translate.errors import ConfigError
+from translate.inpainting import inpainting_input
 
 CORRUPTIONS = ("gaussian_noise", "poisson_noise", "gaussian_blur", "motion_blur", "jpeg", "downscale", "mask")
 DEFAULT_RANGES = {"noise_sigma": (0.02, 0.12), "poisson_peak": (8.0, 64.0), "blur_sigma": (1.0, 2.5),
@@ -73,7 +74,7 @@ class Corruptor:
             else:
                 x = getattr(self, name)(x).clamp(0, 1)
         out = x[0] * 2 - 1
-        return torch.cat([out, mask[0] * 2 - 1]) if mask is not None else out
+        return inpainting_input(out, mask[0]) if mask is not None else out
 
     # ------------------------------------------------------------------ the corruptions ([1, C, H, W], [0, 1])
     def gaussian_noise(self, x: torch.Tensor) -> torch.Tensor:

@@ -42,8 +42,9 @@ def gaussian_kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
 def reconstruction_error(G: nn.Module, x: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
     """Per image, the mean absolute difference between G's output for ``x`` and ``target`` (``x`` itself
     by default), in [0, 2] pixel units: the anomaly score."""
-    target = x if target is None else target
-    return (G(x).float() - target.float()).abs().flatten(1).mean(1)
+    from translate.metrics import l1  # metrics imports the models
+
+    return l1(G(x), x if target is None else target)
 
 
 class Autoencoder(TranslationModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +54,8 @@ class CycleGAN(TranslationModel):
         self.lambda_identity = float(lambda_identity)
         self.pool_A = ImagePool(pool_size, seed=seed)  # history of fake A images, shown to D_B
         self.pool_B = ImagePool(pool_size, seed=seed + 1)  # history of fake B images, shown to D_A
+        # Each val image's cycle error, per domain (``calibrate``): the out-of-domain guard's threshold.
+        self.val_cycle_errors = {"A": torch.zeros(0), "B": torch.zeros(0)}
 
     def generators(self) -> dict[str, nn.Module]:
         return {"G_A": self.G_A, "G_B": self.G_B}
@@ -62,12 +64,29 @@ class CycleGAN(TranslationModel):
         return {"D_A": self.D_A, "D_B": self.D_B}
 
     def extra_state(self) -> dict:
-        return {"pool_A": self.pool_A.state_dict(), "pool_B": self.pool_B.state_dict()}
+        return {"pool_A": self.pool_A.state_dict(), "pool_B": self.pool_B.state_dict(),
+                **{f"val_cycle_errors_{side}": e for side, e in self.val_cycle_errors.items()}}
 
     def load_extra_state(self, state: dict) -> None:
         device = next(self.parameters()).device
         self.pool_A.load_state_dict(state["pool_A"], device)
         self.pool_B.load_state_dict(state["pool_B"], device)
+        self.val_cycle_errors = {side: state.get(f"val_cycle_errors_{side}", torch.zeros(0)) for side in "AB"}
+
+    @torch.no_grad()
+    def calibrate(self, batches: Iterable[dict[str, torch.Tensor]], generators: dict[str, nn.Module],
+                  device: torch.device) -> None:
+        """Keep each val image's cycle error, |G_B(G_A(A)) - A| and |G_A(G_B(B)) - B| per image (under the
+        sample generators): the guard (``translate.anomaly``, ``guard=cycle``) needs no extra model."""
+        from translate.metrics import l1  # metrics imports the models
+
+        G_A, G_B = generators["G_A"], generators["G_B"]
+        errors = {"A": [], "B": []}
+        for batch in batches:
+            A, B = batch["A"].to(device), batch["B"].to(device)
+            errors["A"].append(l1(G_B(G_A(A)), A).cpu())
+            errors["B"].append(l1(G_A(G_B(B)), B).cpu())
+        self.val_cycle_errors = {side: torch.cat(e) if e else torch.zeros(0) for side, e in errors.items()}
 
     def generate(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         A, B = batch["A"], batch["B"]

@@ -18,6 +18,19 @@ from translate.networks.layers import Norm, Padding, conv_bias, norm_layer, padd
 from translate.schema import Count, Positive
 
 
+def with_input_added(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Residual restoration output: the input's first channels plus the network's correction, clamped to the
+    image range (the network learns what to change, and starts close to the identity)."""
+    return (x[:, : out.shape[1]] + out).clamp(-1.0, 1.0)
+
+
+def check_residual(residual: bool, in_channels: int, out_channels: int) -> None:
+    """ValueError when a residual output cannot add the input to the output (fewer input channels)."""
+    if residual and in_channels < out_channels:
+        raise ValueError(f"residual=true needs at least as many input channels as output channels "
+                         f"(got {in_channels} in, {out_channels} out)")
+
+
 class UnetDown(nn.Module):
     """One encoder level: LeakyReLU -> strided conv -> norm (the outermost level is the bare conv)."""
 
@@ -57,7 +70,8 @@ class UnetUp(nn.Module):
 class UnetGenerator(nn.Module):
     """U-Net generator (pix2pix). ``num_downs`` halvings: 8 for 256x256 inputs, 7 for 128x128.
 
-    Inputs must have sides divisible by ``2 ** num_downs``.
+    Inputs must have sides divisible by ``2 ** num_downs``. ``residual=True`` adds the input to the output
+    (``with_input_added``): for restoration, where the output differs little from the input.
     """
 
     def __init__(
@@ -69,8 +83,11 @@ class UnetGenerator(nn.Module):
         ngf: Positive = 64,
         norm: Norm = "batch",
         dropout: bool = True,
+        residual: bool = False,
     ):
         super().__init__()
+        check_residual(residual, in_channels, out_channels)
+        self.residual = residual
         if num_downs < 5:
             raise ValueError(f"num_downs={num_downs}: the U-Net needs at least 5 levels")
         self.num_downs = num_downs
@@ -126,7 +143,7 @@ class UnetGenerator(nn.Module):
         h = self.ups[0](h)
         for up, skip in zip(self.ups[1:], reversed(skips[1:])):
             h = up(torch.cat([skip, h], dim=1))
-        return h
+        return with_input_added(x, h) if self.residual else h
 
 
 class ResnetBlock(nn.Module):
@@ -152,7 +169,7 @@ class ResnetBlock(nn.Module):
 
 class ResnetGenerator(nn.Module):
     """ResNet encoder-decoder generator (CycleGAN): two stride-2 downsamplings, ``n_blocks`` residual blocks,
-    two upsamplings. Input sides must be multiples of 4."""
+    two upsamplings. Input sides must be multiples of 4. ``residual=True`` as for the U-Net."""
 
     stride = 4
 
@@ -166,8 +183,11 @@ class ResnetGenerator(nn.Module):
         norm: Norm = "instance",
         dropout: bool = False,
         padding: Padding = "reflect",
+        residual: bool = False,
     ):
         super().__init__()
+        check_residual(residual, in_channels, out_channels)
+        self.residual = residual
         if n_blocks < 0:
             raise ValueError(f"n_blocks={n_blocks} must be >= 0")
         bias = conv_bias(norm)
@@ -225,7 +245,8 @@ class ResnetGenerator(nn.Module):
         """The translation of ``x``; with ``feature_layers``, ``features(x, feature_layers)`` instead."""
         if feature_layers is not None:
             return self.features(x, feature_layers)
-        return self.model(x)
+        out = self.model(x)
+        return with_input_added(x, out) if self.residual else out
 
 
 def check_layers(layers: Sequence[int], count: int) -> set[int]:
