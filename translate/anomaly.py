@@ -26,11 +26,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from translate.errors import ConfigError, TranslateError
 from translate.fsutil import atomic_write_bytes
+from translate.imageio16 import resize_images
 from translate.metrics import l1
 from translate.schema import check_dataclass
 
@@ -83,8 +83,7 @@ class Guard:
             x = x[:, :3].mean(1, keepdim=True)
         else:
             x = x[:, : self.channels]
-        return F.interpolate(x.float(), size=(self.size, self.size), mode="bicubic", antialias=True,
-                             align_corners=False).clamp(-1, 1)
+        return resize_images(x, (self.size, self.size))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

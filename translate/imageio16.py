@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from translate.data.io import check_pixels, image_errors, open_image
@@ -112,6 +113,12 @@ def picture_size(path: str | Path) -> tuple[int, int]:
         if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated by 90 degrees on display
             w, h = h, w
         return h, w
+
+
+def resize_images(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Images [N, C, H, W] in [-1, 1] at ``size`` (height, width): bicubic, antialiased when shrinking,
+    clamped to the range (bicubic overshoots)."""
+    return F.interpolate(x.float(), size=size, mode="bicubic", antialias=True, align_corners=False).clamp(-1, 1)
 
 
 def to_model_input(picture: Picture, channels: int) -> torch.Tensor:

@@ -32,7 +32,7 @@ from translate.anomaly import Guard, GuardOptions, load_guard, write_scores
 from translate.data.io import IMAGE_EXTENSIONS, is_image_file
 from translate.errors import ConfigError, DataError, OutputError, first_line
 from translate.fsutil import atomic_write_bytes, remove_stale_temp_files, write_failure
-from translate.imageio16 import Picture, encode, picture_size, read_picture, to_model_input
+from translate.imageio16 import Picture, encode, picture_size, read_picture, resize_images, to_model_input
 from translate.inpainting import composited, hole_mask, inpainting_input, mask_file
 from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels, generator_stride
@@ -225,7 +225,7 @@ def resize_for_model(x: torch.Tensor, size: int, keep_aspect: bool) -> torch.Ten
         target = (max(1, round(h * scale)), max(1, round(w * scale)))
     else:
         target = (size, size)
-    return F.interpolate(x[None], size=target, mode="bicubic", antialias=True, align_corners=False)[0].clamp(-1, 1)
+    return resize_images(x[None], target)[0]
 
 
 def _batches_by_size(sizes: dict[int, tuple[int, int]], batch_size: int) -> list[list[int]]:
@@ -676,7 +676,7 @@ def _resized(image: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
     """``image`` [C, H, W] back at the input's ``size`` (after ``resize``); as it is for None."""
     if size is None:
         return image
-    return F.interpolate(image[None], size=size, mode="bicubic", antialias=True, align_corners=False)[0]
+    return resize_images(image[None], size)[0]
 
 
 def run(cfg) -> Summary:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from translate.data.io import IMAGE_EXTENSIONS
 from translate.errors import DataError
@@ -57,8 +56,3 @@ def hole_mask(picture: Picture, source: Path, mask: Path | None) -> tuple[torch.
                         "image's name) or make the holes transparent")
     alpha = picture.alpha.float() / (65535.0 if picture.alpha.dtype == torch.uint16 else 255.0)
     return (alpha < 0.5).float(), True
-
-
-def resized_mask(holes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``holes`` at ``size`` (nearest, so it stays 0/1)."""
-    return F.interpolate(holes[None], size=size, mode="nearest")[0]

@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from translate.errors import ConfigError
-from translate.imageio16 import read_picture, to_model_input
+from translate.imageio16 import read_picture, resize_images, to_model_input
 from translate.models.base import fixed_latents, takes_style
 from translate.sampling import LatentEdit, edited
 from translate.schema import Count, check_dataclass
@@ -106,7 +105,7 @@ def as_code(G: nn.Module, z: torch.Tensor, truncation: Any, edits: Sequence[Late
 
 def encoder_input(x: torch.Tensor, size: int) -> torch.Tensor:
     """Images [N, C, H, W] as the style encoder saw them in training: size x size (the training crop)."""
-    return F.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False).clamp(-1, 1)
+    return resize_images(x, (size, size))
 
 
 def read_reference(path: Path, channels: int, size: int) -> torch.Tensor:
