@@ -1,6 +1,6 @@
 """The README's out-of-domain guard figures: ``python docs/guard_proof.py [STEPS]``.
 
-1. Sketch guard: an autoencoder trained on the proof set's XDoG sketches (``datasets/photos_split/trainA``,
+1. Sketch guards (a dense and a spatial code): autoencoders trained on the proof set's XDoG sketches (``datasets/photos_split/trainA``,
    README "Restoration"), its threshold from the even-numbered val sketches; scored on the odd-numbered ones
    (in domain, unseen by training and calibration) against the val photos (a photo given to a sketch model)
    and against Canny sketches of the same val crops (another edge detector).
@@ -129,14 +129,22 @@ def histograms(panels: list[tuple[str, float, dict[str, np.ndarray]]], out: Path
 def main(steps: int = 1500) -> None:
     torch.set_grad_enabled(False)
     xdog = sketch_folders()
-    sketch_run = train_guard("proof_guard_sketch", steps, f"data.root={xdog}", "data.train_split=trainA",
-                             "data.val_split=calA", "data.load_size=128", "data.crop_size=128", "data.flip=true",
-                             "generator.n_downs=5", "data.batch_size=8")
-    sketch = load_guard(GuardOptions(str(sketch_run)))
-    inside = folder_scores(sketch, xdog / "testA")
-    outside = {"photos": folder_scores(sketch, SPLIT / "valB"), "Canny sketches": folder_scores(sketch, canny_sketches())}
-    rows = report("autoencoder on XDoG sketches", sketch, inside, outside)
-    panels = [("autoencoder of XDoG sketches", sketch.threshold, {"XDoG sketches (in domain)": inside, **outside})]
+    rows, panels = [], []
+    variants = (("dense code", "proof_guard_sketch", ["generator.n_downs=5"]),
+                ("spatial code", "proof_guard_sketch_spatial",
+                 ["generator.n_downs=4", "generator.dense=false", "generator.latent_dim=16"]))
+    for name, run_name, code in variants:
+        sketch_run = train_guard(run_name, steps, f"data.root={xdog}", "data.train_split=trainA",
+                                 "data.val_split=calA", "data.load_size=128", "data.crop_size=128", "data.flip=true",
+                                 "data.batch_size=8", *code)
+        sketch = load_guard(GuardOptions(str(sketch_run)))
+        inside = folder_scores(sketch, xdog / "testA")
+        outside = {"photos": folder_scores(sketch, SPLIT / "valB"),
+                   "Canny sketches": folder_scores(sketch, canny_sketches())}
+        rows += report(f"autoencoder on XDoG sketches ({name})", sketch, inside, outside)
+        if name == "dense code":
+            panels.append(("autoencoder of XDoG sketches", sketch.threshold,
+                           {"XDoG sketches (in domain)": inside, **outside}))
     calibration, day, night = day_night_folders()
     day_run = train_guard("proof_guard_day", steps, f"data.root={calibration}", "data.train_split=trainA",
                           "data.val_split=valA", "data.load_size=64", "data.crop_size=64", "data.batch_size=8")
@@ -151,7 +159,6 @@ def main(steps: int = 1500) -> None:
     print("| guard | scored | AUROC | at the default threshold |")
     print("| --- | --- | --- | --- |")
     print("\n".join(rows))
-    print(f"threshold: sketches {sketch.threshold:.4f}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 For each of the experiments deblur, denoise and inpaint: a short CPU run of pix2pix on the proof photos
 (``datasets/photos_split``, README "Restoration"), then on every val crop the PSNR/SSIM of the corrupted
 input and of the restored output against the clean photo (the same corrupted copies: the val pairs are
-seeded per index), and a grid of 4 val crops: corrupted | restored | clean. Writes
+seeded per index; inpainting: the output outside the holes is the input, as ``infer.py`` writes it), and a grid of 4 val crops: corrupted | restored | clean. Writes
 ``docs/restoration_<kind>.png`` and prints a Markdown table.
 """
 
@@ -18,11 +18,12 @@ import torch
 from translate.config import build
 from translate.data.io import save_image
 from translate.generator_io import load_translation
+from translate.inpainting import composited
 from translate.logging import sample_grid
 from translate.metrics import psnr, ssim
 
 ROOT = Path(__file__).resolve().parent.parent
-KINDS = ("deblur", "denoise", "inpaint")
+KINDS = ("deblur", "deblur_l1", "denoise", "inpaint")
 
 
 def train(kind: str, steps: int) -> Path:
@@ -45,6 +46,8 @@ def measure(run: Path) -> tuple[dict[str, float], torch.Tensor]:
         item = val[i]
         a, b = item["A"][None], item["B"][None]
         out = G(a).clamp(-1, 1)
+        if a.shape[1] == out.shape[1] + 1:  # inpainting: what infer.py delivers, the input outside the holes
+            out = composited(out[0], a[0])[None]
         corrupted = a[:, :3]
         for name, image in (("input", corrupted), ("output", out)):
             scores[f"{name}_psnr"].append(psnr(image, b).clamp(max=100))

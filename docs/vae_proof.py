@@ -36,7 +36,7 @@ def main(steps: int = 3000) -> None:
     python("-m", "translate.plot", str(RUN), str(DOCS / "vae_faces_curves.png"), "--keys", "loss/G/kl",
            "loss/G/rec", "val/l1", "val/psnr")
     python("-m", "translate.latent_plot", str(RUN), "label=hair_colour", f"output={DOCS / 'vae_faces_latent.png'}")
-    last_grid = sorted((RUN / "samples").glob("*.png"))[-1]
+    last_grid = max((RUN / "samples").glob("*.png"))
     shutil.copy(last_grid, DOCS / "vae_faces_reconstructions.png")
     records = [json.loads(line) for line in (RUN / "metrics.jsonl").read_text().splitlines() if line.strip()]
     for key in ("loss/G/kl", "loss/G/rec", "val/l1", "val/psnr", "val/ssim"):

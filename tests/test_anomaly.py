@@ -47,14 +47,18 @@ def guard_run(tmp_path_factory) -> Path:
         drawing(tmp / "drawings" / "train" / f"{i}.png", i)
     for i in range(6):
         drawing(tmp / "drawings" / "val" / f"{i}.png", 100 + i)
-    cfg = compose(tiny_overrides("model=autoencoder", "data=single", f"data.root={tmp / 'drawings'}",
-                                 "generator.ngf=8", "generator.n_downs=3", "generator.latent_dim=16",
-                                 "generator.max_channels=32", "data.batch_size=4", "data.max_size=null",
-                                 "trainer.max_steps=60", "trainer.val_every=60"))
+    return trained(tmp / "run", "model=autoencoder", "data=single", f"data.root={tmp / 'drawings'}",
+                   "generator.ngf=8", "generator.n_downs=3", "generator.latent_dim=16", "generator.max_channels=32",
+                   "data.batch_size=4", "data.max_size=null", "trainer.max_steps=60", "trainer.val_every=60")
+
+
+def trained(run: Path, *overrides: str) -> Path:
+    """``run`` after a tiny training run with ``overrides``."""
+    cfg = compose(tiny_overrides(*overrides))
     with open_dict(cfg):
-        cfg.run_dir = str(tmp / "run")
+        cfg.run_dir = str(run)
     fit(cfg)
-    return tmp / "run"
+    return run
 
 
 @pytest.fixture
@@ -146,13 +150,9 @@ def cycle_run(tmp_path_factory) -> Path:
     for folder, n, first in (("trainB", 6, 0), ("valB", 2, 50)):
         for i in range(n):
             write_image(tmp / "data" / folder / f"{i}.png", (32, 32), seed=first + i)
-    cfg = compose(tiny_overrides("model=cyclegan", "data=unaligned", f"data.root={tmp / 'data'}",
-                                 "generator=resnet_6blocks", "generator.n_blocks=1", "generator.ngf=4",
-                                 "trainer.max_steps=4", "trainer.val_every=4"))
-    with open_dict(cfg):
-        cfg.run_dir = str(tmp / "run")
-    fit(cfg)
-    return tmp / "run"
+    return trained(tmp / "run", "model=cyclegan", "data=unaligned", f"data.root={tmp / 'data'}",
+                   "generator=resnet_6blocks", "generator.n_blocks=1", "generator.ngf=4", "trainer.max_steps=4",
+                   "trainer.val_every=4")
 
 
 def test_a_cyclegan_guards_itself_by_its_cycle_error(cycle_run, mixed, tmp_path):

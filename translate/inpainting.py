@@ -45,8 +45,8 @@ def hole_mask(picture: Picture, source: Path, mask: Path | None) -> tuple[torch.
     """The holes [1, H, W] (1 = hole) of the image read from ``source``: ``mask``'s white pixels, else its
     transparent ones. The flag says whether the transparency was used (the output is then opaque)."""
     if mask is not None:
-        plane = read_picture(mask).pixels.float()
-        plane = plane.mean(0, keepdim=True) / (65535.0 if plane.max() > 255 else 255.0)
+        drawn = read_picture(mask)
+        plane = drawn.pixels.float().mean(0, keepdim=True) / (65535.0 if drawn.bits == 16 else 255.0)
         if tuple(plane.shape[-2:]) != picture.size:
             raise DataError(f"{mask}: the mask is {plane.shape[-1]}x{plane.shape[-2]}, its image {source} is "
                             f"{picture.size[1]}x{picture.size[0]}")
