@@ -103,3 +103,29 @@ def test_mask_for_a_model_that_does_not_inpaint_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="no such folder"):
         translate_files(UnetGenerator(in_channels=4, num_downs=5, ngf=4).eval(), tmp_path / "in", tmp_path / "o",
                         quiet=True, mask=str(tmp_path / "none"))
+
+
+def test_the_page_api_fills_the_transparent_holes_of_an_upload(inpainter, tmp_path):
+    pytest.importorskip("uvicorn")
+    import io
+
+    from serving import post
+
+    from translate.generator_io import LoadedGenerator
+    from translate.models.base import Translation
+    from translate.serve import ModelService, ServeOptions, free_port, serving_in_thread
+
+    pixels = photo(tmp_path / "rgb.png")
+    erased = io.BytesIO()
+    Image.fromarray(np.dstack([pixels, np.where(hole(), 0, 255).astype(np.uint8)]), "RGBA").save(erased, "PNG")
+    service = ModelService(LoadedGenerator(inpainter, Translation("G", "A", "B")), "test",
+                           ServeOptions(port=free_port()))
+    with serving_in_thread(service) as url:
+        status, body, _ = post(f"{url}/api/translate", erased.getvalue(), "image/png")
+        refused, reason, _ = post(f"{url}/api/translate", (tmp_path / "rgb.png").read_bytes(), "image/png")
+    assert status == 200
+    with Image.open(io.BytesIO(body)) as out:
+        filled = np.asarray(out.convert("RGB"))
+    assert np.array_equal(filled[~hole()], pixels[~hole()])
+    assert np.abs(filled[hole()].astype(int) - pixels[hole()]).mean() > 10
+    assert refused == 400 and b"holes erased to transparency" in reason

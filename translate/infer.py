@@ -33,7 +33,7 @@ from translate.data.io import IMAGE_EXTENSIONS, is_image_file
 from translate.errors import ConfigError, DataError, OutputError, first_line
 from translate.fsutil import atomic_write_bytes, remove_stale_temp_files, write_failure
 from translate.imageio16 import Picture, encode, picture_size, read_picture, resize_images, to_model_input
-from translate.inpainting import composited, hole_mask, inpainting_input, mask_file
+from translate.inpainting import composited, hole_mask, inpainting_input, mask_file, remasked
 from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels, generator_stride
 from translate.runtime import autocast, precision_dtype, resolve_device
@@ -203,7 +203,7 @@ class _Reader(Dataset):
             if self.resize:
                 x = resize_for_model(x, self.resize, self.keep_aspect)
                 if self.holes is not None:
-                    x[-1] = torch.where(x[-1] > 0, 1.0, -1.0)  # the mask stays a mask
+                    x = remasked(x)
             return item | {"x": x}
         except DataError as e:
             return {"index": i, "error": str(e)}

@@ -24,6 +24,12 @@ def inpainting_input(x: torch.Tensor, holes: torch.Tensor) -> torch.Tensor:
     return torch.cat([x * (1 - holes), holes * 2 - 1])
 
 
+def remasked(x: torch.Tensor) -> torch.Tensor:
+    """An inpainting input [..., C + 1, H, W] after resampling, its mask channel back to exactly -1 / +1."""
+    x[..., -1, :, :] = torch.where(x[..., -1, :, :] > 0, 1.0, -1.0)
+    return x
+
+
 def composited(output: torch.Tensor, model_input: torch.Tensor) -> torch.Tensor:
     """The model's ``output`` inside the holes, the input's pixels elsewhere (``model_input`` as
     ``inpainting_input`` made it, at the output's size)."""

@@ -14,6 +14,7 @@ A small Starlette app (``pip install -e ".[serve]"``) for any checkpoint the fra
 - ``guard=RUN`` (``translate.anomaly``): every translated input is scored by an autoencoder of the model's
   input domain; the answer carries ``X-Guard-Score``, ``X-Guard-Threshold``, ``X-Guard-Flagged`` and the page
   shows a warning beside an output whose input looks out of domain.
+- An inpainting model (``data.corruptions=[mask]``) fills an upload's transparent pixels (``translate.inpainting``).
 
 Safe by default: binds 127.0.0.1 (another host is printed as a warning), request bodies and image pixels are
 limited, a bad image is answered 400 with the reason, one model call runs at a time with at most ``queue``
@@ -43,6 +44,7 @@ from translate.errors import ConfigError, DataError, TranslateError, first_line
 from translate.generator_io import LoadedGenerator, load_translation
 from translate.imageio16 import encode, read_picture, to_model_input
 from translate.infer import Translator, resize_for_model
+from translate.inpainting import composited, hole_mask, inpainting_input, remasked
 from translate.models.base import fixed_latents, takes_style
 from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels
@@ -154,9 +156,10 @@ def parse_request(settings: dict[str, Any], image: bytes | None = None) -> Reque
     )
 
 
-def decode_image(data: bytes | None, channels: int, max_pixels: int) -> torch.Tensor:
+def decode_image(data: bytes | None, channels: int, max_pixels: int, inpaints: bool = False) -> torch.Tensor:
     """An uploaded image as [1, C, H, W] in [-1, 1] (EXIF orientation, palettes and 16-bit as ``infer.py``
-    reads them); a BadRequest for anything else, over ``max_pixels`` before any pixel is decoded."""
+    reads them); a BadRequest for anything else, over ``max_pixels`` before any pixel is decoded. ``inpaints``:
+    for an inpainting model, the image with its transparent pixels as the holes (``translate.inpainting``)."""
     from PIL import Image, UnidentifiedImageError
 
     if not data:
@@ -175,7 +178,16 @@ def decode_image(data: bytes | None, channels: int, max_pixels: int) -> torch.Te
             picture = read_picture(path)
         except DataError as e:
             raise BadRequest(f"image: {str(e).removeprefix(f'{path}: ')}") from None
+    if inpaints:
+        return inpainting_input(to_model_input(picture, channels - 1), transparent_holes(picture))[None]
     return to_model_input(picture, channels)[None]
+
+
+def transparent_holes(picture) -> torch.Tensor:
+    """An upload's holes for an inpainting model: its transparent pixels."""
+    if picture.alpha is None:
+        raise BadRequest("image: this model fills holes: upload a PNG or WebP with the holes erased to transparency")
+    return hole_mask(picture, Path("image"), None)[0]
 
 
 def png(image: torch.Tensor) -> bytes:
@@ -242,15 +254,17 @@ class ModelService:
         a guard, the input's out-of-domain score."""
         if self.kind == "noise":
             raise BadRequest("this model generates from noise: POST /api/generate")
-        channels = self.translator.in_channels
-        x = decode_image(request.image, channels, self.options.max_pixels)
+        inpaints = self.translator.inpaints
+        x = decode_image(request.image, self.translator.in_channels, self.options.max_pixels, inpaints)
         if request.resize is not None:
             x = resize_for_model(x[0], request.resize, keep_aspect=True)[None]
+            x = remasked(x) if inpaints else x
 
         def work() -> Answer:
             code = self.style_code(request) if self.kind == "style" else None
             headers = self.guard_headers(x) if self.guard is not None else {}
-            return Answer(png(self.translator(x, code)[0]), headers)
+            out = self.translator(x, code)[0]
+            return Answer(png(composited(out, x[0].to(out.device)) if inpaints else out), headers)
 
         return self.call(work)
 
