@@ -122,6 +122,7 @@ def _cycle_guard(options: GuardOptions, model: str | None, direction: str | None
     """A CycleGAN's way there and back as the reconstruction: G_back(G(x))."""
     from translate.checkpoint import load_checkpoint
     from translate.generator_io import load_translation
+    from translate.networks.layers import generator_channels
 
     there = load_translation(model, direction=direction) if model else None
     cfg = there.config if there else None
@@ -132,7 +133,7 @@ def _cycle_guard(options: GuardOptions, model: str | None, direction: str | None
     back = load_translation(model, direction=f"{there.translation.target}to{side}")
     errors = load_checkpoint(model)["model_state"].get(f"val_cycle_errors_{side}", torch.zeros(0))
     reconstruction = torch.nn.Sequential(there.module, back.module).eval()
-    channels = int(cfg.data.input_nc if side == "A" else cfg.data.output_nc)
+    channels = generator_channels(there.module)[0]
     return Guard(reconstruction, int(cfg.data.crop_size), channels, _threshold(options, errors, f"guard=cycle ({model})"),
                  options.action, f"{model} (cycle)", errors)
 

@@ -589,9 +589,9 @@ def _masks(jobs: list[tuple[Path, Path]], output: Path, folder: str | None,
             raise ConfigError(f"mask={folder}: this model does not inpaint (it takes {translator.in_channels} "
                               "channels, no mask)")
         return None
-    if folder and not Path(folder).expanduser().is_dir():
-        raise ConfigError(f"mask={folder}: no such folder")
     root = Path(folder).expanduser() if folder else None
+    if root is not None and not root.is_dir():
+        raise ConfigError(f"mask={folder}: no such folder")
     return [mask_file(root, dst.relative_to(output)) if root else None for _, dst in jobs]
 
 
