@@ -1,4 +1,4 @@
-"""The README's restoration figures: ``python docs/restoration_proof.py [STEPS]``.
+"""The README's restoration figures: ``python docs/restoration_proof.py [STEPS] [KIND ...]``.
 
 For each of the experiments deblur, denoise and inpaint: a short CPU run of pix2pix on the proof photos
 (``datasets/photos_split``, README "Restoration"), then on every val crop the PSNR/SSIM of the corrupted
@@ -59,9 +59,9 @@ def measure(run: Path) -> tuple[dict[str, float], torch.Tensor]:
     return mean | {"n": len(val)}, grid
 
 
-def main(steps: int = 1200) -> None:
+def main(steps: int = 1200, kinds: tuple[str, ...] = KINDS) -> None:
     rows = []
-    for kind in KINDS:
+    for kind in kinds:
         run = train(kind, steps)
         result, grid = measure(run)
         save_image(grid, ROOT / "docs" / f"restoration_{kind}.png")
@@ -75,4 +75,4 @@ def main(steps: int = 1200) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1200)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1200, tuple(sys.argv[2:]) or KINDS)

@@ -82,11 +82,57 @@ def test_options_parse_the_short_and_the_long_form():
 
 def test_the_threshold_is_a_percentile_of_the_stored_val_errors(guard_run):
     guard = load_guard(GuardOptions(str(guard_run), percentile=50))
-    assert len(guard.val_errors) == 6
-    assert guard.threshold == pytest.approx(float(np.percentile(guard.val_errors.numpy(), 50)))
+    assert len(guard.val_scores) == 6
+    assert guard.threshold == pytest.approx(float(np.percentile(guard.val_scores.numpy(), 50)))
     assert load_guard(GuardOptions(str(guard_run), threshold=0.25)).threshold == 0.25
     high = load_guard(GuardOptions(str(guard_run)))  # 99th: about one in a hundred in-domain inputs flagged
-    assert guard.threshold <= high.threshold <= float(guard.val_errors.max())
+    assert guard.threshold <= high.threshold <= float(guard.val_scores.max())
+
+
+def test_the_guard_scores_by_reconstruction_by_code_or_by_both(guard_run):
+    from translate.checkpoint import load_checkpoint
+    from translate.metrics import l1
+    from translate.models.autoencoder import code_distance, codes_of
+
+    state = load_checkpoint(guard_run / "checkpoints" / "last.pt")["model_state"]
+    distances = state["val_code_distances"]
+    # each code value standardised by the val codes' own mean and spread: the mean square is (n - 1) / n
+    assert float(distances.square().mean()) == pytest.approx(5 / 6, rel=1e-4)
+    kinds = {k: load_guard(GuardOptions(str(guard_run), score=k, percentile=50))
+             for k in ("reconstruction", "code", "both", "auto")}
+    assert kinds["auto"].score == "both"
+    assert torch.equal(kinds["reconstruction"].val_scores, state["val_errors"])
+    assert torch.equal(kinds["code"].val_scores, distances)
+    medians = (float(state["val_errors"].median()), float(distances.median()))
+    assert kinds["both"].medians == pytest.approx(medians)
+    assert torch.allclose(kinds["both"].val_scores,
+                          torch.maximum(state["val_errors"] / medians[0], distances / medians[1]))
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    prepared, rebuilt = kinds["both"].reconstruct(x)
+    G = kinds["both"].G
+    expected = {"reconstruction": l1(rebuilt, prepared),
+                "code": code_distance(codes_of(G, prepared), state["code_mean"], state["code_spread"])}
+    expected["both"] = torch.maximum(expected["reconstruction"] / medians[0], expected["code"] / medians[1])
+    for kind, scores in expected.items():
+        assert torch.allclose(kinds[kind].scores(x), scores, atol=1e-6)
+        assert kinds[kind].threshold == pytest.approx(float(np.percentile(kinds[kind].val_scores.numpy(), 50)))
+
+
+def test_code_scores_need_the_code_statistics(guard_run, tmp_path, cycle_run):
+    from translate.checkpoint import atomic_save, load_checkpoint
+
+    ckpt = load_checkpoint(guard_run / "checkpoints" / "last.pt")
+    for key in ("code_mean", "code_spread", "val_code_distances"):
+        del ckpt["model_state"][key]
+    old = tmp_path / "old.pt"
+    atomic_save(ckpt, old)
+    assert load_guard(GuardOptions(str(old))).score == "reconstruction"  # auto: what the checkpoint allows
+    with pytest.raises(ConfigError, match="guard.score=code: guard=.*old.pt keeps no code statistics"):
+        load_guard(GuardOptions(str(old), score="code"))
+    with pytest.raises(ConfigError, match="guard.score=both: guard=cycle scores by the cycle error alone"):
+        load_guard(GuardOptions("cycle", score="both"), str(cycle_run), "AtoB")
+    with pytest.raises(ConfigError, match=r"^guard\.score='pixels' is not allowed"):
+        GuardOptions(checkpoint="x", score="pixels")
 
 
 def test_infer_lists_scores_and_skips_out_of_domain_inputs(guard_run, mixed, tmp_path):
@@ -115,6 +161,11 @@ def test_the_score_command_writes_scores_and_error_maps(guard_run, mixed, tmp_pa
     with Image.open(tmp_path / "scores" / "photo0_error.png") as im:
         assert im.size == (3 * 32, 32)  # input | reconstruction | error, at the guard's size
     assert "scored 6: 3 above the threshold" in capsys.readouterr().err
+    assert main(["score", str(guard_run), f"input={mixed}", f"output={tmp_path / 'rec'}", "score=reconstruction"]) == 0
+    with open(tmp_path / "rec" / "scores.csv") as f:
+        assert {Path(r["file"]).stem: float(r["score"]) for r in csv.DictReader(f)} != rows  # in pixel units now
+    assert main(["score", str(guard_run), f"input={mixed}", "score=pixels"]) == 2
+    assert "guard.score='pixels' is not allowed" in capsys.readouterr().err
 
 
 def test_a_guard_that_is_not_an_autoencoder_is_one_line(tmp_path, guard_run):
@@ -160,13 +211,13 @@ def test_a_cyclegan_guards_itself_by_its_cycle_error(cycle_run, mixed, tmp_path)
     from translate.metrics import l1
 
     guard = load_guard(GuardOptions("cycle", percentile=50), str(cycle_run), "AtoB")
-    assert len(guard.val_errors) == 3  # one per valA image, kept by training's calibration
-    assert guard.threshold == pytest.approx(float(np.percentile(guard.val_errors.numpy(), 50)))
+    assert len(guard.val_scores) == 3  # one per valA image, kept by training's calibration
+    assert guard.threshold == pytest.approx(float(np.percentile(guard.val_scores.numpy(), 50)))
     there, back = (load_translation(cycle_run, direction=d).module for d in ("AtoB", "BtoA"))
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     assert torch.allclose(guard.scores(x), l1(back(there(x)), x), atol=1e-6)
     back_guard = load_guard(GuardOptions("cycle"), str(cycle_run), "BtoA")  # valB's, as the val pairs draw them
-    assert len(back_guard.val_errors) == 3 and not torch.equal(back_guard.val_errors, guard.val_errors)
+    assert len(back_guard.val_scores) == 3 and not torch.equal(back_guard.val_scores, guard.val_scores)
     summary = translate_files(there, mixed, tmp_path / "out", guard=guard, quiet=True)
     assert len(summary.scores) == 6 and (tmp_path / "out" / "guard.csv").is_file()
 

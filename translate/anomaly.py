@@ -1,17 +1,25 @@
 """How unlike its training data an input is: an autoencoder's reconstruction error as an out-of-domain score.
 
 An autoencoder trained on a model's input domain (``model=autoencoder``, ``data=single`` on the sketches a
-sketch->photo model takes) reconstructs such inputs well and others (a photo given to a sketch model) badly.
-``Guard`` scores images with it (the mean absolute error of the reconstruction, images resized to the guard's
-training size) against a threshold: ``threshold``, or by default the ``percentile`` of the guard's own val
-images' errors, which training keeps in its checkpoint.
+sketch->photo model takes) reconstructs such inputs well and others badly, and encodes them to codes like
+those of its val images. ``Guard`` scores images (resized to the guard's training size) by ``guard.score``:
+
+- ``reconstruction``: the mean absolute error of the reconstruction, in pixel units ([0, 2]);
+- ``code``: the code's distance from the val images' codes (``models.autoencoder.code_distance``: the root
+  mean square of its values' deviations, each in the val codes' standard deviations);
+- ``both`` (what ``auto``, the default, means for an autoencoder with an encoder): the larger of the two, each
+  divided by its median over the val images (so 1 is a typical in-domain input). A blurry guard rebuilds a
+  photo about as badly as a detailed sketch, but codes a photo like no sketch (README "Out-of-domain guard").
+
+The threshold is ``threshold``, or by default the ``percentile`` of the val images' scores, which training
+keeps in the guard's checkpoint.
 
 - ``infer.py ... guard=RUN`` (or ``guard.checkpoint=RUN guard.action=skip guard.percentile=95``) scores every
   input, lists those above the threshold and writes ``guard.csv`` in the output folder; ``action``: ``warn``
   converts them anyway, ``skip`` does not. ``translate.serve guard=RUN`` shows the warning beside the output.
 - ``guard=cycle`` with a CycleGAN checkpoint needs no extra model: the score is the cycle error
   |G_back(G(x)) - x|, its threshold the percentile of the val images' cycle errors (kept by training).
-- ``python -m translate.anomaly score RUN input=DIR output=DIR [percentile=99] [threshold=T]`` writes
+- ``python -m translate.anomaly score RUN input=DIR output=DIR [percentile=99] [threshold=T] [score=S]`` writes
   ``scores.csv`` and, per image, input | reconstruction | error map (``<name>_error.png``).
 """
 
@@ -36,6 +44,7 @@ from translate.schema import check_dataclass
 
 ACTIONS = ("warn", "skip")
 CYCLE = "cycle"  # guard=cycle: a CycleGAN's own cycle error
+Score = Literal["auto", "both", "reconstruction", "code"]
 
 
 @dataclass
@@ -46,9 +55,10 @@ class GuardOptions:
     action: Literal["warn", "skip"] = "warn"
     percentile: float = 99.0
     threshold: float | None = None
+    score: Score = "auto"
 
     def __post_init__(self) -> None:
-        check_dataclass(vars(self), GuardOptions, "guard.")
+        check_dataclass(vars(self), GuardOptions, "guard")
         if not 0 < self.percentile <= 100:
             raise ConfigError(f"guard.percentile={self.percentile}: a percentile in (0, 100]")
 
@@ -59,13 +69,17 @@ class GuardOptions:
         node = dict(node)
         unknown = sorted(set(node) - {f.name for f in fields(cls)})
         if unknown:
-            raise ConfigError(f"guard.{unknown[0]} is not a guard setting (checkpoint, action, percentile, threshold)")
+            raise ConfigError(f"guard.{unknown[0]} is not a guard setting (checkpoint, action, percentile, "
+                              "threshold, score)")
         return cls(**node)
 
 
 @dataclass
 class Guard:
-    """An autoencoder and its threshold; ``scores`` of [N, C, H, W] images in [-1, 1]."""
+    """An autoencoder (or a CycleGAN's way there and back) and its threshold; ``scores`` of [N, C, H, W]
+    images in [-1, 1]. ``code_stats``: the val codes' ``code_mean`` and ``code_spread`` (``code`` and
+    ``both``); ``medians``: the val images' median reconstruction error and code distance (``both``);
+    ``val_scores``: the val images' scores."""
 
     G: torch.nn.Module
     size: int
@@ -73,7 +87,10 @@ class Guard:
     threshold: float
     action: str = "warn"
     source: str = ""
-    val_errors: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    score: str = "reconstruction"
+    code_stats: dict[str, torch.Tensor] = field(default_factory=dict)
+    medians: tuple[float, float] = (1.0, 1.0)
+    val_scores: torch.Tensor = field(default_factory=lambda: torch.zeros(0))  # the threshold's percentile of them
 
     def prepared(self, x: torch.Tensor) -> torch.Tensor:
         """Images as the guard saw them in training: its size and channels."""
@@ -91,10 +108,28 @@ class Guard:
         return prepared, self.G(prepared).float()
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
-        return l1(*self.reconstruct(x))
+        return self.scores_of(*self.reconstruct(x))
+
+    @torch.no_grad()
+    def scores_of(self, prepared: torch.Tensor, rebuilt: torch.Tensor) -> torch.Tensor:
+        """The ``score`` of prepared images and their reconstructions: [N]."""
+        if self.score == "reconstruction":
+            return l1(rebuilt, prepared)
+        from translate.models.autoencoder import code_distance, codes_of
+
+        distance = code_distance(codes_of(self.G, prepared), self.code_stats["code_mean"],
+                                 self.code_stats["code_spread"])
+        if self.score == "code":
+            return distance
+        return combined(l1(rebuilt, prepared), distance, self.medians)
 
     def flagged(self, score: float) -> bool:
         return score > self.threshold
+
+
+def combined(errors: torch.Tensor, distances: torch.Tensor, medians: tuple[float, float]) -> torch.Tensor:
+    """``both``: the larger of the reconstruction error and the code distance, each over its val median."""
+    return torch.maximum(errors / medians[0], distances / medians[1])
 
 
 def load_guard(options: GuardOptions, model: str | None = None, direction: str | None = None) -> Guard | None:
@@ -112,10 +147,31 @@ def load_guard(options: GuardOptions, model: str | None = None, direction: str |
     if cfg is None or not str(cfg.model.get("_target_", "")).endswith("Autoencoder"):
         raise ConfigError(f"guard={options.checkpoint}: a guard is a model=autoencoder (or vae) run trained on the "
                           "model's input domain (data=single on its inputs), or guard=cycle for a CycleGAN")
-    errors = load_checkpoint(options.checkpoint)["model_state"].get("val_errors", torch.zeros(0))
+    state = load_checkpoint(options.checkpoint)["model_state"]
+    errors = state.get("val_errors", torch.zeros(0))
+    code_stats = {k: state[k].float() for k in ("code_mean", "code_spread", "val_code_distances") if k in state}
+    score = _score_kind(options, bool(code_stats))
+    medians = (1.0, 1.0)
+    if score == "code":
+        errors = code_stats["val_code_distances"]
+    elif score == "both":
+        medians = (float(errors.median()), float(code_stats["val_code_distances"].median()))
+        errors = combined(errors, code_stats["val_code_distances"], medians)
     channels = int(getattr(loaded.module, "in_channels", cfg.data.input_nc))
     return Guard(loaded.module.eval(), int(cfg.data.crop_size), channels, _threshold(options, errors),
-                 options.action, options.checkpoint, errors)
+                 options.action, options.checkpoint, score, code_stats, medians, errors)
+
+
+def _score_kind(options: GuardOptions, has_codes: bool) -> str:
+    """What ``guard.score`` means for this guard: ``auto`` is ``both`` when its checkpoint holds the val
+    codes' statistics (an encoder-decoder trained since the guard scored codes), else ``reconstruction``."""
+    if options.score == "auto":
+        return "both" if has_codes else "reconstruction"
+    if options.score != "reconstruction" and not has_codes:
+        raise ConfigError(f"guard.score={options.score}: guard={options.checkpoint} keeps no code statistics "
+                          "(its generator has no encoder, or it was validated before the guard scored codes); "
+                          "use guard.score=reconstruction")
+    return options.score
 
 
 def _cycle_guard(options: GuardOptions, model: str | None, direction: str | None) -> Guard:
@@ -124,6 +180,9 @@ def _cycle_guard(options: GuardOptions, model: str | None, direction: str | None
     from translate.generator_io import load_translation
     from translate.networks.layers import generator_channels
 
+    if options.score in ("code", "both"):
+        raise ConfigError(f"guard.score={options.score}: guard=cycle scores by the cycle error alone "
+                          "(guard.score=reconstruction or auto)")
     there = load_translation(model, direction=direction) if model else None
     cfg = there.config if there else None
     if cfg is None or not str(cfg.model.get("_target_", "")).endswith("CycleGAN"):
@@ -134,8 +193,9 @@ def _cycle_guard(options: GuardOptions, model: str | None, direction: str | None
     errors = load_checkpoint(model)["model_state"].get(f"val_cycle_errors_{side}", torch.zeros(0))
     reconstruction = torch.nn.Sequential(there.module, back.module).eval()
     channels = generator_channels(there.module)[0]
-    return Guard(reconstruction, int(cfg.data.crop_size), channels, _threshold(options, errors, f"guard=cycle ({model})"),
-                 options.action, f"{model} (cycle)", errors)
+    threshold = _threshold(options, errors, f"guard=cycle ({model})")
+    return Guard(reconstruction, int(cfg.data.crop_size), channels, threshold, options.action, f"{model} (cycle)",
+                 val_scores=errors)
 
 
 def _threshold(options: GuardOptions, errors: torch.Tensor, name: str | None = None) -> float:
@@ -199,7 +259,7 @@ def score_folder(guard: Guard, inputs: str | Path, output: str | Path) -> dict[s
             print(f"skipped: {e}", file=sys.stderr)
             continue
         prepared, rebuilt = guard.reconstruct(x)
-        score = float(l1(rebuilt, prepared)[0])
+        score = float(guard.scores_of(prepared, rebuilt)[0])
         rows[str(rel)] = (score, guard.flagged(score))
         picture = Image.fromarray(error_map(prepared[0], rebuilt[0]))
         buffer = io.BytesIO()
@@ -210,7 +270,7 @@ def score_folder(guard: Guard, inputs: str | Path, output: str | Path) -> dict[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m translate.anomaly score RUN input=DIR output=DIR [percentile=99] [threshold=T]``."""
+    """``python -m translate.anomaly score RUN input=DIR output=DIR [percentile=99] [threshold=T] [score=auto]``."""
     from omegaconf import OmegaConf
 
     argv = sys.argv[1:] if argv is None else argv
@@ -219,11 +279,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         settings = OmegaConf.to_container(OmegaConf.from_dotlist(argv[2:]))
-        unknown = sorted(set(settings) - {"input", "output", "percentile", "threshold"})
+        unknown = sorted(set(settings) - {"input", "output", "percentile", "threshold", "score"})
         if unknown or "input" not in settings:
             raise ConfigError(f"{unknown[0]} is not a setting" if unknown else "input=DIR is missing")
         guard = load_guard(GuardOptions(argv[1], percentile=float(settings.get("percentile", 99.0)),
-                                        threshold=settings.get("threshold")))
+                                        threshold=settings.get("threshold"), score=settings.get("score", "auto")))
         output = settings.get("output") or "anomaly_scores"
         rows = score_folder(guard, settings["input"], output)
     except TranslateError as e:

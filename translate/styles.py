@@ -40,7 +40,7 @@ class StyleOptions:
     grid: bool = False
 
     def __post_init__(self) -> None:
-        check_dataclass(vars(self), StyleOptions, "style.")
+        check_dataclass(vars(self), StyleOptions, "style")
 
     @classmethod
     def from_config(cls, node: Any) -> StyleOptions:

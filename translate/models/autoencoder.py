@@ -11,9 +11,10 @@ compare across image sizes:
   reparameterised sample z = mean + sigma * eps;
 - ``loss/G/gan`` (``lambda_gan`` > 0): a PatchGAN on the outputs alone, for sharper samples.
 
-After each validation the model keeps every val image's reconstruction error (``calibrate``): the
-out-of-domain guard (``translate.anomaly``) sets its threshold at a percentile of them, read from the
-checkpoint.
+After each validation the model keeps every val image's reconstruction error and, when G has an encoder,
+the per-value mean and spread of the val images' codes and each one's distance from them (``calibrate``):
+the out-of-domain guard (``translate.anomaly``) scores inputs by both and sets its threshold at a percentile
+of the val images' scores, read from the checkpoint.
 """
 
 from __future__ import annotations
@@ -47,6 +48,19 @@ def reconstruction_error(G: nn.Module, x: torch.Tensor, target: torch.Tensor | N
     return l1(G(x), x if target is None else target)
 
 
+def codes_of(G: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+    """G's code for each image, flat: [N, z_dim] (the mean of a variational code); None when G has no
+    encoder (any generator can reconstruct)."""
+    encode = getattr(G, "encode", None)
+    return encode(x)[0].flatten(1).float() if callable(encode) else None
+
+
+def code_distance(codes: torch.Tensor, mean: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
+    """Per image, the root mean square over code values of (code - mean) / spread: how far a code lies from
+    the val images' codes, in their own standard deviations (about 1 for an in-domain input)."""
+    return ((codes - mean) / spread).square().mean(1).sqrt()
+
+
 class Autoencoder(TranslationModel):
     """G: the bottleneck network of ``generator`` (``networks.autoencoder.Autoencoder``; any generator works
     for plain reconstruction, the VAE needs ``variational=true``); D: ``discriminator`` on outputs alone,
@@ -77,6 +91,7 @@ class Autoencoder(TranslationModel):
             if lambda_gan else None
         self.reconstruction, self.lambda_rec, self.beta, self.lambda_gan = reconstruction, lambda_rec, beta, lambda_gan
         self.val_errors = torch.zeros(0)
+        self.code_stats: dict[str, torch.Tensor] = {}
 
     def generators(self) -> dict[str, nn.Module]:
         return {"G": self.G}
@@ -124,14 +139,27 @@ class Autoencoder(TranslationModel):
     @torch.no_grad()
     def calibrate(self, batches: Iterable[dict[str, torch.Tensor]], generators: dict[str, nn.Module],
                   device: torch.device) -> None:
-        """Keep each val image's reconstruction error (of ``generators["G"]``, the sample generator)."""
+        """Keep each val image's reconstruction error (of ``generators["G"]``, the sample generator) and, when
+        G encodes, its codes' per-value mean and spread and each val code's ``code_distance`` from them."""
         G = generators["G"]
-        errors = [reconstruction_error(G, b[self.src].to(device), b[self.tgt].to(device)).cpu() for b in batches
-                  if len(b.get(self.src, ()))]
+        errors, codes = [], []
+        for b in batches:
+            if len(b.get(self.src, ())):
+                x = b[self.src].to(device)
+                errors.append(reconstruction_error(G, x, b[self.tgt].to(device)).cpu())
+                codes.append(codes_of(G, x))
         self.val_errors = torch.cat(errors) if errors else torch.zeros(0)
+        self.code_stats = {}
+        if len(codes) and codes[0] is not None and len(self.val_errors) > 1:
+            values = torch.cat(codes).cpu()
+            mean, spread = values.mean(0), values.std(0)
+            spread = spread.clamp_min(1e-3 * float(spread.mean()) + 1e-8)  # a value that never varies
+            self.code_stats = {"code_mean": mean, "code_spread": spread,
+                               "val_code_distances": code_distance(values, mean, spread)}
 
     def extra_state(self) -> dict:
-        return {"val_errors": self.val_errors}
+        return {"val_errors": self.val_errors, **self.code_stats}
 
     def load_extra_state(self, state: dict) -> None:
         self.val_errors = state.get("val_errors", torch.zeros(0))
+        self.code_stats = {k: state[k] for k in ("code_mean", "code_spread", "val_code_distances") if k in state}
