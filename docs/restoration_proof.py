@@ -1,10 +1,11 @@
 """The README's restoration figures: ``python docs/restoration_proof.py [STEPS] [KIND ...]``.
 
-For each of the experiments deblur, denoise and inpaint: a short CPU run of pix2pix on the proof photos
-(``datasets/photos_split``, README "Restoration"), then on every val crop the PSNR/SSIM of the corrupted
-input and of the restored output against the clean photo (the same corrupted copies: the val pairs are
-seeded per index; inpainting: the output outside the holes is the input, as ``infer.py`` writes it), and a grid of 4 val crops: corrupted | restored | clean. Writes
-``docs/restoration_<kind>.png`` and prints a Markdown table.
+For each of the experiments deblur (L1 alone), deblur_gan, denoise and inpaint (pix2pix): a short CPU run on
+the proof photos (``datasets/photos_split``, README "Restoration"), then on every val crop the PSNR/SSIM of
+the corrupted input and of the restored output against the clean photo (the same corrupted copies: the val
+pairs are seeded per index; inpainting: the output outside the holes is the input, as ``infer.py`` writes
+it), and a grid of 4 val crops: corrupted | restored | clean. Writes ``docs/restoration_<kind>.png`` and
+prints a Markdown table. ``KIND ...``: only those experiments.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from translate.logging import sample_grid
 from translate.metrics import psnr, ssim
 
 ROOT = Path(__file__).resolve().parent.parent
-KINDS = ("deblur", "deblur_l1", "denoise", "inpaint")
+KINDS = ("deblur", "deblur_gan", "denoise", "inpaint")
 
 
 def train(kind: str, steps: int) -> Path:
