@@ -65,11 +65,32 @@ class DCGANGenerator(nn.Module):
         return self.net(z.reshape(-1, self.z_dim, 1, 1))  # -1, not len(z): traced exports keep a dynamic batch
 
 
+class MinibatchStdDev(nn.Module):
+    """Appends the mean standard deviation of the features over groups of ``group_size`` images as one more
+    channel (ProGAN): a batch of near-identical fakes is easy to tell from real variety."""
+
+    def __init__(self, group_size: int = 4):
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        group = min(self.group_size, n)
+        while n % group:
+            group -= 1
+        y = x.float().reshape(group, -1, c, h, w)
+        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # [n / group]
+        y = y.to(x.dtype).reshape(-1, 1, 1, 1).repeat(group, 1, h, w)
+        return torch.cat([x, y], dim=1)
+
+
 class DCGANDiscriminator(nn.Module):
     """Stride-2 convolutions with LeakyReLU 0.2 (batch norm on all but the first) from ``size`` down to 4x4,
-    then a 4x4 convolution to one logit per image."""
+    then a 4x4 convolution to one logit per image. ``minibatch_std``: ProGAN's minibatch standard deviation
+    as one more channel at 4x4 (not in the paper), so that D sees how alike a batch's images are."""
 
-    def __init__(self, *, in_channels: Positive = 3, size: ImageSize = 64, ndf: Positive = 64):
+    def __init__(self, *, in_channels: Positive = 3, size: ImageSize = 64, ndf: Positive = 64,
+                 minibatch_std: bool = False):
         super().__init__()
         n_down = doublings(size, 8, "discriminator=dcgan")
         self.size = size
@@ -79,7 +100,9 @@ class DCGANDiscriminator(nn.Module):
             layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2),
                        nn.LeakyReLU(0.2, True)]
             width *= 2
-        layers.append(nn.Conv2d(width, 1, 4, 1, 0, bias=False))
+        if minibatch_std:
+            layers.append(MinibatchStdDev())
+        layers.append(nn.Conv2d(width + int(minibatch_std), 1, 4, 1, 0, bias=False))
         self.net = dcgan_init(nn.Sequential(*layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from translate.errors import ConfigError
-from translate.networks.latent import doublings
+from translate.networks.latent import MinibatchStdDev, doublings
 from translate.schema import Positive
 
 NoiseMode = Literal["random", "fixed", "none"]
@@ -262,25 +262,6 @@ class StyleGenerator(StyleCodes, nn.Module):
         w = z if input_is_w else self.map(z)
         ws = self.mixed(w, z) if self.training and not input_is_w else self.per_layer(w)
         return self.synthesis(self.truncate(ws, truncation), noise)
-
-
-class MinibatchStdDev(nn.Module):
-    """Appends the mean standard deviation of the features over groups of ``group_size`` images as one more
-    channel (ProGAN): a batch of near-identical fakes is easy to tell from real variety."""
-
-    def __init__(self, group_size: int = 4):
-        super().__init__()
-        self.group_size = group_size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        group = min(self.group_size, n)
-        while n % group:
-            group -= 1
-        y = x.float().reshape(group, -1, c, h, w)
-        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # [n / group]
-        y = y.to(x.dtype).reshape(-1, 1, 1, 1).repeat(group, 1, h, w)
-        return torch.cat([x, y], dim=1)
 
 
 class StyleDiscriminator(nn.Module):
