@@ -155,7 +155,7 @@ def load_guard(options: GuardOptions, model: str | None = None, direction: str |
     if score == "code":
         errors = code_stats["val_code_distances"]
     elif score == "both":
-        medians = (float(errors.median()), float(code_stats["val_code_distances"].median()))
+        medians = (max(float(errors.median()), 1e-12), max(float(code_stats["val_code_distances"].median()), 1e-12))
         errors = combined(errors, code_stats["val_code_distances"], medians)
     channels = int(getattr(loaded.module, "in_channels", cfg.data.input_nc))
     return Guard(loaded.module.eval(), int(cfg.data.crop_size), channels, _threshold(options, errors),
