@@ -149,7 +149,9 @@ def load_guard(options: GuardOptions, model: str | None = None, direction: str |
                           "model's input domain (data=single on its inputs), or guard=cycle for a CycleGAN")
     state = load_checkpoint(options.checkpoint)["model_state"]
     errors = state.get("val_errors", torch.zeros(0))
-    code_stats = {k: state[k].float() for k in ("code_mean", "code_spread", "val_code_distances") if k in state}
+    from translate.models.autoencoder import CODE_STATS
+
+    code_stats = {k: state[k].float() for k in CODE_STATS if k in state}
     score = _score_kind(options, bool(code_stats))
     medians = (1.0, 1.0)
     if score == "code":

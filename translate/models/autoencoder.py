@@ -48,6 +48,9 @@ def reconstruction_error(G: nn.Module, x: torch.Tensor, target: torch.Tensor | N
     return l1(G(x), x if target is None else target)
 
 
+CODE_STATS = ("code_mean", "code_spread", "val_code_distances")  # what calibrate keeps of the val codes
+
+
 def codes_of(G: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
     """G's code for each image, flat: [N, z_dim] (the mean of a variational code); None when G has no
     encoder (any generator can reconstruct)."""
@@ -162,4 +165,4 @@ class Autoencoder(TranslationModel):
 
     def load_extra_state(self, state: dict) -> None:
         self.val_errors = state.get("val_errors", torch.zeros(0))
-        self.code_stats = {k: state[k] for k in ("code_mean", "code_spread", "val_code_distances") if k in state}
+        self.code_stats = {k: state[k] for k in CODE_STATS if k in state}
