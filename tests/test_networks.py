@@ -17,6 +17,7 @@ from translate.networks import (
     count_parameters,
     init_weights,
 )
+from translate.networks.layers import upsampling_conv
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "official_arch.json").read_text())
 
@@ -147,3 +148,27 @@ def test_a_residual_generator_adds_its_input(make):
     assert torch.equal(residual(x), (x[:, :3] + plain(x)).clamp(-1, 1))
     with pytest.raises(ValueError, match="residual=true needs at least as many input channels"):
         make(in_channels=1, residual=True)
+
+
+def test_resize_upsampling_has_no_checkerboard():
+    """A stride-2 transposed convolution turns a flat input into a period-2 pattern (its kernel overlaps
+    unevenly); nearest-neighbour up-sampling and a 3x3 convolution keep it flat away from the border."""
+    torch.manual_seed(0)
+    flat = torch.ones(1, 8, 8, 8)
+    for upsample, patterned in (("transposed", True), ("resize", False)):
+        up = upsampling_conv(8, 4, upsample=upsample, bias=False, kernel_size=4, padding=1)
+        interior = up(flat)[..., 2:-2, 2:-2]
+        assert interior.shape[-1] == 12
+        assert (interior.std(dim=(-2, -1)).max() > 1e-3) == patterned, upsample
+    with pytest.raises(ValueError, match="upsample='bilinear'"):
+        upsampling_conv(8, 4, upsample="bilinear", bias=False)
+
+
+@pytest.mark.parametrize("make", [lambda **kw: UnetGenerator(num_downs=5, ngf=4, **kw),
+                                  lambda **kw: ResnetGenerator(n_blocks=1, ngf=4, **kw)], ids=["unet", "resnet"])
+def test_resize_upsampling_generators(make):
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    G = make(upsample="resize")
+    assert G(x).shape == (2, 3, 32, 32)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in G.modules())
+    assert len(G.features(x, G.default_feature_layers)) == len(G.default_feature_layers)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from translate.networks.layers import Norm, Padding, conv_bias, norm_layer, padding_layer
+from translate.networks.layers import Norm, Padding, Upsample, conv_bias, norm_layer, padding_layer, upsampling_conv
 from translate.schema import Count, Positive
 
 
@@ -49,16 +49,18 @@ class UnetDown(nn.Module):
 
 
 class UnetUp(nn.Module):
-    """One decoder level: ReLU -> transposed conv -> norm (+ dropout); the outermost ends in tanh."""
+    """One decoder level: ReLU -> transposed conv (or ``upsample="resize"``) -> norm (+ dropout); the outermost
+    ends in tanh."""
 
     def __init__(
-        self, in_ch: int, out_ch: int, *, norm: Norm, dropout: bool, outermost: bool = False
+        self, in_ch: int, out_ch: int, *, norm: Norm, dropout: bool, outermost: bool = False,
+        upsample: Upsample = "transposed",
     ):
         super().__init__()
         self.act = nn.ReLU()
         # The outermost transposed conv always has a bias (nothing normalises after it).
         bias = True if outermost else conv_bias(norm)
-        self.conv = nn.ConvTranspose2d(in_ch, out_ch, kernel_size=4, stride=2, padding=1, bias=bias)
+        self.conv = upsampling_conv(in_ch, out_ch, upsample=upsample, bias=bias, kernel_size=4, padding=1)
         self.norm = nn.Identity() if outermost else norm_layer(norm, out_ch)
         self.dropout = nn.Dropout(0.5) if dropout else nn.Identity()
         self.out = nn.Tanh() if outermost else nn.Identity()
@@ -72,6 +74,7 @@ class UnetGenerator(nn.Module):
 
     Inputs must have sides divisible by ``2 ** num_downs``. ``residual=True`` adds the input to the output
     (``with_input_added``): for restoration, where the output differs little from the input.
+    ``upsample="resize"`` replaces the decoder's transposed convolutions (``upsampling_conv``).
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class UnetGenerator(nn.Module):
         norm: Norm = "batch",
         dropout: bool = True,
         residual: bool = False,
+        upsample: Upsample = "transposed",
     ):
         super().__init__()
         check_residual(residual, in_channels, out_channels)
@@ -99,11 +103,11 @@ class UnetGenerator(nn.Module):
         self.downs = nn.ModuleList(downs)
         # Decoder, innermost first. Dropout sits in the 8*ngf blocks between the innermost and the 4ngf level,
         # exactly as the reference places it (num_downs - 5 of them).
-        ups = [UnetUp(widths[-1], widths[-2], norm=norm, dropout=False)]
+        ups = [UnetUp(widths[-1], widths[-2], norm=norm, dropout=False, upsample=upsample)]
         for i in range(num_downs - 2, 0, -1):
             use_dropout = dropout and 4 <= i <= num_downs - 2
-            ups.append(UnetUp(widths[i] * 2, widths[i - 1], norm=norm, dropout=use_dropout))
-        ups.append(UnetUp(widths[0] * 2, out_channels, norm=norm, dropout=False, outermost=True))
+            ups.append(UnetUp(widths[i] * 2, widths[i - 1], norm=norm, dropout=use_dropout, upsample=upsample))
+        ups.append(UnetUp(widths[0] * 2, out_channels, norm=norm, dropout=False, outermost=True, upsample=upsample))
         self.ups = nn.ModuleList(ups)
 
     @property
@@ -169,7 +173,7 @@ class ResnetBlock(nn.Module):
 
 class ResnetGenerator(nn.Module):
     """ResNet encoder-decoder generator (CycleGAN): two stride-2 downsamplings, ``n_blocks`` residual blocks,
-    two upsamplings. Input sides must be multiples of 4. ``residual=True`` as for the U-Net."""
+    two upsamplings. Input sides must be multiples of 4. ``residual=True`` and ``upsample`` as for the U-Net."""
 
     stride = 4
 
@@ -184,6 +188,7 @@ class ResnetGenerator(nn.Module):
         dropout: bool = False,
         padding: Padding = "reflect",
         residual: bool = False,
+        upsample: Upsample = "transposed",
     ):
         super().__init__()
         check_residual(residual, in_channels, out_channels)
@@ -209,9 +214,8 @@ class ResnetGenerator(nn.Module):
         for i in range(2):
             mult = 2 ** (2 - i)
             layers += [
-                nn.ConvTranspose2d(
-                    ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1, output_padding=1, bias=bias
-                ),
+                upsampling_conv(ngf * mult, ngf * mult // 2, upsample=upsample, bias=bias, kernel_size=3, padding=1,
+                                output_padding=1),
                 norm_layer(norm, ngf * mult // 2),
                 nn.ReLU(),
             ]

@@ -12,9 +12,11 @@ from translate.errors import check_choice
 
 Norm = Literal["batch", "instance", "none", "syncbatch"]
 Padding = Literal["reflect", "replicate", "zero"]
+Upsample = Literal["transposed", "resize"]
 
 NORMS = ("batch", "instance", "none", "syncbatch")
 PADDINGS = ("reflect", "replicate", "zero")
+UPSAMPLES = ("transposed", "resize")
 INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
 
 
@@ -32,6 +34,18 @@ def norm_layer(norm: Norm, channels: int) -> nn.Module:
     if norm == "instance":
         return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
     return nn.Identity()
+
+
+def upsampling_conv(in_ch: int, out_ch: int, *, upsample: Upsample, bias: bool, **transposed) -> nn.Module:
+    """A layer that doubles the sides: the reference's ``ConvTranspose2d(in_ch, out_ch, **transposed)``, or
+    ``resize`` (Odena et al. 2016, "Deconvolution and checkerboard artifacts"): nearest-neighbour 2x
+    up-sampling, then a 3x3 convolution, whose output pixels all see the same number of input pixels, so it
+    cannot paint the checkerboard a stride-2 transposed convolution's uneven overlap starts from."""
+    check_choice("upsample", upsample, UPSAMPLES)
+    if upsample == "resize":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                             nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1, bias=bias))
+    return nn.ConvTranspose2d(in_ch, out_ch, stride=2, bias=bias, **transposed)
 
 
 def conv_bias(norm: Norm) -> bool:
