@@ -1,6 +1,6 @@
 """The README's restoration figures: ``python docs/restoration_proof.py [STEPS] [KIND ...]``.
 
-For each of the experiments deblur (L1 alone), deblur_gan, denoise and inpaint (pix2pix): a short CPU run on
+For each of the experiments deblur and inpaint (L1 alone), deblur_gan, denoise and inpaint_gan (pix2pix): a short CPU run on
 the proof photos (``datasets/photos_split``, README "Restoration"), then on every val crop the PSNR/SSIM of
 the corrupted input and of the restored output against the clean photo (the same corrupted copies: the val
 pairs are seeded per index; inpainting: the output outside the holes is the input, as ``infer.py`` writes
@@ -24,7 +24,7 @@ from translate.logging import sample_grid
 from translate.metrics import psnr, ssim
 
 ROOT = Path(__file__).resolve().parent.parent
-KINDS = ("deblur", "deblur_gan", "denoise", "inpaint")
+KINDS = ("deblur", "deblur_gan", "denoise", "inpaint", "inpaint_gan")
 
 
 def train(kind: str, steps: int) -> Path:
