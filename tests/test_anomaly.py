@@ -89,33 +89,59 @@ def test_the_threshold_is_a_percentile_of_the_stored_val_errors(guard_run):
     assert guard.threshold <= high.threshold <= float(guard.val_scores.max())
 
 
-def test_the_guard_scores_by_reconstruction_by_code_or_by_both(guard_run):
+def test_the_guard_scores_by_reconstruction_code_detail_or_all(guard_run):
+    from translate.anomaly import DetailFit
     from translate.checkpoint import load_checkpoint
     from translate.metrics import l1
-    from translate.models.autoencoder import code_distance, codes_of
+    from translate.models.autoencoder import code_distance, codes_of, image_detail
 
     state = load_checkpoint(guard_run / "checkpoints" / "last.pt")["model_state"]
-    distances = state["val_code_distances"]
+    distances, errors, details = state["val_code_distances"], state["val_errors"], state["val_details"]
     # each code value standardised by the val codes' own mean and spread: the mean square is (n - 1) / n
     assert float(distances.square().mean()) == pytest.approx(5 / 6, rel=1e-4)
+    assert len(details) == 6 and bool((details > 0).all())
     kinds = {k: load_guard(GuardOptions(str(guard_run), score=k, percentile=50))
-             for k in ("reconstruction", "code", "both", "auto")}
-    assert kinds["auto"].score == "both"
-    assert torch.equal(kinds["reconstruction"].val_scores, state["val_errors"])
-    assert torch.equal(kinds["code"].val_scores, distances)
-    medians = (float(state["val_errors"].median()), float(distances.median()))
-    assert kinds["both"].medians == pytest.approx(medians)
-    assert torch.allclose(kinds["both"].val_scores,
-                          torch.maximum(state["val_errors"] / medians[0], distances / medians[1]))
+             for k in ("reconstruction", "code", "detail", "all", "auto")}
+    assert kinds["auto"].parts == kinds["all"].parts == ("reconstruction", "code", "detail")
+    assert kinds["auto"].score == "all" and kinds["code"].score == "code"
+    fit = kinds["detail"].detail_fit
+    ratios = (errors.double().numpy() + 2 / 255) / (details.double().numpy() + 2 / 255)
+    assert fit.log_ratio == pytest.approx(float(np.log(np.sort(ratios)[2])), rel=1e-6)  # torch's lower median
+    val = {"reconstruction": errors, "code": distances, "detail": fit.distance(errors, details).float()}
+    for kind in ("reconstruction", "code", "detail"):
+        assert torch.allclose(kinds[kind].val_scores, val[kind])
+    medians = {k: float(v.median()) for k, v in val.items()}
+    assert kinds["all"].medians == pytest.approx(medians)
+    assert torch.allclose(kinds["all"].val_scores, torch.stack([v / medians[k] for k, v in val.items()]).amax(0))
     x = torch.rand(3, 3, 32, 32) * 2 - 1
-    prepared, rebuilt = kinds["both"].reconstruct(x)
-    G = kinds["both"].G
+    prepared, rebuilt = kinds["all"].reconstruct(x)
+    G = kinds["all"].G
     expected = {"reconstruction": l1(rebuilt, prepared),
                 "code": code_distance(codes_of(G, prepared), state["code_mean"], state["code_spread"])}
-    expected["both"] = torch.maximum(expected["reconstruction"] / medians[0], expected["code"] / medians[1])
+    expected["detail"] = fit.distance(expected["reconstruction"], image_detail(prepared)).float()
+    expected["all"] = torch.stack([expected[k] / medians[k] for k in val]).amax(0)
     for kind, scores in expected.items():
         assert torch.allclose(kinds[kind].scores(x), scores, atol=1e-6)
         assert kinds[kind].threshold == pytest.approx(float(np.percentile(kinds[kind].val_scores.numpy(), 50)))
+    # the detail score is a distance from the line either way: twice or half the expected error score alike
+    line = DetailFit(log_ratio=0.0)
+    detail = torch.tensor([0.1])
+    expected_error = detail  # log ratio 0: the expected error equals the detail (floors cancel)
+    twice, half = ((detail + 2 / 255) * k - 2 / 255 for k in (2, 0.5))
+    above, below = line.distance(twice, detail), line.distance(half, detail)
+    assert float(line.distance(expected_error, detail)) == pytest.approx(0.0, abs=1e-9)
+    assert float(above) == pytest.approx(float(below)) == pytest.approx(np.log(2))
+
+
+def test_image_detail_is_the_fine_structure():
+    from translate.models.autoencoder import image_detail
+
+    flat = torch.zeros(1, 3, 32, 32)
+    lines = flat.clone()
+    lines[..., ::4, :] = 1.0
+    smooth = torch.linspace(-1, 1, 32).expand(1, 3, 32, 32)
+    details = image_detail(torch.cat([flat, smooth, lines]))
+    assert details[0] == 0 and details[1] < 0.01 and details[2] > 0.2
 
 
 def test_code_scores_need_the_code_statistics(guard_run, tmp_path, cycle_run):
@@ -126,11 +152,17 @@ def test_code_scores_need_the_code_statistics(guard_run, tmp_path, cycle_run):
         del ckpt["model_state"][key]
     old = tmp_path / "old.pt"
     atomic_save(ckpt, old)
-    assert load_guard(GuardOptions(str(old))).score == "reconstruction"  # auto: what the checkpoint allows
+    assert load_guard(GuardOptions(str(old))).parts == ("reconstruction", "detail")  # auto: what it allows
     with pytest.raises(ConfigError, match="guard.score=code: guard=.*old.pt keeps no code statistics"):
         load_guard(GuardOptions(str(old), score="code"))
-    with pytest.raises(ConfigError, match="guard.score=both: guard=cycle scores by the cycle error alone"):
-        load_guard(GuardOptions("cycle", score="both"), str(cycle_run), "AtoB")
+    del ckpt["model_state"]["val_details"]
+    atomic_save(ckpt, old)
+    assert load_guard(GuardOptions(str(old))).parts == ("reconstruction",)
+    with pytest.raises(ConfigError, match="guard.score=detail: guard=.*old.pt keeps no val image details"):
+        load_guard(GuardOptions(str(old), score="detail"))
+    for score in ("all", "detail"):
+        with pytest.raises(ConfigError, match=f"guard.score={score}: guard=cycle scores by the cycle error alone"):
+            load_guard(GuardOptions("cycle", score=score), str(cycle_run), "AtoB")
     with pytest.raises(ConfigError, match=r"^guard\.score='pixels' is not allowed"):
         GuardOptions(checkpoint="x", score="pixels")
 

@@ -7,9 +7,14 @@ those of its val images. ``Guard`` scores images (resized to the guard's trainin
 - ``reconstruction``: the mean absolute error of the reconstruction, in pixel units ([0, 2]);
 - ``code``: the code's distance from the val images' codes (``models.autoencoder.code_distance``: the root
   mean square of its values' deviations, each in the val codes' standard deviations);
-- ``both`` (what ``auto``, the default, means for an autoencoder with an encoder): the larger of the two, each
-  divided by its median over the val images (so 1 is a typical in-domain input). A blurry guard rebuilds a
-  photo about as badly as a detailed sketch, but codes a photo like no sketch (README "Out-of-domain guard").
+- ``detail``: how far the reconstruction error lies from the one expected for the input's fine detail
+  (``models.autoencoder.image_detail``): on its own domain an autoencoder's error grows in proportion to the
+  detail (``DetailFit``: the val images' typical ratio), and the score is the distance from that ratio in log
+  units, either way: a smooth photo rebuilt badly, or thin lines rebuilt better than the domain's strokes;
+- ``all`` (what ``auto``, the default, means): the largest of those the checkpoint allows, each divided by its
+  median over the val images (so 1 is a typical in-domain input). A blurry guard rebuilds a photo about as
+  badly as a detailed sketch, but codes it like no sketch and rebuilds it far worse than its little detail
+  predicts (README "Out-of-domain guard").
 
 The threshold is ``threshold``, or by default the ``percentile`` of the val images' scores, which training
 keeps in the guard's checkpoint.
@@ -44,7 +49,9 @@ from translate.schema import check_dataclass
 
 ACTIONS = ("warn", "skip")
 CYCLE = "cycle"  # guard=cycle: a CycleGAN's own cycle error
-Score = Literal["auto", "both", "reconstruction", "code"]
+Score = Literal["auto", "all", "reconstruction", "code", "detail"]
+PARTS = ("reconstruction", "code", "detail")  # what a guard can score by; ``all``: the largest, normalised
+DETAIL_FLOOR = 2 / 255  # one 8-bit level, added to errors and details before their logarithms
 
 
 @dataclass
@@ -77,9 +84,9 @@ class GuardOptions:
 @dataclass
 class Guard:
     """An autoencoder (or a CycleGAN's way there and back) and its threshold; ``scores`` of [N, C, H, W]
-    images in [-1, 1]. ``code_stats``: the val codes' ``code_mean`` and ``code_spread`` (``code`` and
-    ``both``); ``medians``: the val images' median reconstruction error and code distance (``both``);
-    ``val_scores``: the val images' scores."""
+    images in [-1, 1] by ``parts`` (one of ``PARTS``, or several: the largest, each over its val median in
+    ``medians``). ``code_stats``: the val codes' ``code_mean`` and ``code_spread`` (``code``); ``detail_fit``:
+    the val images' error against detail (``detail``); ``val_scores``: the val images' scores."""
 
     G: torch.nn.Module
     size: int
@@ -87,10 +94,16 @@ class Guard:
     threshold: float
     action: str = "warn"
     source: str = ""
-    score: str = "reconstruction"
+    parts: tuple[str, ...] = ("reconstruction",)
     code_stats: dict[str, torch.Tensor] = field(default_factory=dict)
-    medians: tuple[float, float] = (1.0, 1.0)
+    detail_fit: DetailFit | None = None
+    medians: dict[str, float] = field(default_factory=dict)
     val_scores: torch.Tensor = field(default_factory=lambda: torch.zeros(0))  # the threshold's percentile of them
+
+    @property
+    def score(self) -> str:
+        """The ``guard.score`` this guard scores by (``all`` for several parts)."""
+        return self.parts[0] if len(self.parts) == 1 else "all"
 
     def prepared(self, x: torch.Tensor) -> torch.Tensor:
         """Images as the guard saw them in training: its size and channels."""
@@ -112,24 +125,51 @@ class Guard:
 
     @torch.no_grad()
     def scores_of(self, prepared: torch.Tensor, rebuilt: torch.Tensor) -> torch.Tensor:
-        """The ``score`` of prepared images and their reconstructions: [N]."""
-        if self.score == "reconstruction":
-            return l1(rebuilt, prepared)
-        from translate.models.autoencoder import code_distance, codes_of
+        """The score of prepared images and their reconstructions: [N]."""
+        from translate.models.autoencoder import code_distance, codes_of, image_detail
 
-        distance = code_distance(codes_of(self.G, prepared), self.code_stats["code_mean"],
-                                 self.code_stats["code_spread"])
-        if self.score == "code":
-            return distance
-        return combined(l1(rebuilt, prepared), distance, self.medians)
+        raw = {}
+        for part in self.parts:
+            if part == "reconstruction":
+                raw[part] = l1(rebuilt, prepared)
+            elif part == "code":
+                raw[part] = code_distance(codes_of(self.G, prepared), self.code_stats["code_mean"],
+                                          self.code_stats["code_spread"])
+            else:
+                raw[part] = self.detail_fit.distance(l1(rebuilt, prepared), image_detail(prepared))
+        return combined(raw, self.medians)
 
     def flagged(self, score: float) -> bool:
         return score > self.threshold
 
 
-def combined(errors: torch.Tensor, distances: torch.Tensor, medians: tuple[float, float]) -> torch.Tensor:
-    """``both``: the larger of the reconstruction error and the code distance, each over its val median."""
-    return torch.maximum(errors / medians[0], distances / medians[1])
+@dataclass(frozen=True)
+class DetailFit:
+    """The val images' typical log((error + floor) / (detail + floor)) (their median; floor: ``DETAIL_FLOOR``):
+    an autoencoder's reconstruction error grows in proportion to the fine detail it smooths away (a line
+    fitted to log error against log detail on the README's sketch guard has slope 1.03), so a fixed slope of 1
+    and one median keep the fit stable on a few val images of alike detail."""
+
+    log_ratio: float
+
+    @classmethod
+    def of(cls, errors: torch.Tensor, details: torch.Tensor) -> DetailFit:
+        return cls(float((_logs(errors) - _logs(details)).median()))
+
+    def distance(self, errors: torch.Tensor, details: torch.Tensor) -> torch.Tensor:
+        """Per image, |log error - the log error typical of its detail|: 0 on the line, 0.69 at twice or half."""
+        return (_logs(errors) - _logs(details) - self.log_ratio).abs()
+
+
+def _logs(values: torch.Tensor) -> torch.Tensor:
+    return (values.double() + DETAIL_FLOOR).log()
+
+
+def combined(raw: dict[str, torch.Tensor], medians: dict[str, float]) -> torch.Tensor:
+    """One part's scores as they are; several: the largest, each over its val median (``medians``)."""
+    if len(raw) == 1:
+        return next(iter(raw.values())).float()
+    return torch.stack([scores.float() / medians[part] for part, scores in raw.items()]).amax(0)
 
 
 def load_guard(options: GuardOptions, model: str | None = None, direction: str | None = None) -> Guard | None:
@@ -148,32 +188,33 @@ def load_guard(options: GuardOptions, model: str | None = None, direction: str |
         raise ConfigError(f"guard={options.checkpoint}: a guard is a model=autoencoder (or vae) run trained on the "
                           "model's input domain (data=single on its inputs), or guard=cycle for a CycleGAN")
     state = load_checkpoint(options.checkpoint)["model_state"]
-    errors = state.get("val_errors", torch.zeros(0))
     from translate.models.autoencoder import CODE_STATS
 
     code_stats = {k: state[k].float() for k in CODE_STATS if k in state}
-    score = _score_kind(options, bool(code_stats))
-    medians = (1.0, 1.0)
-    if score == "code":
-        errors = code_stats["val_code_distances"]
-    elif score == "both":
-        medians = (max(float(errors.median()), 1e-12), max(float(code_stats["val_code_distances"].median()), 1e-12))
-        errors = combined(errors, code_stats["val_code_distances"], medians)
+    errors, details = state.get("val_errors", torch.zeros(0)).float(), state.get("val_details", torch.zeros(0))
+    detail_fit = DetailFit.of(errors, details) if len(details) > 1 and len(details) == len(errors) else None
+    val = {"reconstruction": errors, "code": code_stats.get("val_code_distances"),
+           "detail": detail_fit.distance(errors, details) if detail_fit else None}
+    parts = _score_parts(options, tuple(p for p in PARTS if val[p] is not None))
+    medians = {p: max(float(val[p].median()), 1e-12) for p in parts} if len(errors) else {}
+    val_scores = combined({p: val[p] for p in parts}, medians) if len(errors) else errors
     channels = int(getattr(loaded.module, "in_channels", cfg.data.input_nc))
-    return Guard(loaded.module.eval(), int(cfg.data.crop_size), channels, _threshold(options, errors),
-                 options.action, options.checkpoint, score, code_stats, medians, errors)
+    return Guard(loaded.module.eval(), int(cfg.data.crop_size), channels, _threshold(options, val_scores),
+                 options.action, options.checkpoint, parts, code_stats, detail_fit, medians, val_scores)
 
 
-def _score_kind(options: GuardOptions, has_codes: bool) -> str:
-    """What ``guard.score`` means for this guard: ``auto`` is ``both`` when its checkpoint holds the val
-    codes' statistics (an encoder-decoder trained since the guard scored codes), else ``reconstruction``."""
-    if options.score == "auto":
-        return "both" if has_codes else "reconstruction"
-    if options.score != "reconstruction" and not has_codes:
-        raise ConfigError(f"guard.score={options.score}: guard={options.checkpoint} keeps no code statistics "
-                          "(its generator has no encoder, or it was validated before the guard scored codes); "
-                          "use guard.score=reconstruction")
-    return options.score
+def _score_parts(options: GuardOptions, kept: tuple[str, ...]) -> tuple[str, ...]:
+    """What ``guard.score`` scores by, of the parts whose val statistics the checkpoint ``kept``: ``auto`` and
+    ``all`` every one, a part's name that one (a ConfigError when the checkpoint lacks it)."""
+    if options.score in ("auto", "all"):
+        return kept
+    if options.score not in kept:
+        what = {"code": "code statistics (its generator has no encoder, or it was validated before the guard "
+                        "scored codes)",
+                "detail": "val image details (it was validated before the guard scored detail)"}[options.score]
+        raise ConfigError(f"guard.score={options.score}: guard={options.checkpoint} keeps no {what}; use "
+                          "guard.score=reconstruction or auto")
+    return (options.score,)
 
 
 def _cycle_guard(options: GuardOptions, model: str | None, direction: str | None) -> Guard:
@@ -182,7 +223,7 @@ def _cycle_guard(options: GuardOptions, model: str | None, direction: str | None
     from translate.generator_io import load_translation
     from translate.networks.layers import generator_channels
 
-    if options.score in ("code", "both"):
+    if options.score not in ("auto", "reconstruction"):
         raise ConfigError(f"guard.score={options.score}: guard=cycle scores by the cycle error alone "
                           "(guard.score=reconstruction or auto)")
     there = load_translation(model, direction=direction) if model else None

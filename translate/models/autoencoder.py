@@ -11,10 +11,10 @@ compare across image sizes:
   reparameterised sample z = mean + sigma * eps;
 - ``loss/G/gan`` (``lambda_gan`` > 0): a PatchGAN on the outputs alone, for sharper samples.
 
-After each validation the model keeps every val image's reconstruction error and, when G has an encoder,
-the per-value mean and spread of the val images' codes and each one's distance from them (``calibrate``):
-the out-of-domain guard (``translate.anomaly``) scores inputs by both and sets its threshold at a percentile
-of the val images' scores, read from the checkpoint.
+After each validation the model keeps every val image's reconstruction error and fine detail
+(``image_detail``) and, when G has an encoder, the per-value mean and spread of the val images' codes and each
+one's distance from them (``calibrate``): the out-of-domain guard (``translate.anomaly``) scores inputs by
+them and sets its threshold at a percentile of the val images' scores, read from the checkpoint.
 """
 
 from __future__ import annotations
@@ -49,6 +49,18 @@ def reconstruction_error(G: nn.Module, x: torch.Tensor, target: torch.Tensor | N
 
 
 CODE_STATS = ("code_mean", "code_spread", "val_code_distances")  # what calibrate keeps of the val codes
+DETAIL_SIGMA = 1.5  # px: image_detail's blur
+
+
+def image_detail(x: torch.Tensor) -> torch.Tensor:
+    """Per image, how much fine detail it holds: the mean absolute difference from its Gaussian blur (sigma
+    ``DETAIL_SIGMA`` px), in pixel units: [N]. An autoencoder's reconstruction error on its own domain grows
+    with it (the guard's ``detail`` score)."""
+    import kornia
+
+    x = x.float()
+    blurred = kornia.filters.gaussian_blur2d(x, (7, 7), (DETAIL_SIGMA, DETAIL_SIGMA), border_type="reflect")
+    return (x - blurred).abs().flatten(1).mean(1)
 
 
 def codes_of(G: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
@@ -93,7 +105,7 @@ class Autoencoder(TranslationModel):
         self.D = init_weights(discriminator(in_channels=channels[target]), init_type, init_gain) \
             if lambda_gan else None
         self.reconstruction, self.lambda_rec, self.beta, self.lambda_gan = reconstruction, lambda_rec, beta, lambda_gan
-        self.val_errors = torch.zeros(0)
+        self.val_errors = self.val_details = torch.zeros(0)
         self.code_stats: dict[str, torch.Tensor] = {}
 
     def generators(self) -> dict[str, nn.Module]:
@@ -142,16 +154,19 @@ class Autoencoder(TranslationModel):
     @torch.no_grad()
     def calibrate(self, batches: Iterable[dict[str, torch.Tensor]], generators: dict[str, nn.Module],
                   device: torch.device) -> None:
-        """Keep each val image's reconstruction error (of ``generators["G"]``, the sample generator) and, when
-        G encodes, its codes' per-value mean and spread and each val code's ``code_distance`` from them."""
+        """Keep each val image's reconstruction error (of ``generators["G"]``, the sample generator) and
+        ``image_detail`` and, when G encodes, its codes' per-value mean and spread and each val code's
+        ``code_distance`` from them."""
         G = generators["G"]
-        errors, codes = [], []
+        errors, details, codes = [], [], []
         for b in batches:
             if len(b.get(self.src, ())):
                 x = b[self.src].to(device)
                 errors.append(reconstruction_error(G, x, b[self.tgt].to(device)).cpu())
+                details.append(image_detail(x).cpu())
                 codes.append(codes_of(G, x))
         self.val_errors = torch.cat(errors) if errors else torch.zeros(0)
+        self.val_details = torch.cat(details) if details else torch.zeros(0)
         self.code_stats = {}
         if len(codes) and codes[0] is not None and len(self.val_errors) > 1:
             values = torch.cat(codes).cpu()
@@ -161,8 +176,9 @@ class Autoencoder(TranslationModel):
                                "val_code_distances": code_distance(values, mean, spread)}
 
     def extra_state(self) -> dict:
-        return {"val_errors": self.val_errors, **self.code_stats}
+        return {"val_errors": self.val_errors, "val_details": self.val_details, **self.code_stats}
 
     def load_extra_state(self, state: dict) -> None:
         self.val_errors = state.get("val_errors", torch.zeros(0))
+        self.val_details = state.get("val_details", torch.zeros(0))
         self.code_stats = {k: state[k] for k in CODE_STATS if k in state}
