@@ -82,6 +82,27 @@ def test_the_tutorial_networks_are_as_written():
     assert D.head[1].p == 0.4
 
 
+def test_the_tutorial_networks_start_from_keras_glorot_weights():
+    """Keras' defaults, as the tutorial trained: Glorot-uniform weights, zero biases; init=dcgan N(0, 0.02)."""
+    torch.manual_seed(0)
+    G = TutorialGenerator(size=64, ngf=32)
+    with torch.no_grad():
+        for m in (G.dense[0], G.net[0], G.net[2]):
+            fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(m.weight)
+            bound = (6 / (fan_in + fan_out)) ** 0.5
+            assert 0.95 * bound < float(m.weight.abs().max()) <= bound
+            assert float(m.weight.std()) == pytest.approx(bound / 3**0.5, rel=0.05)  # uniform, not normal
+            assert float(m.bias.abs().max()) == 0
+    D = TutorialDiscriminator(size=64, init="dcgan")
+    assert float(D.features[0].weight.std()) == pytest.approx(0.02, rel=0.15)
+    from omegaconf import OmegaConf
+
+    from translate.schema import check_target_node
+
+    with pytest.raises(ConfigError, match="generator.init"):
+        check_target_node(OmegaConf.create({"init": "he"}), "generator", TutorialGenerator)
+
+
 def test_sizes_that_are_not_powers_of_two_are_refused():
     with pytest.raises(ConfigError, match="size=48"):
         DCGANGenerator(size=48)

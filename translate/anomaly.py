@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import sys
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -249,6 +251,12 @@ def _threshold(options: GuardOptions, errors: torch.Tensor, name: str | None = N
         raise ConfigError(f"{name or 'guard=' + str(options.checkpoint)}: its checkpoint holds no validation errors "
                           "(it was never validated, or predates the guard); set guard.threshold=T or train it "
                           "with a val split")
+    least = math.ceil(100 / (100 - options.percentile)) - 1 if options.percentile < 100 else 0
+    if len(errors) < least:
+        warnings.warn(f"{name or 'guard=' + str(options.checkpoint)}: {len(errors)} val scores place the "
+                      f"{options.percentile:g}th percentile only as about their largest, which about 1 in "
+                      f"{len(errors) + 1} new in-domain inputs exceed; validate the guard on {least} or more images "
+                      "(trainer.val_images) or set guard.threshold", stacklevel=3)
     return float(np.percentile(errors.numpy(), options.percentile))
 
 

@@ -76,6 +76,25 @@ def code_distance(codes: torch.Tensor, mean: torch.Tensor, spread: torch.Tensor)
     return ((codes - mean) / spread).square().mean(1).sqrt()
 
 
+def spread_floor(spread: torch.Tensor) -> float:
+    """The least spread a code value is divided by: a value that (nearly) never varies over the val codes."""
+    return 1e-3 * float(spread.mean()) + 1e-8
+
+
+def held_out_code_distances(codes: torch.Tensor) -> torch.Tensor:
+    """Each of n >= 3 codes' ``code_distance`` from the mean and spread of the other n - 1: what a new image of
+    the domain gets from statistics it did not shape. In sample, a code that alone moves a value is bounded
+    by sqrt(n - 1) standard deviations of it; held out, it is as far as it lies, so a threshold from these
+    distances flags about its percentile of new in-domain inputs (README "The guard, measured")."""
+    values = codes.double()
+    n, total, squares = len(values), values.sum(0), values.square().sum(0)
+    mean = (total - values) / (n - 1)
+    variance = (squares - values.square() - (n - 1) * mean.square()) / (n - 2)
+    floor = spread_floor(values.std(0))
+    spread = variance.clamp_min(0).sqrt().clamp_min(floor)
+    return code_distance(values, mean, spread).float()
+
+
 class Autoencoder(TranslationModel):
     """G: the bottleneck network of ``generator`` (``networks.autoencoder.Autoencoder``; any generator works
     for plain reconstruction, the VAE needs ``variational=true``); D: ``discriminator`` on outputs alone,
@@ -156,7 +175,7 @@ class Autoencoder(TranslationModel):
                   device: torch.device) -> None:
         """Keep each val image's reconstruction error (of ``generators["G"]``, the sample generator) and
         ``image_detail`` and, when G encodes, its codes' per-value mean and spread and each val code's
-        ``code_distance`` from them."""
+        distance from those of the others (``held_out_code_distances``)."""
         G = generators["G"]
         errors, details, codes = [], [], []
         for b in batches:
@@ -171,9 +190,9 @@ class Autoencoder(TranslationModel):
         if len(codes) and codes[0] is not None and len(self.val_errors) > 1:
             values = torch.cat(codes).cpu()
             mean, spread = values.mean(0), values.std(0)
-            spread = spread.clamp_min(1e-3 * float(spread.mean()) + 1e-8)  # a value that never varies
-            self.code_stats = {"code_mean": mean, "code_spread": spread,
-                               "val_code_distances": code_distance(values, mean, spread)}
+            spread = spread.clamp_min(spread_floor(spread))
+            distances = held_out_code_distances(values) if len(values) > 2 else code_distance(values, mean, spread)
+            self.code_stats = {"code_mean": mean, "code_spread": spread, "val_code_distances": distances}
 
     def extra_state(self) -> dict:
         return {"val_errors": self.val_errors, "val_details": self.val_details, **self.code_stats}

@@ -42,6 +42,22 @@ def dcgan_init(net: nn.Module) -> nn.Module:
     return net
 
 
+@torch.no_grad()
+def glorot_init(net: nn.Module) -> nn.Module:
+    """Keras' defaults, as the anime-face tutorial trained with them: weights Glorot-uniform (bounds
+    sqrt(6 / (fan_in + fan_out))), biases 0."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return net
+
+
+TutorialInit = Literal["glorot", "dcgan"]
+INITS = {"glorot": glorot_init, "dcgan": dcgan_init}
+
+
 class DCGANGenerator(nn.Module):
     """z -> 4x4 by a transposed convolution, then stride-2 transposed convolutions (batch norm, ReLU) doubling
     the side and halving the width down to ``ngf``, and a last one to ``out_channels`` with tanh."""
@@ -112,10 +128,11 @@ class DCGANDiscriminator(nn.Module):
 class TutorialGenerator(nn.Module):
     """The anime-face tutorial's generator: a dense layer to a (size/4)^2 x ``base`` map (16x16x128 at 64),
     a 5x5 convolution, two stride-2 4x4 transposed convolutions, another 5x5 convolution (all ``ngf`` wide,
-    LeakyReLU 0.2) and an 8x8 convolution with tanh to the image."""
+    LeakyReLU 0.2) and an 8x8 convolution with tanh to the image. ``init``: ``glorot`` (Keras' default, the
+    tutorial's) or ``dcgan`` (N(0, 0.02) weights)."""
 
     def __init__(self, *, out_channels: Positive = 3, size: ImageSize = 64, z_dim: Positive = 100,
-                 base: Positive = 128, ngf: Positive = 256):
+                 base: Positive = 128, ngf: Positive = 256, init: TutorialInit = "glorot"):
         super().__init__()
         doublings(size, 32, "generator=tutorial")
         self.z_dim, self.size, self.base = z_dim, size, base
@@ -128,7 +145,7 @@ class TutorialGenerator(nn.Module):
             nn.Conv2d(width, width, 5, padding=2), act,
             nn.ZeroPad2d((3, 4, 3, 4)), nn.Conv2d(width, out_channels, 8), nn.Tanh(),  # Keras' "same" for k=8
         )
-        dcgan_init(self)
+        INITS[init](self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         side = self.size // 4
@@ -138,10 +155,10 @@ class TutorialGenerator(nn.Module):
 class TutorialDiscriminator(nn.Module):
     """The tutorial's discriminator: a 3x3 convolution, three unpadded stride-2 5x5 convolutions (64 -> 30 ->
     13 -> 5), all ``ndf`` wide with LeakyReLU 0.2, then dropout and a dense layer to one logit (the tutorial's
-    sigmoid is inside the loss)."""
+    sigmoid is inside the loss). ``init`` as the tutorial's generator."""
 
     def __init__(self, *, in_channels: Positive = 3, size: ImageSize = 64, ndf: Positive = 128,
-                 dropout: float = 0.4):
+                 dropout: float = 0.4, init: TutorialInit = "glorot"):
         super().__init__()
         doublings(size, 32, "discriminator=tutorial")
         if not 0 <= dropout < 1:
@@ -158,7 +175,7 @@ class TutorialDiscriminator(nn.Module):
         for _ in range(3):
             side = (side - 5) // 2 + 1
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(ndf * side * side, 1))
-        dcgan_init(self)
+        INITS[init](self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
