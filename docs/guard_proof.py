@@ -4,11 +4,12 @@
    README "Restoration"), its threshold from the even-numbered val sketches; scored on the odd-numbered ones
    (in domain, unseen by training and calibration) against the val photos (a photo given to a sketch model)
    and against Canny sketches of the same val crops (another edge detector).
-2. Day guard: an autoencoder trained on the day images of the day->night demo (its threshold from the demo's
-   32 val scenes), scored on 68 further day scenes against 100 night ones (the night domain given to a day
-   model).
+2. Day guard: an autoencoder trained on the day images of the day->night demo (its 400 train scenes; its
+   threshold from 100 val scenes: 32, the demo's own, cannot place a 99th percentile), scored on 100 further
+   day scenes against 200 night ones (the night domain given to a day model).
 3. Cycle guard: the demo's CycleGAN (``experiment=demo_day2night``) scores the same sets by its own cycle
-   error |G_B(G_A(x)) - x| (``guard=cycle``, no extra model; threshold from its 32 val scenes).
+   error |G_B(G_A(x)) - x| (``guard=cycle``, no extra model), trained with the same 100 val scenes (its
+   threshold).
 
 The autoencoders are scored four ways (``guard.score``): ``all`` (the default), and ``reconstruction``,
 ``code`` and ``detail`` alone. For each out-of-domain set: the AUROC of the scores (in domain = negative) and the share
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPLIT = ROOT / "datasets" / "photos_split"
 CANNY = ROOT / "datasets" / "sketch2photo_canny"
 SCORES = ("all", "reconstruction", "code", "detail")  # guard.score: the default first
+DAY_CALIBRATION = 100  # val scenes for the day guard's threshold: a 99th percentile needs 99 or more
 
 
 def run(*args: str) -> None:
@@ -66,16 +68,17 @@ def canny_sketches() -> Path:
 
 
 def day_night_folders() -> tuple[Path, Path, Path]:
-    """The demo's train/val root (32 val scenes: the guards' calibration), and from a render with 100 val
-    scenes (the same train scenes, val scenes 32-99 new) the unseen day scenes and the night ones."""
+    """A render of the demo with ``DAY_CALIBRATION`` val scenes (the day guard's threshold), and from one with
+    twice as many (the same train scenes and first val scenes) the further, unseen day scenes and the night
+    ones of all its val scenes."""
     from translate.data.demo import day2night
 
-    calibration = day2night(num_train=400, num_val=32).root
-    test = day2night(num_train=400, num_val=100).root
-    unseen = ROOT / "runs" / "guard_data" / "day_unseen"
+    calibration = day2night(num_train=400, num_val=DAY_CALIBRATION).root
+    test = day2night(num_train=400, num_val=2 * DAY_CALIBRATION).root
+    unseen = ROOT / "runs" / "guard_data" / f"day_unseen{DAY_CALIBRATION}"
     if not unseen.is_dir():
         unseen.mkdir(parents=True)
-        for path in sorted((test / "valA").glob("*.png"))[32:]:
+        for path in sorted((test / "valA").glob("*.png"))[DAY_CALIBRATION:]:
             shutil.copy(path, unseen / path.name)
     return calibration, unseen, test / "valB"
 
@@ -94,10 +97,10 @@ def sketch_folders() -> Path:
 
 
 def cycle_run(steps: int) -> Path:
-    out = ROOT / "runs" / "proof_guard_cycle"
+    out = ROOT / "runs" / f"proof_guard_cycle{DAY_CALIBRATION}"
     if not (out / "checkpoints" / "last.pt").is_file():
-        run(str(ROOT / "train.py"), "experiment=demo_day2night", f"trainer.max_steps={steps}", "logger=none",
-            f"run_dir={out}")
+        run(str(ROOT / "train.py"), "experiment=demo_day2night", f"data.num_val={DAY_CALIBRATION}",
+            f"trainer.val_images={DAY_CALIBRATION}", f"trainer.max_steps={steps}", "logger=none", f"run_dir={out}")
     return out
 
 
@@ -150,7 +153,7 @@ def main(steps: int = 1500) -> None:
                 panels.append((f"autoencoder of XDoG sketches (score={score})", sketch.threshold,
                                {"XDoG sketches (in domain)": inside, **outside}))
     calibration, day, night = day_night_folders()
-    day_run = train_guard("proof_guard_day", steps, f"data.root={calibration}", "data.train_split=trainA",
+    day_run = train_guard(f"proof_guard_day{DAY_CALIBRATION}", steps, f"data.root={calibration}", "data.train_split=trainA",
                           "data.val_split=valA", "data.load_size=64", "data.crop_size=64", "data.batch_size=8")
     guards = [(f"autoencoder on day scenes, score={score}", load_guard(GuardOptions(str(day_run), score=score)))
               for score in SCORES]

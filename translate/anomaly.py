@@ -17,7 +17,9 @@ those of its val images. ``Guard`` scores images (resized to the guard's trainin
   predicts (README "Out-of-domain guard").
 
 The threshold is ``threshold``, or by default the ``percentile`` of the val images' scores, which training
-keeps in the guard's checkpoint.
+keeps in the guard's checkpoint (each val code's distance from the other val codes' statistics, so that it is
+distributed as a new in-domain input's is). A percentile p needs 100 / (100 - p) - 1 val images to be placed
+(99 for the 99th); fewer place it at about their largest, and loading such a guard warns.
 
 - ``infer.py ... guard=RUN`` (or ``guard.checkpoint=RUN guard.action=skip guard.percentile=95``) scores every
   input, lists those above the threshold and writes ``guard.csv`` in the output folder; ``action``: ``warn``
@@ -101,6 +103,7 @@ class Guard:
     detail_fit: DetailFit | None = None
     medians: dict[str, float] = field(default_factory=dict)
     val_scores: torch.Tensor = field(default_factory=lambda: torch.zeros(0))  # the threshold's percentile of them
+    load_size: int = 0  # > size: its val images were resized to this, then centre-cropped (resize_and_crop)
 
     @property
     def score(self) -> str:
@@ -108,14 +111,19 @@ class Guard:
         return self.parts[0] if len(self.parts) == 1 else "all"
 
     def prepared(self, x: torch.Tensor) -> torch.Tensor:
-        """Images as the guard saw them in training: its size and channels."""
+        """Images as the guard's val images were when its threshold was set: its size and channels, and with
+        ``load_size`` the same zoom (resized to it, the centre ``size`` kept), so that scores compare."""
         if x.shape[1] == 1 and self.channels == 3:
             x = x.expand(-1, 3, -1, -1)
         elif self.channels == 1 and x.shape[1] >= 3:
             x = x[:, :3].mean(1, keepdim=True)
         else:
             x = x[:, : self.channels]
-        return resize_images(x, (self.size, self.size))
+        if self.load_size <= self.size:
+            return resize_images(x, (self.size, self.size))
+        top = (self.load_size - self.size) // 2
+        x = resize_images(x, (self.load_size, self.load_size))
+        return x[..., top:top + self.size, top:top + self.size]
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -202,7 +210,15 @@ def load_guard(options: GuardOptions, model: str | None = None, direction: str |
     val_scores = combined({p: val[p] for p in parts}, medians) if len(errors) else errors
     channels = int(getattr(loaded.module, "in_channels", cfg.data.input_nc))
     return Guard(loaded.module.eval(), int(cfg.data.crop_size), channels, _threshold(options, val_scores),
-                 options.action, options.checkpoint, parts, code_stats, detail_fit, medians, val_scores)
+                 options.action, options.checkpoint, parts, code_stats, detail_fit, medians, val_scores,
+                 _val_zoom(cfg.data))
+
+
+def _val_zoom(data: Any) -> int:
+    """The side val images were resized to before their centre crop (``data.preprocess=resize_and_crop``), or 0."""
+    if data.get("preprocess") == "resize_and_crop" and int(data.get("load_size", 0)) > int(data.crop_size):
+        return int(data.load_size)
+    return 0
 
 
 def _score_parts(options: GuardOptions, kept: tuple[str, ...]) -> tuple[str, ...]:
@@ -240,7 +256,7 @@ def _cycle_guard(options: GuardOptions, model: str | None, direction: str | None
     channels = generator_channels(there.module)[0]
     threshold = _threshold(options, errors, f"guard=cycle ({model})")
     return Guard(reconstruction, int(cfg.data.crop_size), channels, threshold, options.action, f"{model} (cycle)",
-                 val_scores=errors)
+                 val_scores=errors, load_size=_val_zoom(cfg.data))
 
 
 def _threshold(options: GuardOptions, errors: torch.Tensor, name: str | None = None) -> float:
