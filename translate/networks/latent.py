@@ -29,11 +29,12 @@ def doublings(size: int, start: int, name: str) -> int:
 
 
 @torch.no_grad()
-def dcgan_init(net: nn.Module) -> nn.Module:
-    """Radford et al.: every weight ~ N(0, 0.02); batch-norm scales ~ N(1, 0.02); biases 0."""
+def init_layers(net: nn.Module, weight_init) -> nn.Module:
+    """Every convolution's and linear layer's weight by ``weight_init`` (in place), its bias 0; batch-norm
+    scales ~ N(1, 0.02), their biases 0."""
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
+            weight_init(m.weight)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
@@ -42,16 +43,15 @@ def dcgan_init(net: nn.Module) -> nn.Module:
     return net
 
 
-@torch.no_grad()
+def dcgan_init(net: nn.Module) -> nn.Module:
+    """Radford et al.: every weight ~ N(0, 0.02); batch-norm scales ~ N(1, 0.02); biases 0."""
+    return init_layers(net, lambda weight: nn.init.normal_(weight, 0.0, 0.02))
+
+
 def glorot_init(net: nn.Module) -> nn.Module:
     """Keras' defaults, as the anime-face tutorial trained with them: weights Glorot-uniform (bounds
-    sqrt(6 / (fan_in + fan_out))), biases 0."""
-    for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-    return net
+    sqrt(6 / (fan_in + fan_out))), biases 0 (the tutorial's networks have no batch norm)."""
+    return init_layers(net, nn.init.xavier_uniform_)
 
 
 TutorialInit = Literal["glorot", "dcgan"]
