@@ -416,6 +416,41 @@ def test_generate_writes_images_grids_and_a_walk(stylegan_run, tmp_path):
     assert not list(out.glob(".tmp*")) and not list(out.glob("*.tmp"))
 
 
+def test_generate_streams_so_memory_stays_flat_however_large_n(tmp_path, monkeypatch):
+    """Images are made and written a batch at a time: at most ``batch_size`` latents and images are held at once,
+    and the grid keeps only its first images, whatever n is."""
+    from translate.generate import GenerateSummary, write_images
+    from translate.sampling import Sampler
+
+    held, drawn = [], []
+    images, latents = Sampler.images, Sampler.latents
+    monkeypatch.setattr(Sampler, "images", lambda self, z: held.append(len(z)) or images(self, z))
+    monkeypatch.setattr(Sampler, "latents", lambda self, n, seed=None: drawn.append(n) or latents(self, n, seed))
+    torch.manual_seed(0)
+    sampler = Sampler(DCGANGenerator(size=32, ngf=4), seed=3)
+    summary = GenerateSummary()
+    grid = write_images(sampler, 150, tmp_path, batch_size=4, overwrite=False, summary=summary)
+    assert summary.written == 150 and len(list(tmp_path.glob("seed3_*.png"))) == 150
+    assert sum(held) == 150 and max(held) <= 4 and max(drawn, default=0) <= 4
+    assert len(grid) == 64  # the first 64 (8 x 8)
+    held.clear()
+    again = GenerateSummary()
+    write_images(sampler, 150, tmp_path, batch_size=4, overwrite=False, summary=again)
+    assert again.skipped == 150 and sum(held) == 64  # a resume makes only what the grid shows
+
+
+def test_streamed_latents_are_the_seeds_latents_in_any_batch_size():
+    """The same seed gives the same images whatever the batch size, and the same as before streaming."""
+    from translate.generate import latent_batches
+    from translate.models.base import fixed_latents
+
+    for z_dim in (16, 100, 512):
+        whole = fixed_latents(37, z_dim, seed=5)
+        for batch_size in (1, 4, 37, 64):
+            parts = list(latent_batches(37, z_dim, seed=5, batch_size=batch_size))
+            assert max(len(p) for p in parts) <= batch_size and torch.equal(torch.cat(parts), whole)
+
+
 @pytest.mark.slow
 def test_generate_refuses_bad_requests_with_one_line(stylegan_run, tmp_path, aligned_root):
     bad = [

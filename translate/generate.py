@@ -1,11 +1,12 @@
 """Images from a trained noise generator: ``python -m translate.generate checkpoint=RUN n=64 seed=0 output=DIR``.
 
-Writes ``seed<S>_<i>.png`` for the n latents of the seed and ``grid.png``; ``mix=K`` also a K x K style-mixing
-grid (``mix.png``), ``interpolate=F`` a latent walk of F frames per segment (``interpolate.gif``);
-``truncation=0.7`` (or one value per level), ``noise=fixed|random|none`` and ``edit.NAME=+1.5`` (axes from
-``python -m translate.axes``, in standard deviations of the latent along the axis) shape them. Files are written
-atomically and existing images are skipped unless ``overwrite=true`` (the same seed gives the same images), so
-an interrupted command resumes. Bad input is one line and exit code 2.
+Writes ``seed<S>_<i>.png`` for the n latents of the seed and ``grid.png`` (the first 64); ``mix=K`` also a K x K
+style-mixing grid (``mix.png``), ``interpolate=F`` a latent walk of F frames per segment (``interpolate.gif``);
+``truncation=0.7`` (or one value per level, each between -2 and 2), ``noise=fixed|random|none`` and
+``edit.NAME=+1.5`` (axes from ``python -m translate.axes``, in standard deviations of the latent along the axis)
+shape them. Images are made and written ``batch_size`` at a time, so memory stays flat however large n is. Files
+are written atomically and existing images are skipped unless ``overwrite=true`` (the same seed gives the same
+images, in any batch size), so an interrupted command resumes. Bad input is one line and exit code 2.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import io
 import math
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from omegaconf import ListConfig
 from PIL import Image
 from torchvision.utils import make_grid
 
@@ -30,6 +33,43 @@ from translate.models.gan import LATENT
 from translate.networks.autoencoder import Decoder
 from translate.runtime import resolve_device
 from translate.sampling import LatentEdit, Sampler, per_level
+from translate.schema import Count, Positive, Range, check_dataclass, check_value
+
+GRID_IMAGES = 64  # grid.png shows the first 64 images (8 x 8), however many are generated
+LATENT_BLOCK = 16  # latents are drawn 16 rows at a time: the same values as one draw of all n, in any batch size
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes up to 2**64 - 1; seed + 1 .. + 3 are used too
+# psi: 1 untruncated, 0 the average image, below 0 its opposite; NaN or a huge psi would make black images.
+Psi = Annotated[float, Range(-2, 2)]
+
+
+@dataclass
+class GenerateSettings:
+    """The numbers of ``conf/generate.yaml``: each type and range checked before any work."""
+
+    n: Positive = 64
+    seed: Count = 0
+    batch_size: Positive = 64
+    mix: Count = 0
+    mix_level: Count = 2
+    interpolate: Count = 0
+    columns: Positive | None = None
+
+
+def check_settings(cfg) -> None:
+    """A one-line ConfigError naming the first setting of the wrong type or out of range."""
+    check_dataclass(cfg, GenerateSettings, "")
+    if cfg.seed > MAX_SEED:
+        raise ConfigError(f"seed={cfg.seed} is out of range: expected an integer from 0 to 2**63 - 1")
+
+
+def truncation_of(value: Any):
+    """``truncation`` from the config (a number, or one per level), each value a finite number in [-2, 2]."""
+    if isinstance(value, (list, tuple, ListConfig)):
+        for i, v in enumerate(value):
+            check_value(f"truncation[{i}]", v, Psi)
+    else:
+        check_value("truncation", value, Psi)
+    return per_level(value)
 
 
 @dataclass
@@ -75,23 +115,38 @@ def save_animation(frames: list[torch.Tensor], path: Path, *, frame_ms: int = 60
     return atomic_write_bytes(path, buffer.getvalue())
 
 
+def latent_batches(n: int, z_dim: int, seed: int, batch_size: int) -> Iterator[torch.Tensor]:
+    """The ``n`` latents of ``seed`` (``fixed_latents(n, z_dim, seed)``), ``batch_size`` rows at a time, never
+    more than ``batch_size + LATENT_BLOCK`` rows held."""
+    generator = torch.Generator().manual_seed(int(seed))
+    pending = torch.empty(0, z_dim)
+    for start in range(0, n, LATENT_BLOCK):
+        pending = torch.cat([pending, torch.randn(min(LATENT_BLOCK, n - start), z_dim, generator=generator)])
+        while len(pending) >= batch_size:
+            yield pending[:batch_size]
+            pending = pending[batch_size:]
+    if len(pending):
+        yield pending
+
+
 def write_images(sampler: Sampler, n: int, output: Path, *, batch_size: int, overwrite: bool,
                  summary: GenerateSummary) -> torch.Tensor:
-    """The n images of the sampler's seed, one file each (existing ones skipped unless ``overwrite``);
-    returns all n images for the grid."""
-    z = sampler.latents(n)
-    images = []
-    for start in range(0, n, batch_size):
-        batch = sampler.images(z[start : start + batch_size])
-        for i, image in enumerate(batch, start):
-            path = output / f"seed{sampler.seed}_{i:05d}.png"
-            if path.exists() and not overwrite:
-                summary.skipped += 1
-            else:
-                save_image(image, path)
-                summary.written += 1
-        images.append(batch)
-    return torch.cat(images)
+    """The n images of the sampler's seed, one file each (existing ones skipped unless ``overwrite``), made and
+    written a batch at a time; returns the first ``GRID_IMAGES`` for the grid. A batch whose files all exist is
+    only made again when the grid shows it."""
+    shown = []
+    for start, z in zip(range(0, n, batch_size), latent_batches(n, sampler.z_dim, sampler.seed, batch_size)):
+        paths = [output / f"seed{sampler.seed}_{i:05d}.png" for i in range(start, start + len(z))]
+        todo = [overwrite or not path.exists() for path in paths]
+        summary.skipped += todo.count(False)
+        if not any(todo) and start >= GRID_IMAGES:
+            continue
+        batch = sampler.images(z)
+        for image, path in ((image, path) for image, path, due in zip(batch, paths, todo) if due):
+            save_image(image, path)
+            summary.written += 1
+        shown.append(batch[: max(0, GRID_IMAGES - start)].cpu())
+    return torch.cat(shown)
 
 
 def edits_from_config(edit: dict[str, Any] | None, checkpoint: str | Path, G) -> list[LatentEdit]:
@@ -106,14 +161,12 @@ def edits_from_config(edit: dict[str, Any] | None, checkpoint: str | Path, G) ->
 
 def run(cfg) -> GenerateSummary:
     """The ``python -m translate.generate`` app."""
-    if cfg.n < 1 or cfg.batch_size < 1:
-        raise ConfigError(f"n={cfg.n}, batch_size={cfg.batch_size}: both must be >= 1")
+    check_settings(cfg)
+    truncation = truncation_of(cfg.truncation)
     G = load_noise_generator(cfg.checkpoint, cfg.weights)
-    sampler = Sampler(G, truncation=per_level(cfg.truncation), noise=cfg.noise, seed=int(cfg.seed),
+    sampler = Sampler(G, truncation=truncation, noise=cfg.noise, seed=int(cfg.seed),
                       edits=edits_from_config(cfg.get("edit"), cfg.checkpoint, G),
                       device=resolve_device(cfg.device, "device"))
-    if cfg.mix < 0 or cfg.interpolate < 0:
-        raise ConfigError(f"mix={cfg.mix}, interpolate={cfg.interpolate}: counts, >= 0")
     if cfg.mix:
         sampler.check_mixing(int(cfg.mix_level))  # before anything is written
     output = make_folder(cfg.output)
