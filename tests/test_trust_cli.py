@@ -3,15 +3,20 @@ a truncation that would make black images is refused, and an export that cannot 
 
 from __future__ import annotations
 
+import builtins
+import errno
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
-from translate.errors import ConfigError
+from translate.errors import ConfigError, OutputError
+from translate.networks import DCGANGenerator, ResnetGenerator
+from translate.reference import reference_key_map
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,3 +68,65 @@ def test_generate_cli_bad_numbers_exit_2_in_one_line(tmp_path):
     line = _one_error_line(_cli("translate.generate", f"checkpoint={tmp_path / 'nothing.pt'}",
                                 f"output={tmp_path / 'out'}", "n=abc", cwd=ROOT))
     assert "n='abc'" in line and not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------ export: unwritable folders
+def _read_only(monkeypatch, folder: Path) -> None:
+    """Writes into ``folder`` fail as in a read-only folder (EACCES), also for root, whom chmod does not stop."""
+    folder.mkdir(parents=True, exist_ok=True)
+    real_open, real_os_open = builtins.open, os.open
+
+    def inside(path) -> bool:
+        return isinstance(path, (str, os.PathLike)) and Path(os.path.abspath(path)).parent == folder
+
+    def refuse(path):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    def guarded_open(file, mode="r", *args, **kwargs):
+        if inside(file) and any(c in mode for c in "wax+"):
+            refuse(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    def guarded_os_open(path, flags, *args, **kwargs):
+        if inside(path) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            refuse(path)
+        return real_os_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    monkeypatch.setattr(os, "open", guarded_os_open)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_to_a_read_only_folder_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, fmt):
+    from translate.export import export_generator
+
+    folder = tmp_path / "ro"
+    (folder / "kept.txt").parent.mkdir()
+    (folder / "kept.txt").write_text("kept")
+    _read_only(monkeypatch, folder)
+    with pytest.raises(OutputError) as info:
+        export_generator(DCGANGenerator(size=32, ngf=4), folder / f"g.{fmt}", fmt)
+    message = str(info.value)
+    assert "\n" not in message and str(folder / f"g.{fmt}") in message and "permission denied" in message
+    assert sorted(p.name for p in folder.iterdir()) == ["kept.txt"]
+
+
+def test_export_cli_unwritable_output_exits_2_in_one_line(tmp_path):
+    net = ResnetGenerator(n_blocks=6, ngf=8, norm="instance")
+    torch.save({v: net.state_dict()[k] for k, v in reference_key_map(net).items()}, tmp_path / "latest_net_G.pth")
+    (tmp_path / "afile").write_text("not a folder")
+    line = _one_error_line(_cli("translate.export", f"checkpoint={tmp_path / 'latest_net_G.pth'}",
+                                "generator=resnet_6blocks", "generator.ngf=8",
+                                f"output={tmp_path / 'afile' / 'g.onnx'}", cwd=ROOT))
+    assert line == f"error: {tmp_path / 'afile'}: cannot write (it is a file, not a folder)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "latest_net_G.pth"]
+
+
+def test_export_refuses_a_truncation_that_would_bake_in_black_images(tmp_path):
+    from translate.export import run
+
+    cfg = OmegaConf.load(ROOT / "conf" / "export.yaml")
+    cfg.pop("defaults"), cfg.pop("hydra")
+    cfg = OmegaConf.merge(cfg, {"checkpoint": str(tmp_path / "nothing.pt"), "truncation": float("nan")})
+    with pytest.raises(ConfigError, match="truncation=nan is out of range: expected a number >= -2 and <= 2"):
+        run(cfg)  # before the (missing) checkpoint is even looked at

@@ -10,6 +10,7 @@ generator with a style code (``model=bicycle``) takes the latent [N, nz] as a se
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from torch import nn
 
 from translate.errors import ConfigError
 from translate.fsutil import atomic_write, atomic_write_bytes
+from translate.generate import truncation_of
 from translate.generator_io import load_translation
 from translate.models.base import Translation, fixed_latents
 from translate.models.gan import LATENT
@@ -135,15 +137,14 @@ def export_generator(G: nn.Module, path: str | Path, format: str = "onnx", opset
             return path
         import onnx
 
-        tmp = path.with_name(f".{path.name}.export")
-        try:
-            dims = {0: "batch", 2: "height", 3: "width"}
-            axes = {name: dims if name == "image" else {0: "batch"} for name in input_names} | {"output": dims}
-            torch.onnx.export(G, examples, str(tmp), input_names=input_names, output_names=["output"],
-                              dynamic_axes=axes, opset_version=opset, dynamo=False)
-            model = onnx.load(str(tmp))
-        finally:
-            tmp.unlink(missing_ok=True)
+        # Exported in memory: the only file written is the final one, atomically (an unwritable folder is then
+        # atomic_write's one-line OutputError, with nothing left behind).
+        buffer = io.BytesIO()
+        dims = {0: "batch", 2: "height", 3: "width"}
+        axes = {name: dims if name == "image" else {0: "batch"} for name in input_names} | {"output": dims}
+        torch.onnx.export(G, examples, buffer, input_names=input_names, output_names=["output"],
+                          dynamic_axes=axes, opset_version=opset, dynamo=False)
+        model = onnx.load_from_string(buffer.getvalue())
     for key, value in metadata.items():
         model.metadata_props.add(key=key, value=value)
     atomic_write_bytes(path, model.SerializeToString())
@@ -158,12 +159,13 @@ def _direction_name(translation: Translation) -> str:
 
 def run(cfg) -> Path:
     """The ``python -m translate.export`` app."""
+    truncation = truncation_of(cfg.get("truncation", 1.0))  # a NaN or huge psi would bake in black images
     generator = dict(cfg.generator) if cfg.get("generator") else None
     loaded = load_translation(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
     direction = cfg.direction or _direction_name(loaded.translation)
     stem = loaded.pretrained.name if loaded.pretrained else Path(str(cfg.checkpoint)).with_suffix("").as_posix()
     output = cfg.output or f"{stem}_{direction}{FORMATS[cfg.format]}"
-    path = export_generator(loaded.module, output, cfg.format, cfg.opset, truncation=cfg.get("truncation", 1.0),
+    path = export_generator(loaded.module, output, cfg.format, cfg.opset, truncation=truncation,
                             style=cfg.get("style", "input"))
     print(f"wrote {path}")
     return path

@@ -60,6 +60,8 @@ def make_folder(path: str | Path) -> Path:
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # mkdir's only complaint when ``path`` itself is a file
+        raise OutputError(f"{path}: cannot write (it is a file, not a folder)") from None
     except OSError as e:
         raise write_failure(path, e) from None
     return path
