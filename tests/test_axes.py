@@ -18,7 +18,16 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from translate.attributes import pixel_attributes
-from translate.axes import conditional_projection, find_axes, fit_axis, gram_schmidt, sample_scores, untangle
+from translate.axes import (
+    Axes,
+    conditional_projection,
+    find_axes,
+    fit_axis,
+    gram_schmidt,
+    load_axes,
+    sample_scores,
+    untangle,
+)
 from translate.axes_report import distribution, frechet, kl_divergence, separability, sweep, sweeps
 from translate.errors import ConfigError, DataError
 from translate.extractor import PixelExtractor, TrainedExtractor, read_labels, train_extractor
@@ -244,3 +253,33 @@ def test_axes_are_saved_beside_the_checkpoint_and_edit_what_is_generated(tmp_pat
 def test_edits_must_fit_the_generator():
     with pytest.raises(ConfigError, match="needs a StyleGAN"):
         Sampler(ToneGenerator(), edits=[LatentEdit(torch.zeros(8), 1.0, "w")])
+
+
+# ---------------------------------------------------------------------------------------------- damaged axes files
+@pytest.mark.parametrize("damage, message", [
+    ("std-nan", r"axes.json: axis 'hair': std=nan is not a finite number > 0"),
+    ("std-null", r"axes.json: axis 'hair': std=None is not a finite number > 0"),
+    ("std-zero", r"axes.json: axis 'hair': std=0.0 is not a finite number > 0"),
+    ("vector-nan", r"axes.safetensors: axis 'hair' holds non-finite values"),
+])
+def test_axes_with_non_finite_values_are_refused_naming_the_axis(tmp_path, damage, message):
+    """A NaN spread or direction would turn every edited image black: refused when the axes are loaded."""
+    checkpoint = tmp_path / "last.pt"
+    checkpoint.write_bytes(b"")
+    vectors = {"smile": torch.tensor([1.0, 0.0]), "hair": torch.tensor([0.0, 1.0])}
+    if damage == "vector-nan":
+        vectors["hair"] = torch.tensor([float("nan"), 1.0])
+    Axes(vectors, "z", {"smile": 0.5, "hair": 0.7}, {}).save(tmp_path)
+    info = json.loads((tmp_path / "axes.json").read_text())
+    info["std"]["hair"] = {"std-nan": float("nan"), "std-null": None, "std-zero": 0.0}.get(damage, 0.7)
+    (tmp_path / "axes.json").write_text(json.dumps(info))  # a hand-edited file may hold a bare NaN
+    with pytest.raises(ConfigError, match=message):
+        load_axes(checkpoint)
+
+
+@pytest.mark.parametrize("amount", [float("nan"), 1e308, "abc"])
+def test_an_edit_amount_must_be_a_finite_number_of_deviations(amount):
+    axes = Axes({"smile": torch.tensor([1.0, 0.0])}, "z", {"smile": 0.5}, {})
+    with pytest.raises(ConfigError, match=r"edit.smile=.*: a finite number of standard deviations, at most 100"):
+        axes.edits({"smile": amount}, ToneGenerator(z_dim=2))
+    assert axes.edits({"smile": -3}, ToneGenerator(z_dim=2))[0].amount == -1.5

@@ -25,6 +25,7 @@ edit.NAME=k`` (``translate.style_axes``).
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from translate.sampling import LatentEdit, Sampler
 AXES_FILE = "axes.safetensors"
 UNTANGLE = ("gram_schmidt", "conditional")
 METHODS = ("regression", "svm")
+MAX_EDIT = 100.0  # standard deviations: edits of a few move an attribute; far beyond, images saturate
 
 
 # ---------------------------------------------------------------------------------------------- sampling
@@ -194,7 +196,10 @@ class Axes:
             try:
                 k = float(k)
             except (TypeError, ValueError):
-                raise ConfigError(f"edit.{name}={k!r}: a number of standard deviations, e.g. +1.5") from None
+                k = math.nan
+            if not abs(k) <= MAX_EDIT:  # NaN included: it would make every image black
+                raise ConfigError(f"edit.{name}={amounts[name]!r}: a finite number of standard deviations, at most "
+                                  f"{MAX_EDIT:g} either way, e.g. +1.5")
             edits.append(LatentEdit(self.vectors[name], k * self.stds[name], self.space))
         return edits
 
@@ -209,13 +214,25 @@ def load_axes(checkpoint: str | Path) -> Axes:
     try:
         vectors = load_file(folder / AXES_FILE)
         info = json.loads((folder / "axes.json").read_text())
-        stds = {k: float(info["std"][k]) for k in vectors}
+        stds = {k: info["std"][k] for k in vectors}
         space = info["space"]
     except Exception as e:  # noqa: BLE001 - damaged or hand-edited files are one line
         raise ConfigError(f"{folder}: unreadable axes files ({e})") from None
     if space not in ("z", "w"):
         raise ConfigError(f"{folder / 'axes.json'}: space={space!r} is not z or w")
-    return Axes(vectors, space, stds, info)
+    for name in vectors:
+        _check_axis(folder, name, vectors[name], stds[name])
+    return Axes(vectors, space, {k: float(v) for k, v in stds.items()}, info)
+
+
+def _check_axis(folder: Path, name: str, vector: torch.Tensor, std: Any) -> None:
+    """A ConfigError naming the axis unless its vector is finite and its spread a finite number > 0 (a NaN, e.g.
+    ``null`` where a fit failed, would make every edited image black)."""
+    again = "find the axes again: python -m translate.axes"
+    if isinstance(std, bool) or not isinstance(std, (int, float)) or not 0 < std < math.inf:
+        raise ConfigError(f"{folder / 'axes.json'}: axis {name!r}: std={std!r} is not a finite number > 0; {again}")
+    if not torch.isfinite(vector).all():
+        raise ConfigError(f"{folder / AXES_FILE}: axis {name!r} holds non-finite values; {again}")
 
 
 # ---------------------------------------------------------------------------------------------- the pipeline
