@@ -242,11 +242,13 @@ def test_axes_are_saved_beside_the_checkpoint_and_edit_what_is_generated(tmp_pat
     assert axes.edits({"brightness": 1}, load_noise_generator(run_dir))[0].amount == pytest.approx(axes.stds["brightness"])
 
     proc = subprocess.run([sys.executable, "-m", "translate.generate", f"checkpoint={run_dir}",
-                           f"output={tmp_path / 'x'}", "edit.mood=1"], capture_output=True, text=True, cwd=ROOT)
+                           f"output={tmp_path / 'x'}", "edit.mood=1"], capture_output=True, text=True, cwd=ROOT,
+                          check=False)
     assert proc.returncode == 2 and "edit.mood: no such axis" in proc.stderr
     (folder / "axes.safetensors").unlink()
     proc = subprocess.run([sys.executable, "-m", "translate.generate", f"checkpoint={run_dir}",
-                           f"output={tmp_path / 'y'}", "edit.brightness=1"], capture_output=True, text=True, cwd=ROOT)
+                           f"output={tmp_path / 'y'}", "edit.brightness=1"], capture_output=True, text=True, cwd=ROOT,
+                          check=False)
     assert proc.returncode == 2 and "python -m translate.axes" in proc.stderr
 
 
