@@ -94,6 +94,22 @@ def test_a_decompression_bomb_in_a_dataset_is_skipped_and_reported(aligned_root,
     assert len(ds) == 6 and all(a.name != "bomb.png" for a, _ in ds.pairs)
 
 
+@pytest.mark.parametrize("reader", ["extractor", "latent_plot"])
+def test_a_labels_csv_with_a_byte_order_mark_is_read(tmp_path, reader):
+    """Excel's "CSV UTF-8" starts the file with a BOM, which would otherwise be part of the first column's name."""
+    from translate.extractor import read_labels
+    from translate.latent_plot import read_labels as plot_labels
+
+    write_image(tmp_path / "a.png")
+    path = tmp_path / "labels.csv"
+    path.write_bytes("\ufefffile,smile\r\na.png,1\r\n".encode())
+    if reader == "extractor":
+        table = read_labels(path)
+        assert [f.name for f in table.files] == ["a.png"] and table.targets["smile"].tolist() == [1.0]
+    else:
+        assert plot_labels(tmp_path, "smile") == {"a.png": "1"}
+
+
 # ------------------------------------------------------------------ dataset tools: all or nothing
 
 

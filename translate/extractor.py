@@ -12,7 +12,6 @@ Two kinds, one interface (``scores(images)`` -> attribute -> [N] tensor; ``featu
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from translate.attributes import PIXEL_ATTRIBUTES, PixelFeatures, pixel_attributes
-from translate.data.io import load_image, to_float
+from translate.data.io import load_image, read_csv, to_float
 from translate.errors import ConfigError, DataError
 from translate.fsutil import atomic_write_bytes, json_text
 
@@ -62,13 +61,12 @@ def _rows(path: Path) -> list[dict[str, str]]:
         raise DataError(f"{path}: no such labels file")
     try:
         if path.suffix == ".json":
-            rows = json.loads(path.read_text())
+            rows = json.loads(path.read_text(encoding="utf-8-sig"))
             if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
                 raise DataError(f"{path}: a JSON labels file is a list of objects, one per image")
             return [{k: str(v) for k, v in r.items()} for r in rows]
-        with path.open(newline="") as f:
-            return list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as e:
+        return read_csv(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(f"{path}: not a readable labels file ({e})") from None
 
 

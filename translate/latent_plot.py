@@ -8,13 +8,13 @@ relative to it, e.g. the face demo's ``hair_colour``) when one is named. Needs m
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from translate.data.io import read_csv
 from translate.errors import ConfigError, DataError, TranslateError
 
 
@@ -63,8 +63,7 @@ def read_labels(root: Path, name: str) -> dict[str, str]:
     path = root / "labels.csv"
     if not path.is_file():
         raise DataError(f"{path}: no such file (label={name} needs a labels.csv with a file column)")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_csv(path)
     if not rows or name not in rows[0] or "file" not in rows[0]:
         columns = ", ".join(rows[0]) if rows else "none"
         raise DataError(f"{path}: no column {name!r} (columns: {columns})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -143,6 +144,16 @@ def load_image(path: str | Path, channels: int) -> torch.Tensor:
             im.alpha_composite(rgba)
         im = im.convert("L" if channels == 1 else "RGB")
         return TF.pil_to_tensor(im)
+
+
+def read_csv(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a CSV file (a labels file) as dicts by column name. A UTF-8 byte-order mark, which Excel's
+    "CSV UTF-8" writes, is not part of the first column's name; an unreadable file is a one-line DataError."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{path}: not a readable CSV file ({first_line(e)})") from None
 
 
 def to_float(image: torch.Tensor) -> torch.Tensor:
