@@ -148,7 +148,7 @@ def test_corrupt_files_are_skipped_with_a_summary(aligned_root):
     messages = [str(w.message) for w in record]
     assert any("bad.png: skipped, not an image" in m for m in messages)
     assert any("bad.png: skipped, empty file" in m for m in messages)
-    assert any("skipped 1 of 7 files" in m for m in messages)
+    assert any("skipped 1 of 7 pairs" in m for m in messages)
     assert len(ds) == 6
 
 

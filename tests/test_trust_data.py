@@ -94,6 +94,22 @@ def test_a_decompression_bomb_in_a_dataset_is_skipped_and_reported(aligned_root,
     assert len(ds) == 6 and all(a.name != "bomb.png" for a, _ in ds.pairs)
 
 
+@pytest.mark.parametrize("side", ["A", "B"])
+def test_a_bomb_on_one_side_of_a_pair_drops_the_pair_with_one_warning(aligned_root, monkeypatch, side):
+    other = "B" if side == "A" else "A"
+    write_image(aligned_root / "train" / side / "bomb.png", (100, 100), seed=7)
+    write_image(aligned_root / "train" / other / "bomb.png", seed=8)  # a readable partner
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 4000)
+    with pytest.warns(UserWarning) as record:
+        ds = AlignedData(root=aligned_root, load_size=32, crop_size=32, num_workers=0).train_dataset()
+    about = [str(w.message) for w in record if "bomb.png" in str(w.message)]
+    assert len(about) == 1, about
+    assert about[0].startswith(f"{aligned_root / 'train' / side / 'bomb.png'}: skipped, ")
+    assert "PIL.Image.MAX_IMAGE_PIXELS" in about[0]  # why: over the pixel limit
+    assert about[0].endswith(f"; so is its pair {aligned_root / 'train' / other / 'bomb.png'}")
+    assert len(ds) == 6 and all(a.name == b.name != "bomb.png" for a, b in ds.pairs)
+
+
 @pytest.mark.parametrize("reader", ["extractor", "latent_plot"])
 def test_a_labels_csv_with_a_byte_order_mark_is_read(tmp_path, reader):
     """Excel's "CSV UTF-8" starts the file with a BOM, which would otherwise be part of the first column's name."""

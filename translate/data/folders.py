@@ -127,8 +127,7 @@ class AlignedDataset(FolderDataset):
         if pair is not None:
             self.side_by_side = False  # A and B in their own folders
             dir_A, dir_B = pair
-            files_A = _stem_map(filter_readable(list_images(dir_A), str(dir_A)), dir_A)
-            files_B = _stem_map(filter_readable(list_images(dir_B), str(dir_B)), dir_B)
+            files_A, files_B = _stem_map(list_images(dir_A), dir_A), _stem_map(list_images(dir_B), dir_B)
             only_A, only_B = sorted(files_A.keys() - files_B.keys()), sorted(files_B.keys() - files_A.keys())
             if only_A or only_B:
                 missing = [f"{dir_B}/{n}.*" for n in only_A[:3]] + [f"{dir_A}/{n}.*" for n in only_B[:3]]
@@ -136,7 +135,8 @@ class AlignedDataset(FolderDataset):
                     f"{root}: A/B name mismatch, {len(only_A)} A images without a B and {len(only_B)} B images "
                     f"without an A (missing e.g. {', '.join(missing)})"
                 )
-            self.pairs = [(files_A[k], files_B[k]) for k in sorted(files_A)]
+            # An unreadable file (a decompression bomb, a damaged file) drops its pair: the rest stay aligned.
+            self.pairs = filter_readable([(files_A[k], files_B[k]) for k in sorted(files_A)], f"{dir_A} and {dir_B}")
         else:
             self.side_by_side = True  # one AB image per pair
             folder = root / split

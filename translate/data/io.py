@@ -49,21 +49,27 @@ def check_header(path: Path) -> str | None:
     return None
 
 
-def filter_readable(files: list[Path], what: str) -> list[Path]:
-    """Drop files whose header cannot be read, warning once per file and once with the count."""
+def filter_readable(items: list, what: str) -> list:
+    """Drop the files, or the pairs of files (tuples, e.g. an A and its B: both or neither), whose header cannot be
+    read, warning once per unreadable file (and what else of its pair is dropped) and once with the count."""
     good = []
     bad = 0
-    for f in files:
-        reason = check_header(f)
-        if reason is None:
-            good.append(f)
-        else:
-            bad += 1
-            warnings.warn(f"{f}: skipped, {reason}", stacklevel=2)
+    for item in items:
+        group = tuple(dict.fromkeys(item if isinstance(item, tuple) else (item,)))  # a side-by-side AB file once
+        reasons = {f: reason for f in group if (reason := check_header(f)) is not None}
+        if not reasons:
+            good.append(item)
+            continue
+        bad += 1
+        rest = [str(f) for f in group if f not in reasons]
+        also = f"; so is its pair {', '.join(rest)}" if rest else ""
+        for f, reason in reasons.items():
+            warnings.warn(f"{f}: skipped, {reason}{also}", stacklevel=2)
+    kind = "pairs" if any(isinstance(item, tuple) for item in items) else "files"
     if bad:
-        warnings.warn(f"{what}: skipped {bad} of {len(files)} files that could not be read", stacklevel=2)
+        warnings.warn(f"{what}: skipped {bad} of {len(items)} {kind} that could not be read", stacklevel=2)
     if not good:
-        raise DataError(f"{what}: none of the {len(files)} image files could be read")
+        raise DataError(f"{what}: none of the {len(items)} image {kind} could be read")
     return good
 
 
