@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import io
 import json
+import struct
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import torch
@@ -80,6 +84,20 @@ def post(url: str, payload: dict | bytes, content_type: str = "application/json"
         return e.code, e.read(), dict(e.headers)
 
 
+def send(url: str, method: str = "GET", body: bytes | None = None, **headers: str) -> tuple[int, bytes]:
+    """(status, body) of a request whose headers are exactly ``headers`` (underscores as dashes) besides the ones
+    http.client always sends: no Content-Type unless given, and ``Host`` as given (DNS rebinding)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+    try:
+        connection.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body,
+                           {k.replace("_", "-"): v for k, v in headers.items()})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
 def get_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=30) as response:
         return json.loads(response.read())
@@ -89,6 +107,15 @@ def png_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares width x height and holds almost nothing: a few dozen bytes whatever the size."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit gray
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
 
 
 def data_url(data: bytes) -> str:

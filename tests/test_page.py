@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serving import bicycle_tiny, data_url, pixels, post, serving
+from serving import bicycle_tiny, data_url, pixels, png_header, post, serving
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 pytestmark = pytest.mark.slow
@@ -117,6 +117,13 @@ def test_draw_translate_upload_and_a_bad_upload(browser, bicycle_run, tmp_path):
         page.set_input_files("#upload", files=[{"name": "x.png", "mimeType": "image/png", "buffer": b"garbage"}])
         _wait_for(page, n + 1)
         assert "400" in page.text_content("#error") and "not an image" in page.text_content("#error")
+        assert _shown(page) == uploaded
+        # a few bytes declaring 20000x20000 pixels: over the limit, with the size (not "not an image")
+        n = _requests(page)
+        page.set_input_files("#upload", files=[{"name": "big.png", "mimeType": "image/png",
+                                                "buffer": png_header(20_000, 20_000)}])
+        _wait_for(page, n + 1)
+        assert "400,000,000 pixels is over the limit" in page.text_content("#error")
         assert _shown(page) == uploaded
         page.close()
 
