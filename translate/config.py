@@ -6,10 +6,12 @@ DictConfigs and objects.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import functools
-import json
-import re
-from collections.abc import Iterable, Iterator
+import os
+import sys
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,18 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from translate.checkpoint import load_checkpoint, resolve_checkpoint_path
-from translate.errors import CheckpointError, ConfigError, TranslateError, first_line
-from translate.schema import CheckpointSettings, DataSettings, TrainerSettings, check_dataclass, check_target_node
+from translate.errors import ConfigError, TranslateError, first_line
+from translate.schema import (
+    CheckpointSettings,
+    DataSettings,
+    OptimizerSettings,
+    TrainerSettings,
+    check_dataclass,
+    check_target_node,
+)
+from translate.stored import CONF_DIR, allow_targets, conf_keys, stored_config
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+__all__ = ["CONF_DIR", "allow_targets", "build", "build_model", "compose", "resume_config", "stored_config"]
 
 
 def compose(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
@@ -50,9 +60,13 @@ def check_training_config(cfg: DictConfig) -> None:
     """Every setting of a training config against its type and range (``translate.schema``), before any work:
     the loop's own nodes against their dataclasses, each ``_target_`` node against its constructor's
     annotations. A problem is one ConfigError naming the key, the value and what is allowed."""
+    if not cfg.get("resume"):  # a resumed run's own keys were checked when it started (resume_config: the new ones)
+        check_known_keys(cfg)
     check_dataclass(cfg.trainer, TrainerSettings, "trainer")
     check_dataclass(cfg.data, DataSettings, "data")
     check_dataclass(cfg.checkpoint, CheckpointSettings, "checkpoint")
+    for name, node in cfg.optim.items():
+        check_dataclass(node, OptimizerSettings, f"optim.{name}")
     nodes = {key: cfg[key] for key in ("model", "generator", "discriminator", "gan_loss", "data", "scheduler", "logger")}
     nodes |= {f"optim.{name}": node for name, node in cfg.optim.items()}
     for key, node in nodes.items():
@@ -63,6 +77,51 @@ def check_training_config(cfg: DictConfig) -> None:
             except Exception:  # noqa: BLE001 - an unknown target is reported when it is built
                 continue
             check_target_node(node, key, located)
+
+
+# ---------------------------------------------------------------------------------------------- unknown keys
+def check_known_keys(cfg: DictConfig, only: tuple[str, ...] | None = None) -> None:
+    """Every key of ``cfg`` is one that ``conf/`` sets or that its node's ``_target_`` takes. A key that nothing
+    reads (a typo added with ``+key=`` or ``++key=``) is refused in one line naming the closest known key,
+    instead of being silently ignored. ``only``: report just the keys under these (a resume's overrides)."""
+    _check_keys(OmegaConf.to_container(cfg, resolve=False), "", only)
+
+
+def _check_keys(node: dict, where: str, only: tuple[str, ...] | None) -> None:
+    known, free = conf_keys()
+    if where in free:
+        return  # a free-form mapping (``edit``): its keys are the user's names
+    allowed = {k.removeprefix(f"{where}.") for k in known if k.startswith(f"{where}.")} if where else known
+    allowed = {k for k in allowed if "." not in k}
+    parameters = _parameters(node.get("_target_"))
+    for key, value in node.items():
+        here = f"{where}.{key}" if where else str(key)
+        if _unknown(key, allowed, parameters) and (only is None or any(_under(here, o) for o in only)):
+            close = difflib.get_close_matches(key, sorted(allowed | parameters), n=1, cutoff=0.6)
+            hint = f"did you mean {where + '.' if where else ''}{close[0]}? " if close else ""
+            raise ConfigError(f"{here}: no such setting ({hint}nothing would read it, so it is refused)")
+        if isinstance(value, dict) and not (where == "" and key == "hydra"):
+            _check_keys(value, here, only)
+
+
+def _unknown(key: Any, allowed: set[str], parameters: set[str]) -> bool:
+    key = str(key)
+    return not (key in allowed or key in parameters or (key.startswith("_") and key.endswith("_")))
+
+
+def _under(key: str, prefix: str) -> bool:
+    return key == prefix or key.startswith(prefix + ".") or prefix.startswith(key + ".")
+
+
+def _parameters(target: Any) -> set[str]:
+    """The keyword arguments ``target`` takes (none when it cannot be read: building it will say)."""
+    if not isinstance(target, str):
+        return set()
+    try:
+        signature = inspect.signature(get_object(target))
+    except Exception:  # noqa: BLE001 - an unknown target is reported when it is built
+        return set()
+    return {name for name, p in signature.parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
 
 
 def build_model(cfg: DictConfig):
@@ -84,61 +143,6 @@ def to_container(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-# ---------------------------------------------------------------------------------------------- stored configs
-# What a config read from a file (a checkpoint) may build: the targets this project's own config groups name,
-# the torch optimizers a user may pick for optim.*, and what a program registers with ``allow_targets`` (a model
-# family or feature extractor defined outside translate/). Anything else is refused before anything is built.
-TRUSTED_TORCH_TARGETS = frozenset({"torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD", "torch.optim.RMSprop",
-                                   "torch.optim.Adamax", "torch.optim.NAdam", "torch.optim.RAdam"})
-_registered_targets: set[str] = set()
-
-
-def allow_targets(*targets: str) -> None:
-    """Let configs stored in checkpoints build ``targets`` (dotted paths, e.g. ``mypkg.models.MyGAN``)."""
-    _registered_targets.update(targets)
-
-
-@functools.cache
-def project_targets() -> frozenset[str]:
-    """Every ``_target_`` of ``translate`` or ``torch`` named in ``conf/``."""
-    found: set[str] = set()
-    for path in CONF_DIR.rglob("*.yaml"):
-        found.update(re.findall(r"^\s*_target_:\s*((?:translate|torch)\.[\w.]+)\s*$", path.read_text(), re.M))
-    return frozenset(found)
-
-
-def _stored_targets(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    """(key, value) of every ``_target_`` in a plain container, at any depth (lists included)."""
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-    for key, value in items:
-        where = f"{path}.{key}" if path else str(key)
-        if key == "_target_":
-            yield where, value
-        yield from _stored_targets(value, where)
-
-
-def stored_config(config: Any, source: str | Path, chosen: Iterable[str] = ()) -> DictConfig:
-    """The config stored in checkpoint ``source``, checked as untrusted data: a mapping without interpolations
-    whose every ``_target_`` is trusted (see ``allow_targets``). Keys under ``chosen`` (the user's own
-    command-line overrides, e.g. ``metrics.features``) are the user's choice and not checked."""
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{source}: its stored config is not a mapping")
-    text = json.dumps(config, default=str)
-    if "${" in text:
-        raise CheckpointError(f"{source}: its stored config contains an interpolation (${{...}}); a stored config "
-                              "is data and is never resolved")
-    trusted = project_targets() | TRUSTED_TORCH_TARGETS | _registered_targets
-    chosen = tuple(chosen)
-    for key, target in _stored_targets(config):
-        if any(key == c or key.startswith(c + ".") for c in chosen):
-            continue
-        if not isinstance(target, str) or target not in trusted:
-            raise CheckpointError(f"{source}: its stored config has {key}={target!r}, which is not a class or "
-                                  "function this project builds; refused (a program that trusts it can call "
-                                  "translate.config.allow_targets)")
-    return OmegaConf.create(config)
-
-
 # ---------------------------------------------------------------------------------------------- resume
 def resumed_run_dir(resume: str | Path) -> Path:
     """The folder a resumed run writes into: the run folder the checkpoint was resumed from (a run folder
@@ -157,11 +161,12 @@ def resume_config(resume: str, overrides: list[str], composed: DictConfig | None
               if o.key_or_group != "resume" and not o.key_or_group.startswith("hydra")]
     chosen = [o.key_or_group for o in parsed if not _is_group_choice(o)]
     ckpt = load_checkpoint(resume)
-    cfg = stored_config(ckpt["config"], resume, chosen)
+    cfg = stored_config(ckpt["config"], resume, chosen, builds_data=True)
     _check_group_choices(parsed, cfg, overrides, composed)
     for override in parsed:
         if not _is_group_choice(override):
             _apply(override, cfg)
+    check_known_keys(cfg, only=tuple(chosen))
     with open_dict(cfg):
         cfg.resume = str(resume)
         if "run_dir" not in chosen:
@@ -280,12 +285,16 @@ def _compose_any(overrides: list[str]) -> DictConfig:
     return compose(overrides)
 
 
-def run_cli(app, cfg: DictConfig) -> Any:
-    """Run ``app(cfg)`` for a Hydra entry point: fill in the run folder, apply ``resume=``, and turn
-    user errors into one line on stderr and exit code 2 (a traceback only with HYDRA_FULL_ERROR=1)."""
-    import os
-    import sys
+def _remove_if_empty(folder: str | None) -> None:
+    if folder:
+        with contextlib.suppress(OSError):  # not empty, or already gone: kept as it is
+            os.rmdir(folder)
 
+
+def run_cli(app, cfg: DictConfig) -> Any:
+    """Run ``app(cfg)`` for a Hydra entry point: check its keys, fill in the run folder, apply ``resume=``, and
+    turn user errors into one line on stderr and exit code 2 (a traceback only with HYDRA_FULL_ERROR=1). The
+    Hydra run folder is removed when nothing was written into it."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -294,9 +303,11 @@ def run_cli(app, cfg: DictConfig) -> Any:
     try:
         if cfg.get("resume"):
             cfg = resume_config(cfg.resume, list(hydra_cfg.overrides.task), composed=cfg)
-        elif "run_dir" in cfg and not cfg.run_dir:
-            with open_dict(cfg):
-                cfg.run_dir = hydra_cfg.runtime.output_dir
+        else:
+            check_known_keys(cfg)
+            if "run_dir" in cfg and not cfg.run_dir:
+                with open_dict(cfg):
+                    cfg.run_dir = hydra_cfg.runtime.output_dir
         if multirun and "logger" in cfg and "group" in cfg.logger and not cfg.logger.group:
             with open_dict(cfg):  # one W&B group per sweep
                 cfg.logger.group = Path(hydra_cfg.sweep.dir).name
@@ -304,17 +315,21 @@ def run_cli(app, cfg: DictConfig) -> Any:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as e:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or not (multirun or isinstance(e, TranslateError)):
             raise
-        if multirun:
-            # One bad combination must not end the sweep: report it (result.json records it) and go on.
-            print(f"error: job {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task)}) failed: "
-                  f"{type(e).__name__}: {first_line(e)}", file=sys.stderr)
-            return None
-        if not isinstance(e, TranslateError):
-            raise
-        message = str(e)
-        if message.startswith("Caught "):  # raised in a DataLoader worker: torch wraps it with a traceback
-            message = message.strip().splitlines()[-1].split(": ", 1)[-1]
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
+        return _report(e, hydra_cfg, multirun)
+    finally:
+        _remove_if_empty(hydra_cfg.runtime.output_dir)
+
+
+def _report(error: Exception, hydra_cfg, multirun: bool) -> None:
+    """One line on stderr; a single run then exits with 2, a sweep goes on (result.json records the job)."""
+    if multirun:
+        print(f"error: job {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task)}) failed: "
+              f"{type(error).__name__}: {first_line(error)}", file=sys.stderr)
+        return None
+    message = str(error)
+    if message.startswith("Caught "):  # raised in a DataLoader worker: torch wraps it with a traceback
+        message = message.strip().splitlines()[-1].split(": ", 1)[-1]
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)

@@ -46,9 +46,11 @@ class Range:
 
 
 Positive = Annotated[int, Range(1)]
+Side = Annotated[int, Range(1, 16384)]  # an image side in pixels
 Count = Annotated[int, Range(0)]
 Fraction = Annotated[float, Range(0, 1, open_high=True)]
 Precision = Literal["fp32", "bf16", "fp16"]
+Beta = Annotated[float, Range(0, 1, open_high=True)]
 
 
 @dataclass
@@ -87,8 +89,8 @@ class TrainerSettings:
 class DataSettings:
     """The keys every ``data`` node shares (``translate.data.DataModule``)."""
 
-    load_size: Positive = 286
-    crop_size: Positive = 256
+    load_size: Side = 286
+    crop_size: Side = 256
     preprocess: Preprocess = "resize_and_crop"
     flip: bool = True
     input_nc: Literal[1, 3] = 3
@@ -98,6 +100,16 @@ class DataSettings:
     size_multiple: Positive = 4
     max_size: Positive | None = None
     val_holdout: Fraction = 0.0
+
+
+@dataclass
+class OptimizerSettings:
+    """The keys of an ``optim.<group>`` node that every torch optimizer the configs name shares."""
+
+    lr: Annotated[float, Range(0, 10, open_low=True)] = 2e-4
+    weight_decay: Annotated[float, Range(0)] = 0.0
+    eps: Annotated[float, Range(0, 1, open_low=True)] = 1e-8
+    betas: tuple[Beta, Beta] = (0.5, 0.999)
 
 
 @dataclass
@@ -139,6 +151,22 @@ def check_value(key: str, value: Any, annotation: Any) -> None:
         for r in ranges:
             if not r.holds(value):
                 raise ConfigError(f"{key}={value!r} is out of range: expected {_describe(allowed, ranges)}")
+    if isinstance(value, (list, tuple, ListConfig)):
+        _check_items(key, value, allowed)
+
+
+def _check_items(key: str, value: Any, allowed: list[Any]) -> None:
+    """The items of a list against ``list[X]``, ``tuple[X, ...]`` or ``tuple[X, Y]`` (whose length is fixed)."""
+    for kind in allowed:
+        args = [a for a in typing.get_args(kind) if a is not Ellipsis]
+        if typing.get_origin(kind) not in (list, tuple) or not args:
+            continue
+        fixed = typing.get_origin(kind) is tuple and Ellipsis not in typing.get_args(kind)
+        if fixed and len(value) != len(args):
+            raise ConfigError(f"{key}={list(value)!r} is not allowed: expected {len(args)} values")
+        for i, item in enumerate(value):
+            check_value(f"{key}[{i}]", item, args[i] if fixed else args[0])
+        return
 
 
 def _unwrap(annotation: Any) -> tuple[list[Any], list[Range]]:

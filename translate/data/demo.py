@@ -22,13 +22,20 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 from PIL import Image
 
 from translate.data.modules import AlignedData, UnalignedData
+from translate.schema import Range
 
 FORMAT = 2  # bump when the rendering changes, so old caches are regenerated
+# Bounds of the rendering settings (a config stored in a checkpoint is checked against them before anything is
+# rendered): at most 100,000 images a split, sides of 8 to 512 pixels.
+Side = Annotated[int, Range(8, 512)]
+Count = Annotated[int, Range(1, 100_000)]
+Seed = Annotated[int, Range(0, 2**31 - 1)]
 
 
 def cache_dir() -> Path:
@@ -199,9 +206,21 @@ def render_day_night(seed: int, size: int, night: bool) -> Image.Image:
     return _to_pil(_downsample(c.rgb))
 
 
+def rendered(root: str | Path) -> bool:
+    """Whether ``root`` holds a finished rendering (its ``meta.json`` is written last)."""
+    return (Path(root).expanduser() / "meta.json").is_file()
+
+
+def renders_into_root(data_function):
+    """Mark a data function that renders its images into its ``root`` on first use: a ``root`` read from a
+    checkpoint's config is written to only when it is already rendered (``translate.stored``)."""
+    data_function.rendered_at = rendered
+    return data_function
+
+
 def _write_atomically(root: Path, build) -> None:
     """Build a dataset folder in a temporary sibling and rename it into place (safe under concurrency)."""
-    if (root / "meta.json").exists():
+    if rendered(root):
         return
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
@@ -281,8 +300,9 @@ def _demo(task: str, write, data_class, *, root, size: int, num_train: int, num_
     return data_class(root=path, **kwargs)
 
 
+@renders_into_root
 def sketch2photo(
-    *, root: str | None = None, size: int = 64, num_train: int = 400, num_val: int = 8, seed: int = 0,
+    *, root: str | None = None, size: Side = 64, num_train: Count = 400, num_val: Count = 8, seed: Seed = 0,
     random_colours: bool = False, **kwargs
 ) -> AlignedData:
     """The paired demo as ``AlignedData`` (generated on first use); ``random_colours``: each scene's shapes in one
@@ -293,8 +313,10 @@ def sketch2photo(
                  kwargs=kwargs)
 
 
+@renders_into_root
 def day2night(
-    *, root: str | None = None, size: int = 64, num_train: int = 400, num_val: int = 32, seed: int = 0, **kwargs
+    *, root: str | None = None, size: Side = 64, num_train: Count = 400, num_val: Count = 32, seed: Seed = 0,
+    **kwargs
 ) -> UnalignedData:
     """The unpaired demo as ``UnalignedData`` (generated on first use), with its true night renderings of the
     val scenes as ``truth``. Other keywords go to UnalignedData."""

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from translate.data.demo import FORMAT, Canvas, _downsample, _root, _to_pil, _write_atomically
+from translate.data.demo import (FORMAT, Canvas, Count, Seed, Side, _downsample, _root, _to_pil, _write_atomically,
+                                 renders_into_root)
 from translate.data.modules import SingleData
 
 LABELS_FILE = "labels.csv"
@@ -161,7 +162,8 @@ def write_faces(root: Path, *, size: int, num_train: int, num_val: int, seed: in
     return root
 
 
-def faces(*, root: str | None = None, size: int = 64, num_train: int = 6000, num_val: int = 500, seed: int = 0,
+@renders_into_root
+def faces(*, root: str | None = None, size: Side = 64, num_train: Count = 6000, num_val: Count = 500, seed: Seed = 0,
           **kwargs) -> SingleData:
     """The face demo as ``SingleData`` (rendered on first use, cached by its settings); ``labels.csv`` is in
     its root. Other keywords go to SingleData."""
