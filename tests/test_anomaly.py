@@ -18,7 +18,7 @@ from PIL import Image
 
 from translate.anomaly import GuardOptions, load_guard, main
 from translate.config import compose
-from translate.errors import ConfigError
+from translate.errors import CheckpointError, ConfigError
 from translate.infer import translate_files
 from translate.networks.generators import UnetGenerator
 from translate.train import fit
@@ -316,3 +316,46 @@ def test_the_guard_scores_inputs_as_its_val_images_were_prepared():
     assert guard.load_size == 72 and (scored - val).abs().max() < 2e-2
     assert _val_zoom(OmegaConf.create({"preprocess": "none", "load_size": 72, "crop_size": 64})) == 0
     assert _val_zoom(OmegaConf.create({"preprocess": "resize_and_crop", "load_size": 64, "crop_size": 64})) == 0
+
+
+# ------------------------------------------------------------------ issue 28: a guard never fails open, never overwrites
+def _tampered(guard_run: Path, tmp_path: Path, change) -> Path:
+    ckpt = torch.load(guard_run / "checkpoints" / "last.pt", weights_only=True)
+    change(ckpt)
+    torch.save(ckpt, tmp_path / "tampered.pt")
+    return tmp_path / "tampered.pt"
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("val_errors", float("nan"), "NaN or infinite"), ("val_errors", -1.0, ">= 0 per val image"),
+    ("val_code_distances", float("inf"), "NaN or infinite"), ("code_spread", 0.0, "above zero"),
+    ("code_mean", float("nan"), "NaN or infinite")])
+def test_malformed_guard_statistics_are_refused_not_disarmed(guard_run, tmp_path, key, value, message):
+    def spoil(ckpt):
+        ckpt["model_state"][key] = torch.full_like(ckpt["model_state"][key], value)
+    path = _tampered(guard_run, tmp_path, spoil)
+    with pytest.raises(CheckpointError, match=rf"model_state\.{key} .*{message}"):
+        load_guard(GuardOptions(str(path)))
+    with pytest.raises(ConfigError, match="guard.threshold=nan: a finite number"):
+        load_guard(GuardOptions(str(guard_run), threshold=float("nan")))
+
+
+def test_a_guard_with_a_huge_stored_size_is_refused_before_any_work(guard_run, tmp_path):
+    path = _tampered(guard_run, tmp_path, lambda ckpt: ckpt["config"]["data"].__setitem__("crop_size", 10**6))
+    with pytest.raises(CheckpointError, match=r"data\.crop_size=1000000 is out of range"):
+        load_guard(GuardOptions(str(path)))
+
+
+def test_the_score_command_never_writes_over_an_input(guard_run, tmp_path, capsys):
+    folder = tmp_path / "inputs"
+    drawing(folder / "a.png", 1)
+    write_image(folder / "a.jpg", (32, 32), seed=1)
+    drawing(folder / "b.png", 2)
+    drawing(folder / "a_error.png", 3)  # an input that an error map of a.png would be named like
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert main(["score", str(guard_run), f"input={folder}", f"output={folder}"]) == 2
+    assert "is inside the input folder" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert main(["score", str(guard_run), f"input={folder}", f"output={tmp_path / 'out'}"]) == 0
+    maps = sorted(p.name for p in (tmp_path / "out").glob("*_error.png"))
+    assert maps == ["a.jpg_error.png", "a.png_error.png", "a_error_error.png", "b_error.png"]

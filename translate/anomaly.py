@@ -37,6 +37,7 @@ import io
 import math
 import sys
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -45,7 +46,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from translate.errors import ConfigError, TranslateError
+from translate.errors import CheckpointError, ConfigError, TranslateError
 from translate.fsutil import atomic_write_bytes
 from translate.imageio16 import resize_images
 from translate.metrics import l1
@@ -197,7 +198,7 @@ def load_guard(options: GuardOptions, model: str | None = None, direction: str |
     if cfg is None or not str(cfg.model.get("_target_", "")).endswith("Autoencoder"):
         raise ConfigError(f"guard={options.checkpoint}: a guard is a model=autoencoder (or vae) run trained on the "
                           "model's input domain (data=single on its inputs), or guard=cycle for a CycleGAN")
-    state = load_checkpoint(options.checkpoint)["model_state"]
+    state = checked_statistics(load_checkpoint(options.checkpoint)["model_state"], options.checkpoint)
     from translate.models.autoencoder import CODE_STATS
 
     code_stats = {k: state[k].float() for k in CODE_STATS if k in state}
@@ -251,7 +252,8 @@ def _cycle_guard(options: GuardOptions, model: str | None, direction: str | None
                           "guard=RUN, an autoencoder trained on its inputs")
     side = there.translation.source
     back = load_translation(model, direction=f"{there.translation.target}to{side}")
-    errors = load_checkpoint(model)["model_state"].get(f"val_cycle_errors_{side}", torch.zeros(0))
+    errors = checked_statistics(load_checkpoint(model)["model_state"], model).get(f"val_cycle_errors_{side}",
+                                                                                 torch.zeros(0))
     reconstruction = torch.nn.Sequential(there.module, back.module).eval()
     channels = generator_channels(there.module)[0]
     threshold = _threshold(options, errors, f"guard=cycle ({model})")
@@ -259,9 +261,36 @@ def _cycle_guard(options: GuardOptions, model: str | None, direction: str | None
                  val_scores=errors, load_size=_val_zoom(cfg.data))
 
 
+# What a guard's checkpoint keeps of its val images: per image scores (never negative), and the val codes'
+# mean and spread (the spread above zero). A file is untrusted: a NaN here would disarm the guard.
+SCORES = ("val_errors", "val_details", "val_code_distances", "val_cycle_errors_A", "val_cycle_errors_B")
+
+
+def checked_statistics(state: dict[str, Any], source: Any) -> dict[str, Any]:
+    """``state`` (a checkpoint's ``model_state``) once its guard statistics are whole: finite floating-point
+    tensors, scores one per val image and never negative, code spreads above zero. Anything else is one
+    CheckpointError naming the field, never a guard that silently flags nothing."""
+    for key in (*SCORES, "code_mean", "code_spread"):
+        if key not in state:
+            continue
+        value = state[key]
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise CheckpointError(f"{source}: model_state.{key} is not a tensor of numbers")
+        if not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{source}: model_state.{key} holds NaN or infinite values; the guard's statistics "
+                                  "are broken (validate the guard again)")
+        if key in SCORES and (value.dim() != 1 or bool((value < 0).any())):
+            raise CheckpointError(f"{source}: model_state.{key} must be one score >= 0 per val image")
+        if key == "code_spread" and not bool((value > 0).all()):
+            raise CheckpointError(f"{source}: model_state.code_spread must be above zero everywhere")
+    return state
+
+
 def _threshold(options: GuardOptions, errors: torch.Tensor, name: str | None = None) -> float:
     """``options.threshold``, else the ``options.percentile`` of the val ``errors``."""
     if options.threshold is not None:
+        if not math.isfinite(float(options.threshold)):
+            raise ConfigError(f"guard.threshold={options.threshold}: a finite number")
         return float(options.threshold)
     if not len(errors):
         raise ConfigError(f"{name or 'guard=' + str(options.checkpoint)}: its checkpoint holds no validation errors "
@@ -310,14 +339,19 @@ def error_map(prepared: torch.Tensor, rebuilt: torch.Tensor) -> np.ndarray:
 
 
 def score_folder(guard: Guard, inputs: str | Path, output: str | Path) -> dict[str, tuple[float, bool]]:
-    """Score every image of ``inputs``; write ``scores.csv`` and ``<name>_error.png`` per image into
-    ``output``. Unreadable files are reported and skipped."""
+    """Score every image of ``inputs``; write ``scores.csv`` and one error map per image (``error_map_names``)
+    into ``output``, which must lie outside the input folders: nothing is ever written over an input.
+    Unreadable files are reported and skipped."""
     from translate.fsutil import make_folder
     from translate.imageio16 import read_picture, to_model_input
     from translate.infer import collect_inputs
 
-    found, _, _ = collect_inputs(inputs)
-    out = make_folder(output)
+    found, scanned, _ = collect_inputs(inputs)
+    inside = next((root for root in scanned if Path(output).resolve().is_relative_to(root)), None)
+    if inside is not None:
+        raise ConfigError(f"output={output} is inside the input folder {inside}; choose another folder (scores "
+                          "and error maps are never written among the inputs)")
+    out, names = make_folder(output), error_map_names([rel for _, rel in found])
     rows: dict[str, tuple[float, bool]] = {}
     for src, rel in found:
         try:
@@ -328,12 +362,29 @@ def score_folder(guard: Guard, inputs: str | Path, output: str | Path) -> dict[s
         prepared, rebuilt = guard.reconstruct(x)
         score = float(guard.scores_of(prepared, rebuilt)[0])
         rows[str(rel)] = (score, guard.flagged(score))
-        picture = Image.fromarray(error_map(prepared[0], rebuilt[0]))
         buffer = io.BytesIO()
-        picture.save(buffer, format="PNG")
-        atomic_write_bytes(out / rel.with_name(f"{rel.stem}_error.png"), buffer.getvalue())
+        Image.fromarray(error_map(prepared[0], rebuilt[0])).save(buffer, format="PNG")
+        atomic_write_bytes(out / names[rel], buffer.getvalue())
     write_scores(out / "scores.csv", rows, guard.threshold, keep_existing=False)
     return rows
+
+
+def error_map_names(inputs: list[Path]) -> dict[Path, Path]:
+    """Each input's error map, a name of its own: ``a.png`` -> ``a_error.png``; inputs that share a folder and a
+    stem (``a.png``, ``a.jpg``) keep their extension in it (``a.png_error.png``); a name still taken gets a
+    number (``_2``)."""
+    shared = Counter((rel.parent, rel.stem.lower()) for rel in inputs)
+    taken: set[tuple[Path, str]] = set()
+    names = {}
+    for rel in inputs:
+        base = rel.stem if shared[rel.parent, rel.stem.lower()] == 1 else rel.name
+        name, n = f"{base}_error.png", 1
+        while (rel.parent, name.lower()) in taken:
+            n += 1
+            name = f"{base}_{n}_error.png"
+        taken.add((rel.parent, name.lower()))
+        names[rel] = rel.with_name(name)
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
