@@ -96,3 +96,15 @@ def test_cli_with_reference_weights_and_bad_input(tmp_path, aligned_root):
                    f"data.root={aligned_root}", "split=test", "run_dir=out3")
     assert no_split.returncode == 2 and "test" in no_split.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "out2").exists() and not (tmp_path / "out3" / "metrics.json").exists()
+    no_root = cli(f"checkpoint={weights}", "generator=resnet_6blocks", "generator.ngf=8", "generator.norm=instance")
+    assert no_root.returncode == 2 and "data.root" in no_root.stderr.strip().splitlines()[-1], no_root.stderr
+    assert not list((tmp_path / "runs" / "evaluate").glob("*"))  # no empty run folder left by any call above
+
+
+@pytest.mark.slow
+def test_a_run_is_evaluated_on_its_own_data_without_data_root(tmp_path, aligned_root):
+    ckpt = _train(tmp_path, "data=aligned", f"data.root={aligned_root}", "generator=unet_64", "data.load_size=64",
+                  "data.crop_size=64")
+    own = _evaluate(f"checkpoint={ckpt}", f"run_dir={tmp_path / 'own'}", STAND_IN)
+    given = _evaluate(f"checkpoint={ckpt}", f"data.root={aligned_root}", f"run_dir={tmp_path / 'given'}", STAND_IN)
+    assert own["data"] == str(aligned_root) and own["num_images"] == 2 and own["l1"] == given["l1"]

@@ -1,4 +1,4 @@
-"""Evaluate a generator on a dataset split: ``python -m translate.evaluate checkpoint=PATH data.root=DIR``.
+"""Evaluate a generator on a dataset split: ``python -m translate.evaluate checkpoint=PATH [data.root=DIR]``.
 
 Any checkpoint infer.py takes (ours, reference ``.pth``, safetensors). Writes ``metrics.json`` (``l1``, ``psnr``,
 ``ssim``, ``lpips``, ``fid``, ``kid``: whichever apply and are available, plus what was skipped and why) and
@@ -29,6 +29,7 @@ from translate.models.base import Translation, fixed_latents, takes_style, to_rg
 from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels
 from translate.runtime import precision_dtype, resolve_device
+from translate.stored import check_rendering
 from translate.validation import FirstImages, Validator
 
 
@@ -36,10 +37,23 @@ def _collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     return {k: torch.stack([it[k] for it in items]) for k in ("A", "B")}
 
 
+def _data_node(cfg: DictConfig, loaded: LoadedGenerator) -> dict[str, Any]:
+    """``cfg.data`` when it names a folder (``data.root=DIR``), else the data the run trained on, from its stored
+    (checked) config: ``checkpoint=RUN`` alone evaluates on the run's own data."""
+    if cfg.data.get("root") is not None:
+        return OmegaConf.to_container(cfg.data)
+    if loaded.config is None:
+        raise ConfigError(f"data.root: {cfg.checkpoint} holds reference weights, which name no training data; "
+                          "give the dataset folder (data.root=DIR)")
+    check_rendering(loaded.config, cfg.checkpoint)  # a demo renders only where it already is, or into the cache
+    sizes = {k: cfg.data.get(k) for k in ("load_size", "crop_size", "num_workers")}
+    return {**OmegaConf.to_container(loaded.config.data), **sizes}
+
+
 def _evaluation_data(cfg: DictConfig, loaded: LoadedGenerator):
-    """The data module of ``cfg.data`` at the checkpoint's training size (ours) or 256, centred, no flips, with
-    each domain's channel count taken from the generator."""
-    data_cfg = OmegaConf.to_container(cfg.data)
+    """The data module of ``cfg.data`` (or the run's own, ``_data_node``) at the checkpoint's training size (ours)
+    or 256, centred, no flips, with each domain's channel count taken from the generator."""
+    data_cfg = _data_node(cfg, loaded)
     size = int(loaded.config.data.crop_size) if loaded.config is not None else 256
     data_cfg["crop_size"] = data_cfg.get("crop_size") or size
     data_cfg["load_size"] = data_cfg.get("load_size") or data_cfg["crop_size"]
