@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torch import nn
 
-from translate.errors import ConfigError
+from translate.errors import ConfigError, OutputError
 from translate.infer import Summary, _plan, collect_inputs, run, translate_files
 from translate.networks import ResnetGenerator, init_weights
 from translate.reference import reference_key_map
@@ -142,6 +142,36 @@ def test_ctrl_c_keeps_complete_outputs_and_says_how_to_resume(tmp_path, capsys):
             im.load()
     again = translate_files(Counting(), tmp_path / "in", out, **FAST)
     assert again.skipped == done and again.converted == 10 - done and not again.failed
+
+
+# ------------------------------------------------------------------------------------ a disk that fills
+@pytest.mark.parametrize("code, reason", [(errno.ENOSPC, "the disk is full"),
+                                          (errno.EDQUOT, "the disk quota is exceeded")])
+def test_a_full_disk_stops_at_the_first_no_space_error(tmp_path, monkeypatch, code, reason):
+    """The third output finds the disk full: nothing more is tried, the two before stay whole, one line."""
+    import translate.infer
+
+    _images(tmp_path / "in", 10)
+    out, tried = tmp_path / "out", []
+    write = translate.infer.atomic_write_bytes
+
+    def filling(path, data):
+        if not Path(path).name.startswith(".write-probe"):
+            tried.append(Path(path))
+            if len(tried) == 3:
+                raise OSError(code, os.strerror(code), str(path))
+        return write(path, data)
+
+    monkeypatch.setattr(translate.infer, "atomic_write_bytes", filling)
+    with pytest.raises(OutputError) as info:
+        translate_files(Counting(), tmp_path / "in", out, **FAST)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{tried[2]}: cannot write ({reason})")
+    assert len(tried) == 3  # nothing tried after the first no-space error
+    assert sorted(_files(out)) == tried[:2] and not list(out.rglob(".tmp-*"))
+    for path in tried[:2]:
+        with Image.open(path) as im:
+            im.load()
 
 
 # ------------------------------------------------------------------------------------ item 14c: ignored files

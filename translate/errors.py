@@ -24,6 +24,10 @@ class OutputError(TranslateError):
     """An output that cannot be written: a full disk, a read-only folder, a missing permission."""
 
 
+class DiskFullError(OutputError):
+    """No space left on the disk, or the quota exceeded: every later write would fail too, so batch work stops."""
+
+
 class NonFiniteLossError(TranslateError):
     """Training produced NaN or infinite losses."""
 

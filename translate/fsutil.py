@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from translate.errors import OutputError, first_line
+from translate.errors import DiskFullError, OutputError, first_line
 
 # mkstemp creates files readable by the owner only; give outputs the usual permissions instead.
 _UMASK = os.umask(0)
@@ -39,14 +39,16 @@ def _free_bytes(path: Path) -> int | None:
 
 
 def write_failure(path: str | Path, error: BaseException) -> OutputError:
-    """A one-line OutputError saying why ``path`` could not be written (full disk, read-only, permission)."""
+    """A one-line OutputError saying why ``path`` could not be written (full disk, read-only, permission); a
+    DiskFullError when there is no space left (ENOSPC, EDQUOT, or a failure with almost no free space)."""
     path = Path(path)
     if isinstance(error, OSError) and error.errno in _REASONS:
         reason = _REASONS[error.errno]
     else:
         free = _free_bytes(path.parent)
         reason = "the disk is full" if free is not None and free < LOW_SPACE else first_line(error)
-    return OutputError(f"{path}: cannot write ({reason})")
+    full = reason in (_REASONS[errno.ENOSPC], _REASONS[errno.EDQUOT])
+    return (DiskFullError if full else OutputError)(f"{path}: cannot write ({reason})")
 
 
 def is_write_failure(error: BaseException) -> bool:

@@ -30,8 +30,8 @@ from tqdm.auto import tqdm
 
 from translate.anomaly import Guard, GuardOptions, load_guard, write_scores
 from translate.data.io import IMAGE_EXTENSIONS, is_image_file
-from translate.errors import ConfigError, DataError, OutputError, first_line
-from translate.fsutil import atomic_write_bytes, remove_stale_temp_files, write_failure
+from translate.errors import ConfigError, DataError, DiskFullError, OutputError, first_line
+from translate.fsutil import atomic_write_bytes, is_write_failure, remove_stale_temp_files, write_failure
 from translate.imageio16 import Picture, encode, picture_size, read_picture, resize_images, to_model_input
 from translate.inpainting import composited, hole_mask, inpainting_input, mask_file, remasked
 from translate.models.gan import LATENT
@@ -217,17 +217,15 @@ class _Reader(Dataset):
         return inpainting_input(to_model_input(picture, self.channels - 1), holes), from_alpha
 
 
-def resized_size(h: int, w: int, size: int, keep_aspect: bool) -> tuple[int, int]:
-    """(height, width) of an h x w image with its shorter side (``keep_aspect``) or both sides at ``size``."""
-    if not keep_aspect:
-        return size, size
-    scale = size / min(h, w)
-    return max(1, round(h * scale)), max(1, round(w * scale))
-
-
 def resize_for_model(x: torch.Tensor, size: int, keep_aspect: bool) -> torch.Tensor:
     """[C, H, W] with its shorter side (``keep_aspect``) or both sides at ``size``."""
-    return resize_images(x[None], resized_size(*x.shape[-2:], size, keep_aspect))[0]
+    h, w = x.shape[-2:]
+    if keep_aspect:
+        scale = size / min(h, w)
+        target = (max(1, round(h * scale)), max(1, round(w * scale)))
+    else:
+        target = (size, size)
+    return resize_images(x[None], target)[0]
 
 
 def _batches_by_size(sizes: dict[int, tuple[int, int]], batch_size: int) -> list[list[int]]:
@@ -245,15 +243,10 @@ def _collate(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------------------------- model
-def _padding(h: int, w: int, stride: int, minimum: int = 1) -> tuple[int, int]:
-    """Rows and columns that take h x w to multiples of ``stride`` of at least ``minimum``."""
-    ph, pw = max((-h) % stride, minimum - h), max((-w) % stride, minimum - w)
-    return ph + (-(h + ph)) % stride, pw + (-(w + pw)) % stride
-
-
 def _pad_to(x: torch.Tensor, stride: int, minimum: int = 1) -> tuple[torch.Tensor, int, int]:
     h, w = x.shape[-2:]
-    ph, pw = _padding(h, w, stride, minimum)
+    ph, pw = max((-h) % stride, minimum - h), max((-w) % stride, minimum - w)
+    ph, pw = ph + (-(h + ph)) % stride, pw + (-(w + pw)) % stride
     if ph == 0 and pw == 0:
         return x, h, w
     # Reflection needs the padding to be smaller than the side; tiny images fall back to replication.
@@ -316,16 +309,6 @@ class Translator:
         """A model with one input channel more than its output (``data.corruptions=[mask]``): the hole mask."""
         return self.in_channels == self.out_channels + 1
 
-    @property
-    def min_side(self) -> int:
-        """At least two strides: a 1x1 bottleneck leaves nothing for instance norm to normalise."""
-        return 2 * self.stride if self.stride < 64 else self.stride
-
-    def padded_size(self, h: int, w: int) -> tuple[int, int]:
-        """The (height, width) an h x w input is run at: the largest tensor a call makes (tiles are no larger)."""
-        ph, pw = _padding(h, w, self.stride, self.min_side)
-        return h + ph, w + pw
-
     def _run(self, x: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
         x = x.contiguous(memory_format=self.memory_format)
         with autocast(self.device, self.amp_dtype):
@@ -335,7 +318,8 @@ class Translator:
     def __call__(self, x: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
         """[N, C, H, W] in [-1, 1] -> [N, C_out, H, W]; ``code``: a style code for every image (``styles``)."""
         x = x.to(self.device, non_blocking=True)
-        padded, h, w = _pad_to(x, self.stride, minimum=self.min_side)
+        # At least two strides: a 1x1 bottleneck leaves nothing for instance norm to normalise.
+        padded, h, w = _pad_to(x, self.stride, minimum=2 * self.stride if self.stride < 64 else self.stride)
         H, W = padded.shape[-2:]
         if H <= self.tile and W <= self.tile:
             return self._run(padded, code)[..., :h, :w]
@@ -355,10 +339,12 @@ class Translator:
 
 # ----------------------------------------------------------------------------------------------- writing
 class _Writer:
-    """Encodes and writes outputs on a background thread so the model never waits on the disk."""
+    """Encodes and writes outputs on a background thread so the model never waits on the disk. The first write
+    that finds no space left (``full``) stops the writing: the outputs still queued are dropped, not tried."""
 
     def __init__(self, summary: Summary, bar: tqdm, depth: int = 16):
         self.summary, self.bar = summary, bar
+        self.full: DiskFullError | None = None
         self.queue: queue.Queue = queue.Queue(maxsize=depth)
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._loop, daemon=True)
@@ -383,13 +369,19 @@ class _Writer:
             job = self.queue.get()
             if job is None:
                 return
+            if self.full is not None:
+                continue
             src, dst, image, alpha, fmt, bits, quality = job
             try:
                 data = encode(image, alpha, fmt, bits=bits, quality=quality)
                 atomic_write_bytes(dst, data)
                 with self.lock:
                     self.summary.converted += 1
-            except Exception as e:  # noqa: BLE001 - a failed write is that file's failure
+            except Exception as e:  # noqa: BLE001 - a failed write is that file's failure, unless the disk is full
+                failure = e if isinstance(e, OutputError) else write_failure(dst, e) if is_write_failure(e) else e
+                if isinstance(failure, DiskFullError):
+                    self.full = failure
+                    continue
                 with self.lock:
                     self.summary.failed.append((str(src), f"cannot write {dst}: {e}"))
             with contextlib.suppress(Exception):  # a broken progress display must not stop the writes
@@ -501,6 +493,8 @@ def _translate_all(loader: DataLoader, jobs: list[tuple[Path, Path]], header_fai
     writer = _Writer(summary, bar)
     try:
         for items in loader:
+            if writer.full is not None:
+                break
             _convert(items, jobs, converter, writer, opts, summary, bar)
         writer.close()
     except KeyboardInterrupt:
@@ -513,6 +507,9 @@ def _translate_all(loader: DataLoader, jobs: list[tuple[Path, Path]], header_fai
     finally:
         writer.close()
         bar.close()
+    if writer.full is not None:
+        raise DiskFullError(f"{writer.full}; stopped after converting {summary.converted} of {len(jobs)}: free some "
+                            "space and run the same command again (existing outputs are skipped)")
 
 
 def _check_writable(output: Path) -> None:
