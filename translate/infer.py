@@ -217,15 +217,17 @@ class _Reader(Dataset):
         return inpainting_input(to_model_input(picture, self.channels - 1), holes), from_alpha
 
 
+def resized_size(h: int, w: int, size: int, keep_aspect: bool) -> tuple[int, int]:
+    """(height, width) of an h x w image with its shorter side (``keep_aspect``) or both sides at ``size``."""
+    if not keep_aspect:
+        return size, size
+    scale = size / min(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
 def resize_for_model(x: torch.Tensor, size: int, keep_aspect: bool) -> torch.Tensor:
     """[C, H, W] with its shorter side (``keep_aspect``) or both sides at ``size``."""
-    h, w = x.shape[-2:]
-    if keep_aspect:
-        scale = size / min(h, w)
-        target = (max(1, round(h * scale)), max(1, round(w * scale)))
-    else:
-        target = (size, size)
-    return resize_images(x[None], target)[0]
+    return resize_images(x[None], resized_size(*x.shape[-2:], size, keep_aspect))[0]
 
 
 def _batches_by_size(sizes: dict[int, tuple[int, int]], batch_size: int) -> list[list[int]]:
@@ -243,10 +245,15 @@ def _collate(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------------------------- model
+def _padding(h: int, w: int, stride: int, minimum: int = 1) -> tuple[int, int]:
+    """Rows and columns that take h x w to multiples of ``stride`` of at least ``minimum``."""
+    ph, pw = max((-h) % stride, minimum - h), max((-w) % stride, minimum - w)
+    return ph + (-(h + ph)) % stride, pw + (-(w + pw)) % stride
+
+
 def _pad_to(x: torch.Tensor, stride: int, minimum: int = 1) -> tuple[torch.Tensor, int, int]:
     h, w = x.shape[-2:]
-    ph, pw = max((-h) % stride, minimum - h), max((-w) % stride, minimum - w)
-    ph, pw = ph + (-(h + ph)) % stride, pw + (-(w + pw)) % stride
+    ph, pw = _padding(h, w, stride, minimum)
     if ph == 0 and pw == 0:
         return x, h, w
     # Reflection needs the padding to be smaller than the side; tiny images fall back to replication.
@@ -309,6 +316,16 @@ class Translator:
         """A model with one input channel more than its output (``data.corruptions=[mask]``): the hole mask."""
         return self.in_channels == self.out_channels + 1
 
+    @property
+    def min_side(self) -> int:
+        """At least two strides: a 1x1 bottleneck leaves nothing for instance norm to normalise."""
+        return 2 * self.stride if self.stride < 64 else self.stride
+
+    def padded_size(self, h: int, w: int) -> tuple[int, int]:
+        """The (height, width) an h x w input is run at: the largest tensor a call makes (tiles are no larger)."""
+        ph, pw = _padding(h, w, self.stride, self.min_side)
+        return h + ph, w + pw
+
     def _run(self, x: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
         x = x.contiguous(memory_format=self.memory_format)
         with autocast(self.device, self.amp_dtype):
@@ -318,8 +335,7 @@ class Translator:
     def __call__(self, x: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
         """[N, C, H, W] in [-1, 1] -> [N, C_out, H, W]; ``code``: a style code for every image (``styles``)."""
         x = x.to(self.device, non_blocking=True)
-        # At least two strides: a 1x1 bottleneck leaves nothing for instance norm to normalise.
-        padded, h, w = _pad_to(x, self.stride, minimum=2 * self.stride if self.stride < 64 else self.stride)
+        padded, h, w = _pad_to(x, self.stride, minimum=self.min_side)
         H, W = padded.shape[-2:]
         if H <= self.tile and W <= self.tile:
             return self._run(padded, code)[..., :h, :w]
