@@ -132,6 +132,7 @@ class FileHandler(http.server.BaseHTTPRequestHandler):
     root: Path
     cut_after: int | None = None
     delay: float = 0.0
+    send_length: bool = True  # False: no Content-Length (the body ends when the connection closes)
     requests: ClassVar[list[str | None]] = []
 
     def do_GET(self):
@@ -153,7 +154,8 @@ class FileHandler(http.server.BaseHTTPRequestHandler):
         self.send_response(206 if range_header else 200)
         if range_header:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.send_header("Content-Length", str(len(data) - start))
+        if type(self).send_length:
+            self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
         body = data[start:]
         if type(self).cut_after is not None and not range_header:
@@ -173,7 +175,8 @@ def server(tmp_path):
     """A local HTTP server of ``tmp_path/served``: (base URL, that folder, its handler class)."""
     served = tmp_path / "served"
     served.mkdir()
-    handler = type("Handler", (FileHandler,), {"root": served, "cut_after": None, "delay": 0.0, "requests": []})
+    handler = type("Handler", (FileHandler,), {"root": served, "cut_after": None, "delay": 0.0, "requests": [],
+                                          "send_length": True})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

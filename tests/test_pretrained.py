@@ -139,3 +139,73 @@ def test_export_names_the_file_after_the_model(cache, horse2zebra_file, tmp_path
     monkeypatch.chdir(tmp_path)
     path = export_run(compose(["checkpoint=pretrained:horse2zebra", "format=torchscript"], config_name="export"))
     assert Path(path).name == "horse2zebra_AtoB.ts" and (tmp_path / Path(path).name).is_file()
+
+
+# ----------------------------------------------------------------------------------------------- issue 28, item 5
+def _training_checkpoint(path: Path) -> Path:
+    """A translate training checkpoint whose generator has the reference CycleGAN's architecture (resnet_9blocks,
+    ngf 64, instance norm), small enough to pass the size cap."""
+    from translate.config import build_model, to_container
+
+    cfg = compose(["model=pix2pix", "data=aligned", "data.root=/data", "generator=resnet_9blocks",
+                   "generator.norm=instance", "generator.dropout=false", "discriminator.ndf=8"])
+    model = build_model(cfg)
+    torch.save({"format_version": 1, "config": to_container(cfg),
+                "networks": {name: net.state_dict() for name, net in model.networks().items()}}, path)
+    return path
+
+
+def test_a_pretrained_name_takes_only_a_reference_state_dict(server, cache, tmp_path):
+    url, served, _ = server
+    _serve(served, _training_checkpoint(tmp_path / "run.pt"))
+    with pytest.raises(CheckpointError, match="not a reference cyclegan state dict; deleted"):
+        download("horse2zebra", mirror=url, progress=False)
+    (tmp_path / "pickle.pth").write_bytes(b"\x80\x04\x95\x00")  # not even weights: also deleted
+    _serve(served, tmp_path / "pickle.pth")
+    with pytest.raises(CheckpointError, match="deleted, it is not the horse2zebra model"):
+        download("horse2zebra", mirror=url, progress=False)
+    assert not list((cache / "cyclegan").glob("horse2zebra.pth*"))
+
+
+@pytest.mark.parametrize("send_length", [True, False])
+def test_a_download_over_the_models_size_cap_is_stopped(server, cache, horse2zebra_file, monkeypatch, send_length):
+    url, served, handler = server
+    handler.send_length = send_length
+    _serve(served, horse2zebra_file[0])
+    monkeypatch.setattr(pretrained.Pretrained, "max_bytes", property(lambda self: 4 * 2**20))
+    with pytest.raises(DataError, match="over the 4.0 MB" if send_length else "passed the 4.0 MB.*stopped and deleted"):
+        download("horse2zebra", mirror=url, progress=False)
+    assert not list((cache / "cyclegan").glob("horse2zebra.pth*"))
+
+
+def test_a_download_without_a_length_still_completes_under_the_cap(server, cache, horse2zebra_file):
+    url, served, handler = server
+    handler.send_length = False
+    data = _serve(served, horse2zebra_file[0])
+    assert download("horse2zebra", mirror=url, progress=False).read_bytes() == data
+
+
+def test_a_redirect_from_https_to_http_is_refused():
+    import urllib.request
+
+    from translate.fetch import NoDowngrade
+
+    handler, request = NoDowngrade(), urllib.request.Request("https://example.org/m.pth")
+    with pytest.raises(DataError, match="not https; refused"):
+        handler.redirect_request(request, None, 302, "Found", {}, "http://example.org/m.pth")
+    assert handler.redirect_request(request, None, 302, "Found", {}, "https://mirror.org/m.pth") is not None
+
+
+def test_a_file_changed_after_its_first_verification_is_deleted(server, cache, horse2zebra_file):
+    url, served, _ = server
+    _serve(served, horse2zebra_file[0])
+    path = download("horse2zebra", mirror=url, progress=False)
+    assert (path.parent / "horse2zebra.pth.sha256").read_text() == __import__("hashlib").sha256(
+        path.read_bytes()).hexdigest()
+    assert pretrained.resolve("pretrained:horse2zebra")[1] == path  # unchanged: used
+    state = torch.load(path, weights_only=True)
+    state[next(iter(state))] += 1  # still a loadable state dict of the right architecture, but not the same file
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="changed since it was first verified"):
+        pretrained.resolve("pretrained:horse2zebra")
+    assert not path.exists()

@@ -4,8 +4,11 @@ Weights come from the server the reference repository's download scripts use, in
 ``$TRANSLATE_CACHE/pretrained`` (default ``~/.cache/translate/pretrained``), through the same resumable, checked
 download as the datasets. Each name knows its architecture, so ``checkpoint=pretrained:edges2shoes`` works in
 ``infer.py``, ``translate.evaluate``, ``translate.export`` and ``translate.serve`` without generator flags. A
-download is verified before it is kept: its SHA-256 where one is recorded, and in every case that the file is
-a state dict that loads into the named architecture (a truncated or wrong file is deleted, never used).
+download is verified before it is kept: its size against the name's cap (before and while it is read), its
+SHA-256 where one is recorded, and in every case that the file is a reference-format state dict that loads into
+the named architecture (a truncated, oversized or different file, a translate training checkpoint included, is
+deleted, never used). The SHA-256 of the first good file is then recorded beside it (``<file>.sha256``) and
+checked on every later use: a file changed since is deleted.
 
 Offline: ``--archive FILE`` takes a copy fetched by hand, ``--mirror URL`` (or $TRANSLATE_PRETRAINED_MIRROR) a
 base URL or ``file://`` folder holding the same file names.
@@ -20,9 +23,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from translate.data.demo import cache_dir
-from translate.errors import CheckpointError, DataError, TranslateError
-from translate.fetch import check_sha256, download_file
+from translate.errors import CheckpointError, DataError, TranslateError, first_line
+from translate.fetch import check_sha256, download_file, human_size, sha256_of
+from translate.fsutil import atomic_write_bytes
+from translate.reference import is_reference_state_dict
 
 PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{file}.pth"
 CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{file}.pth"
@@ -62,6 +69,12 @@ class Pretrained:
         if self.family == "pix2pix":  # unet_256, batch norm, dropout: the reference pix2pix defaults
             return {"name": "unet_256", "norm": "batch", "dropout": True}
         return {"name": "resnet_9blocks", "norm": "instance", "dropout": False}
+
+    @property
+    def max_bytes(self) -> int:
+        """The largest file this name can be: its generator's weights (unet_256 with batch norm 54.4 M parameters,
+        218 MB; resnet_9blocks 11.4 M, 46 MB) with room to spare; a larger download is refused."""
+        return (256 if self.family == "pix2pix" else 64) * 2**20
 
     @property
     def norm_mode(self) -> str:
@@ -128,12 +141,16 @@ def download(name: str, *, folder: str | Path | None = None, archive: str | Path
     model = spec(name)
     path = local_path(model, Path(folder) if folder else None)
     if path.is_file() and not force:
+        _check_unchanged(model, path)
         return path
     path.unlink(missing_ok=True)
     if archive is not None:
         source = Path(archive).expanduser()
         if not source.is_file():
             raise DataError(f"{source}: no such file (--archive)")
+        if source.stat().st_size > model.max_bytes:
+            raise DataError(f"{source}: {human_size(source.stat().st_size)} is over the {human_size(model.max_bytes)} "
+                            f"the {name} model can be; refused")
         path.parent.mkdir(parents=True, exist_ok=True)
         part = path.with_name(path.name + ".part")
         shutil.copyfile(source, part)
@@ -145,32 +162,57 @@ def download(name: str, *, folder: str | Path | None = None, archive: str | Path
         url = f"{base.rstrip('/')}/{model.family}/{model.file_name}" if base else model.url
         hint = (f"Fetch {model.url} by hand and pass --archive FILE (python -m translate.pretrained download "
                 f"{name} --archive FILE), or set {MIRROR_ENV}")
-        download_file(url, path, sha256=model.sha256, timeout=timeout, progress=progress, offline_hint=hint)
-    _verify_loads(model, path)
+        download_file(url, path, sha256=model.sha256, timeout=timeout, progress=progress, offline_hint=hint,
+                      max_bytes=model.max_bytes)
+    _verify(model, path)
     return path
 
 
-def _verify_loads(model: Pretrained, path: Path) -> None:
-    """Delete ``path`` unless it loads into the model's architecture (a truncated or a different file)."""
+def _record(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _verify(model: Pretrained, path: Path) -> None:
+    """Keep ``path`` only if it is a reference-format state dict (not a translate training checkpoint, not a
+    pickle) that loads into the model's architecture, and record its SHA-256; any failure deletes it."""
     from translate.generator_io import load_translation
 
     g = model.generator
     try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or "format_version" in state or not is_reference_state_dict(state):
+            raise CheckpointError(f"{path}: not a reference {model.family} state dict")
         load_translation(path, generator=str(g["name"]), direction=model.direction, norm=g["norm"],
                          dropout=g["dropout"])
-    except CheckpointError as e:
+    except Exception as e:  # noqa: BLE001 - whatever is wrong with it, the file goes
         path.unlink(missing_ok=True)
-        raise CheckpointError(f"{e}; deleted, it is not the {model.name} model") from None
+        _record(path).unlink(missing_ok=True)
+        raise CheckpointError(f"{path}: {first_line(e).removeprefix(f'{path}: ')}; deleted, it is not the "
+                              f"{model.name} model") from None
+    atomic_write_bytes(_record(path), sha256_of(path).encode())
+
+
+def _check_unchanged(model: Pretrained, path: Path) -> None:
+    """The file is the one first verified (its recorded SHA-256); one without a record is verified now."""
+    record = _record(path)
+    if not record.is_file():
+        _verify(model, path)
+    elif sha256_of(path) != record.read_text().strip():
+        path.unlink(missing_ok=True)
+        record.unlink(missing_ok=True)
+        raise CheckpointError(f"{path}: changed since it was first verified (SHA-256 differs from {record.name}); "
+                              f"deleted, run again to download {model.name} afresh")
 
 
 def resolve(checkpoint: str | Path) -> tuple[Pretrained, Path]:
-    """``pretrained:NAME`` -> its spec and local file (downloaded now if missing)."""
+    """``pretrained:NAME`` -> its spec and local file (downloaded now if missing, else checked unchanged)."""
     name = str(checkpoint).removeprefix(PREFIX)
     model = spec(name)
     path = local_path(model)
     if not path.is_file():
         print(f"{checkpoint}: not in {path.parent} yet, downloading", file=sys.stderr)
-        path = download(name)
+        return model, download(name)
+    _check_unchanged(model, path)
     return model, path
 
 
