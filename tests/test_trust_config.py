@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import write_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
-from conftest import write_image
 from translate.config import build_model, compose, resume_config, stored_config
 from translate.errors import CheckpointError, ConfigError
 from translate.generator_io import load_generator
@@ -156,8 +156,8 @@ def test_a_stored_path_is_never_rendered_into(stored, tmp_path):
     assert cfg.data.root == str(tmp_path / "mine")
     (target / "meta.json").parent.mkdir()
     (target / "meta.json").write_text("{}")  # already rendered: reading it writes nothing
-    check_rendering(stored_config({"data": {"_target_": "translate.data.demo.sketch2photo", "root": str(target)}},
-                                  "x"), "x")
+    check_rendering(OmegaConf.create({"data": {"_target_": "translate.data.demo.sketch2photo", "root": str(target)}}),
+                    "x")
 
 
 def test_user_overrides_are_the_users_choice_and_fresh_runs_are_checked_too(stored, tmp_path):
@@ -200,7 +200,7 @@ def test_a_typo_on_the_command_line_is_one_line_exit_2(tmp_path):
 
     proc = subprocess.run([sys.executable, str(Path(__file__).parent.parent / "train.py"), "+trainer.max_step=10",
                            "logger=none", f"run_dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=300,
-                          cwd=tmp_path)
+                          cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: trainer.max_step: no such setting (did you mean")
 
@@ -211,3 +211,30 @@ def test_a_typo_on_the_command_line_is_one_line_exit_2(tmp_path):
 def test_optimizer_settings_are_checked(override, message):
     with pytest.raises(ConfigError, match=rf"optim\.[GD]\.\w+.*{message}"):
         fit(compose([*TINY, override]))
+
+
+# ------------------------------------------------------------------ item 8: incomplete checkpoints are one line
+@pytest.mark.parametrize("remove, message", [("networks.G", "no weights for the generator G"),
+                                             ("config.model", "no model section"), ("config.data", "no data section")])
+def test_an_incomplete_checkpoint_is_one_line(stored, tmp_path, remove, message):
+    hostile = copy.deepcopy(stored)
+    field, key = remove.split(".")
+    del hostile[field][key]
+    torch.save(hostile, tmp_path / "incomplete.pt")
+    with pytest.raises(CheckpointError, match=message):
+        load_generator(tmp_path / "incomplete.pt")
+    if field == "config":
+        with pytest.raises(CheckpointError, match=message):
+            resume_config(str(tmp_path / "incomplete.pt"), [])
+
+
+def test_a_resume_names_the_group_that_changes_the_run():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from translate.config import _check_group_choices
+
+    stored = compose(["experiment=demo"])
+    for order in (["experiment=demo", "model=cyclegan"], ["model=cyclegan", "experiment=demo"]):
+        choices = OverridesParser.create().parse_overrides(order)
+        with pytest.raises(ConfigError, match=r"^model=cyclegan: .*the run keeps model=pix2pix"):
+            _check_group_choices(choices, stored, order, None)

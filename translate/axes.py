@@ -286,7 +286,7 @@ def training_data(checkpoint: str | Path):
     from translate.checkpoint import load_checkpoint
     from translate.config import build, stored_config
 
-    cfg = stored_config(load_checkpoint(checkpoint)["config"], checkpoint)
+    cfg = stored_config(load_checkpoint(checkpoint)["config"], checkpoint, builds_data=True)
     with torch.random.fork_rng(devices=[]):
         return build(cfg.data)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
+import inspect
 import os
 import sys
-import inspect
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from translate.schema import (
     check_dataclass,
     check_target_node,
 )
-from translate.stored import CONF_DIR, allow_targets, conf_keys, stored_config
+from translate.stored import CONF_DIR, RESUME_SECTIONS, allow_targets, conf_keys, stored_config
 
 __all__ = ["CONF_DIR", "allow_targets", "build", "build_model", "compose", "resume_config", "stored_config"]
 
@@ -161,7 +161,7 @@ def resume_config(resume: str, overrides: list[str], composed: DictConfig | None
               if o.key_or_group != "resume" and not o.key_or_group.startswith("hydra")]
     chosen = [o.key_or_group for o in parsed if not _is_group_choice(o)]
     ckpt = load_checkpoint(resume)
-    cfg = stored_config(ckpt["config"], resume, chosen, builds_data=True)
+    cfg = stored_config(ckpt["config"], resume, chosen, builds_data=True, sections=RESUME_SECTIONS)
     _check_group_choices(parsed, cfg, overrides, composed)
     for override in parsed:
         if not _is_group_choice(override):
@@ -201,15 +201,20 @@ def _check_group_choices(parsed: list, stored: DictConfig, overrides: list[str],
     given = _leaves(composed if composed is not None else _compose_any([o.input_line for o in parsed]))
     have = _leaves(stored)
     assigned = tuple(o.key_or_group for o in parsed if not _is_group_choice(o))
+    conflicts = []
     for choice in choices:
         others = [c for c in choices if c != choice]
         changed = [k for k in _decided_keys(others, choice) if not any(k == a or k.startswith(a + ".") for a in assigned)
                    and given.get(k, _MISSING) != have.get(k, _MISSING)]
-        if changed:
-            group, key = choice.split("=", 1)[0].lstrip("+"), changed[0]
-            raise ConfigError(f"{choice}: config groups cannot change when resuming; the run keeps "
-                              f"{group}={_stored_option(group, others, have)} ({key} would be {given.get(key)!r}, "
-                              f"the run has {have.get(key)!r})")
+        conflicts += [(choice, others, key) for key in changed[:1]]
+    if conflicts:
+        # Blame the choice that changes the run on its own (experiment=demo model=cyclegan: model), else the first.
+        choice, others, key = next((c for c in conflicts if _composed_leaves((c[0],)).get(c[2], _MISSING)
+                                    != have.get(c[2], _MISSING)), conflicts[0])
+        group = choice.split("=", 1)[0].lstrip("+")
+        raise ConfigError(f"{choice}: config groups cannot change when resuming; the run keeps "
+                          f"{group}={_stored_option(group, others, have)} ({key} would be {given.get(key)!r}, "
+                          f"the run has {have.get(key)!r})")
 
 
 _MISSING = object()
@@ -327,7 +332,7 @@ def _report(error: Exception, hydra_cfg, multirun: bool) -> None:
     if multirun:
         print(f"error: job {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task)}) failed: "
               f"{type(error).__name__}: {first_line(error)}", file=sys.stderr)
-        return None
+        return
     message = str(error)
     if message.startswith("Caught "):  # raised in a DataLoader worker: torch wraps it with a traceback
         message = message.strip().splitlines()[-1].split(": ", 1)[-1]

@@ -191,6 +191,9 @@ def _from_training_checkpoint(path: Path, ckpt: dict[str, Any], *, direction: st
     ema = ckpt.get("ema", {}).get(name)
     if weights == "G_ema" and ema is None:
         raise ConfigError(f"{path}: the run kept no G_ema (trainer.ema.enabled was false); use weights=G")
+    if name not in ckpt["networks"]:
+        raise CheckpointError(f"{path}: the checkpoint has no weights for the generator {name} (networks: "
+                              f"{', '.join(ckpt['networks']) or 'none'})")
     if ema is not None and weights != "G":
         state = {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")}
     else:

@@ -208,11 +208,17 @@ def _chosen_by_user(where: str, chosen: tuple[str, ...]) -> bool:
     return any(where == c or where.startswith((c + ".", c + "[")) for c in chosen)
 
 
-def stored_config(config: Any, source: str | Path, chosen: Iterable[str] = (), *, builds_data: bool = False
-                  ) -> DictConfig:
-    """The config stored in checkpoint ``source``, checked as untrusted data (see the module docstring). Keys
-    under ``chosen`` (the user's own command-line overrides, e.g. ``metrics.features``) are the user's choice
-    and not checked. ``builds_data``: the caller will build ``data`` from it (see ``check_rendering``)."""
+# The sections every stored training config has (a generator is rebuilt from them), and those a resume also reads.
+SECTIONS = ("model", "generator", "discriminator", "gan_loss", "data")
+RESUME_SECTIONS = (*SECTIONS, "trainer", "optim", "scheduler", "checkpoint", "logger")
+
+
+def stored_config(config: Any, source: str | Path, chosen: Iterable[str] = (), *, builds_data: bool = False,
+                  sections: tuple[str, ...] = SECTIONS) -> DictConfig:
+    """The config stored in checkpoint ``source``, checked as untrusted data (see the module docstring), with
+    every one of ``sections``. Keys under ``chosen`` (the user's own command-line overrides, e.g.
+    ``metrics.features``) are the user's choice and not checked. ``builds_data``: the caller builds ``data``
+    from it (``check_rendering``)."""
     if not isinstance(config, dict):
         raise CheckpointError(f"{source}: its stored config is not a mapping")
     data = plain(config, source)
@@ -229,6 +235,10 @@ def stored_config(config: Any, source: str | Path, chosen: Iterable[str] = (), *
         if "_target_" in node:
             _check_ranges(node, where, source, chosen)
     _check_settings(cfg, source, chosen)
+    missing = [s for s in sections if not isinstance(data.get(s), dict)]
+    if missing:
+        raise CheckpointError(f"{source}: its stored config has no {missing[0]} section (it is incomplete, or not a "
+                              "training run's)")
     if builds_data:
         check_rendering(cfg, source, chosen)
     return cfg

@@ -20,8 +20,18 @@ from pathlib import Path
 
 import numpy as np
 
-from translate.data.demo import (FORMAT, Canvas, Count, Seed, Side, _downsample, _root, _to_pil, _write_atomically,
-                                 renders_into_root)
+from translate.data.demo import (
+    FORMAT,
+    Canvas,
+    Count,
+    Seed,
+    Side,
+    _downsample,
+    _root,
+    _to_pil,
+    _write_atomically,
+    renders_into_root,
+)
 from translate.data.modules import SingleData
 
 LABELS_FILE = "labels.csv"
