@@ -23,14 +23,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from translate.checkpoint import load_checkpoint, resolve_checkpoint_path
 from translate.errors import ConfigError, TranslateError, first_line
-from translate.schema import (
-    CheckpointSettings,
-    DataSettings,
-    OptimizerSettings,
-    TrainerSettings,
-    check_dataclass,
-    check_target_node,
-)
+from translate.schema import check_dataclass, check_target_node, loop_settings
 from translate.stored import CONF_DIR, RESUME_SECTIONS, allow_targets, conf_keys, stored_config
 
 __all__ = ["CONF_DIR", "allow_targets", "build", "build_model", "compose", "resume_config", "stored_config"]
@@ -62,11 +55,8 @@ def check_training_config(cfg: DictConfig) -> None:
     annotations. A problem is one ConfigError naming the key, the value and what is allowed."""
     if not cfg.get("resume"):  # a resumed run's own keys were checked when it started (resume_config: the new ones)
         check_known_keys(cfg)
-    check_dataclass(cfg.trainer, TrainerSettings, "trainer")
-    check_dataclass(cfg.data, DataSettings, "data")
-    check_dataclass(cfg.checkpoint, CheckpointSettings, "checkpoint")
-    for name, node in cfg.optim.items():
-        check_dataclass(node, OptimizerSettings, f"optim.{name}")
+    for key, (node, schema) in loop_settings(cfg).items():
+        check_dataclass(node, schema, key)
     nodes = {key: cfg[key] for key in ("model", "generator", "discriminator", "gan_loss", "data", "scheduler", "logger")}
     nodes |= {f"optim.{name}": node for name, node in cfg.optim.items()}
     for key, node in nodes.items():

@@ -118,6 +118,15 @@ class CheckpointSettings:
     mode: Literal["auto", "min", "max"] = "auto"
 
 
+def loop_settings(cfg: Any) -> dict[str, tuple[Any, type]]:
+    """The nodes the training loop reads itself, by key, with the dataclass each is checked against: trainer,
+    data, checkpoint and every ``optim.<group>`` (those that ``cfg`` has)."""
+    nodes = {key: (cfg.get(key), schema) for key, schema in
+             (("trainer", TrainerSettings), ("data", DataSettings), ("checkpoint", CheckpointSettings))}
+    nodes |= {f"optim.{name}": (node, OptimizerSettings) for name, node in (cfg.get("optim") or {}).items()}
+    return {key: (node, schema) for key, (node, schema) in nodes.items() if isinstance(node, (dict, DictConfig))}
+
+
 def check_dataclass(node: Any, schema: type, key: str) -> None:
     """Check the keys of ``node`` that ``schema`` (a dataclass) declares; other keys are left to their readers."""
     hints = typing.get_type_hints(schema, include_extras=True)

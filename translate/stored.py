@@ -25,14 +25,7 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
 from translate.errors import CheckpointError, ConfigError
-from translate.schema import (
-    CheckpointSettings,
-    DataSettings,
-    OptimizerSettings,
-    TrainerSettings,
-    check_dataclass,
-    check_target_node,
-)
+from translate.schema import check_dataclass, check_target_node, loop_settings
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 MAX_DEPTH = 32  # a stored config deeper than this is not one of ours
@@ -192,16 +185,12 @@ def _check_ranges(node: dict, where: str, source: str | Path, chosen: tuple[str,
 
 def _check_settings(cfg: DictConfig, source: str | Path, chosen: tuple[str, ...]) -> None:
     """The nodes the loop reads itself (trainer, data, checkpoint, optimizers) against their dataclasses."""
-    nodes = {"trainer": TrainerSettings, "data": DataSettings, "checkpoint": CheckpointSettings}
-    nodes |= {f"optim.{name}": OptimizerSettings for name in (cfg.get("optim") or {})}
-    for key, schema in nodes.items():
-        node = OmegaConf.select(cfg, key)
-        if isinstance(node, DictConfig):
-            mine = {k: v for k, v in node.items() if not _chosen_by_user(f"{key}.{k}", chosen)}
-            try:
-                check_dataclass(mine, schema, key)
-            except ConfigError as e:
-                raise CheckpointError(f"{source}: in its stored config, {e}") from None
+    for key, (node, schema) in loop_settings(cfg).items():
+        mine = {k: v for k, v in node.items() if not _chosen_by_user(f"{key}.{k}", chosen)}
+        try:
+            check_dataclass(mine, schema, key)
+        except ConfigError as e:
+            raise CheckpointError(f"{source}: in its stored config, {e}") from None
 
 
 def _chosen_by_user(where: str, chosen: tuple[str, ...]) -> bool:
