@@ -48,6 +48,7 @@ from translate.config import build, build_model, check_training_config, resumed_
 from translate.data.checks import check_dataset, fit_sizes_to_networks
 from translate.data.fixed import sample_batch, truth_batches, validation_batches
 from translate.data.folders import EpochSampler
+from translate.data.modules import close_workers, ignore_stop_signals
 from translate.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, OutputError, first_line
 from translate.fsutil import atomic_write_bytes, json_text
 from translate.logging import RunFolder, sample_grid
@@ -57,19 +58,32 @@ from translate.runtime import autocast, configure_backends, eval_mode, precision
 from translate.validation import BestTracker, FirstImages, Validator
 
 
+class Stopped(KeyboardInterrupt):
+    """The run stopped on request (SIGINT or SIGTERM) after a whole step, with a checkpoint of it: result.json
+    says ``stopped``. ``metrics``: the last logged metrics and the step reached."""
+
+    def __init__(self, metrics: dict[str, float]):
+        super().__init__(f"stopped at step {metrics['step']}")
+        self.metrics = metrics
+
+
 class StopRequest:
-    """Turns the first SIGINT/SIGTERM into a request to stop after the current step (so the checkpoint
-    holds a whole step); a second one interrupts at once."""
+    """Turns the first SIGINT/SIGTERM into a request to stop after the current step (so the checkpoint holds a
+    whole step); a second SIGINT (Ctrl-C again) interrupts at once. More SIGTERMs change nothing: ``timeout``
+    signals the process and then its group, and schedulers escalate with SIGKILL themselves. DataLoader workers
+    ignore both signals (``ignore_stop_signals``), so a signal to the whole process group is heard once."""
 
     def __init__(self) -> None:
         self.requested = False
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum, frame) -> None:
-        if self.requested:
+        if not self.requested:
+            self.requested = True
+            print("\nStopping after this step and saving a checkpoint (press Ctrl-C again to abort)...",
+                  file=sys.stderr)
+        elif signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.requested = True
-        print("\nStopping after this step and saving a checkpoint (press Ctrl-C again to abort)...", file=sys.stderr)
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
@@ -190,6 +204,7 @@ class Trainer:
             drop_last=True,  # equal batches: BatchNorm statistics and step counts stay regular
             pin_memory=self.device.type == "cuda",
             persistent_workers=workers > 0,
+            worker_init_fn=ignore_stop_signals,  # a stop signal to the whole group is the main process's to handle
             # Its own generator, so creating loader iterators never advances the global RNG (exact resume).
             generator=torch.Generator(),
         )
@@ -250,11 +265,13 @@ class Trainer:
                     self._periodic_work(meter, bar, stop)
         except NonFiniteLossError as e:
             raise self._nonfinite_stop(e) from None
+        except Stopped:
+            raise
         except KeyboardInterrupt:
-            if not stop.requested or not self.checkpointer.last.exists():
-                print(f"Aborted at step {self.step}; the last checkpoint is {self.checkpointer.last}", file=sys.stderr)
+            print(f"Aborted at step {self.step}; the last checkpoint is {self.checkpointer.last}", file=sys.stderr)
             raise
         finally:
+            close_workers(self.loader)
             bar.close()
             if self.is_main:
                 self.logger.finish()
@@ -297,7 +314,7 @@ class Trainer:
             self.save()
             distributed.barrier()
             print(f"Stopped at step {self.step}; checkpoint: {self.checkpointer.last}", file=sys.stderr)
-            raise KeyboardInterrupt
+            raise Stopped({**self.last_metrics, "step": self.step})
 
     # ------------------------------------------------------------------ one step
     def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -499,13 +516,19 @@ def fit(cfg: DictConfig) -> dict[str, float]:
 
     ``cfg.run_dir`` is where everything is written (the Hydra run folder under ``train.py``). With
     ``cfg.resume`` set to a checkpoint or run folder, training continues from it exactly. ``result.json`` in
-    the run folder records how the run ended (completed, interrupted, failed) for sweep summaries.
+    the run folder records how the run ended, for sweep summaries: ``completed``; ``stopped`` (on SIGINT or
+    SIGTERM, after a whole step and its checkpoint); ``interrupted`` (aborted at once: the last checkpoint is
+    older); ``failed`` (with the error).
     """
     cfg = prepare_config(cfg)
     result_path = Path(cfg.run_dir) / "result.json"
     main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 writes result.json
     try:
         metrics = Trainer(cfg).run()
+    except Stopped as stop:
+        if main:
+            write_result(result_path, "stopped", stop.metrics)
+        raise
     except KeyboardInterrupt:
         if main:
             write_result(result_path, "interrupted")

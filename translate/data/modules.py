@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from translate.data.folders import AlignedDataset, SingleDataset, UnalignedDataset
 from translate.data.transforms import PairedTransform, Preprocess
 from translate.errors import ConfigError, DataError
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """A DataLoader ``worker_init_fn``: the worker ignores SIGINT and SIGTERM. Terminals, ``timeout``, SLURM and
+    Kubernetes signal every process of the job, and a worker killed by one ends the run with an error before the
+    training process can stop after its step and save; the workers end when the training process closes them."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def close_workers(loader: DataLoader) -> None:
+    """End ``loader``'s persistent workers now. Workers that ignore SIGTERM (``ignore_stop_signals``) would
+    otherwise keep the interpreter waiting at exit, where multiprocessing terminates and joins them; torch has no
+    public call for this."""
+    iterator = getattr(loader, "_iterator", None)
+    loader._iterator = None
+    if hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()
 
 
 class DataModule:
