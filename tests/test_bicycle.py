@@ -150,7 +150,7 @@ def test_the_discriminators_see_their_branch_and_only_the_output(bicycle):
     model.D2.register_forward_hook(lambda m, i, o: seen.append(i[0]))
     batch = _batch()
     model.d_step(batch, model.generate(batch))
-    assert torch.equal(seen[0], batch["B"][2:])  # D2's real images: the second half's targets
+    assert torch.equal(seen[1], batch["B"][2:])  # D2's real images (after the fakes): the second half's targets
     assert bicycle("model.conditional_D=true").D.discriminators[0].stages[0][0].in_channels == 6
 
 

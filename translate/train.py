@@ -332,23 +332,32 @@ class Trainer:
         self.optimization.step(phase, loss)
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """One iteration in the reference order: generate, update D, update G (then schedules and EMA)."""
+        """One iteration: generate, then the model's phases in its reference's order (``model.phases``: D then G
+        for pix2pix and CUT, G then D for CycleGAN and BicycleGAN), each updated before the next is computed;
+        then schedules and EMA."""
         batch = self._to_device(batch)
         with autocast(self.device, self.amp_dtype):
             out = self.model.generate(batch)
-            d_losses = self.model.d_step(batch, out)
-        self._update("D", d_losses["loss/D"])
-        # In the G step D is frozen: under DDP it must not wait for gradients it will never get.
-        with contextlib.ExitStack() as frozen:
-            for D in self.ddp_discriminators:
-                frozen.enter_context(D.no_sync())
-            with autocast(self.device, self.amp_dtype):
-                g_losses = self.model.g_step(batch, out)
-            self._update("G", g_losses["loss/G"])
+        losses: dict[str, torch.Tensor] = {}
+        for phase in self.model.phases:
+            losses |= self._phase(phase, batch, out)
         self.optimization.advance_schedules()
         for name, avg in self.ema.items():
             avg.update_parameters(self.nets[name])
-        return {k: v.detach() for k, v in {**d_losses, **g_losses}.items()}
+        return {k: v.detach() for k, v in losses.items()}
+
+    def _phase(self, phase: Phase, batch: dict[str, Any], out: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The losses of ``phase`` (``d_step`` or ``g_step``), backpropagated and stepped. In the G phase D is
+        frozen: under DDP it must not wait for gradients it will never get."""
+        compute = self.model.g_step if phase == "G" else self.model.d_step
+        with contextlib.ExitStack() as frozen:
+            if phase == "G":
+                for D in self.ddp_discriminators:
+                    frozen.enter_context(D.no_sync())
+            with autocast(self.device, self.amp_dtype):
+                losses = compute(batch, out)
+            self._update(phase, losses[f"loss/{phase}"])
+        return losses
 
     # ------------------------------------------------------------------ periodic work
     def log_losses(self, meter: LossMeter, bar: tqdm) -> None:

@@ -10,10 +10,13 @@ A model family is one file in ``translate/models/`` (a ``TranslationModel`` subc
 - says whether it trains on aligned pairs (``paired``) and which translations it offers (``translations``:
   direction -> generator, source and target batch keys; a one-sided unpaired model has one);
 - groups its networks per optimizer (``optimizer_groups``) and says which losses step them (``phase_of``);
-- computes one step as ``generate(batch)`` then ``d_step(batch, out)`` (total under ``loss/D``) then
-  ``g_step(batch, out)`` (total under ``loss/G``), returning named loss tensors (a model without a
-  discriminator returns a zero ``loss/D``; a phase with no optimizer steps nothing). The loop owns
-  optimizers, backward passes, precision, EMA, checkpoints and logging.
+- computes one step as ``generate(batch)``, then its two phases in the order its reference takes them
+  (``phases``, plain data on the class): ``d_step(batch, out)`` (total under ``loss/D``) and
+  ``g_step(batch, out)`` (total under ``loss/G``), each returning named loss tensors whose total the loop
+  backpropagates and steps before the next phase begins (a model without a discriminator returns a zero
+  ``loss/D``; a phase with no optimizer steps nothing). Both phases see the same ``out``: under ``("G", "D")``
+  D learns from the fakes made before G's update, as the references do (they must be detached there). The loop
+  owns optimizers, backward passes, precision, EMA and schedules (after both phases), checkpoints and logging.
 
 Generators are called as ``G(x)``; one that takes a style code has an attribute ``nz`` (the code's size) and
 accepts ``G(x, z=None, truncation=1.0)``, with ``None`` meaning its mean style, so evaluation, tiled inference
@@ -81,6 +84,15 @@ class TranslationModel(nn.Module):
     paired: ClassVar[bool]
     #: True for models that generate from noise (``models.gan``): they train on one folder of images.
     from_noise: ClassVar[bool] = False
+    #: The order of a step's phases, each one's update made before the next is computed. ``("D", "G")``: G is
+    #: scored by the just-updated D (pix2pix, CUT). ``("G", "D")``: G is scored by D as it was, then D is updated
+    #: on the fakes made before G's update (CycleGAN, BicycleGAN). Each family takes its reference's order.
+    phases: ClassVar[tuple[Phase, Phase]] = ("D", "G")
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if sorted(cls.phases) != ["D", "G"]:
+            raise TypeError(f"{cls.__name__}.phases={cls.phases!r}: name each phase, 'D' and 'G', once")
 
     def __init__(self, gan_loss: GANObjective):
         super().__init__()
@@ -134,14 +146,20 @@ class TranslationModel(nn.Module):
     def g_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def discriminator_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                           name: str = "D") -> dict[str, torch.Tensor]:
+    def discriminator_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, name: str = "D", *,
+                           fake_first: bool = False, average: bool = True) -> dict[str, torch.Tensor]:
         """``loss/{name}/real``, ``/fake`` (and ``/gp`` with a gradient penalty) and their total ``loss/{name}``:
-        half the sum of the real and fake terms, as the reference, plus the weighted penalty. ``fake`` must be
-        detached from G."""
-        terms = self.gan_loss.d_loss(D(real), D(fake))
+        half the sum of the real and fake terms (``average``, as pix2pix, CycleGAN and CUT; else their sum, as
+        BicycleGAN), plus the weighted penalty. ``fake_first``: D sees the fakes before the reals, as the
+        references of pix2pix, CUT and BicycleGAN do (it changes batch-norm running statistics only). ``fake``
+        must be detached from G."""
+        if fake_first:
+            fake_logits = D(fake)
+            terms = self.gan_loss.d_loss(D(real), fake_logits)
+        else:
+            terms = self.gan_loss.d_loss(D(real), D(fake))
         losses = {f"loss/{name}/real": terms["real"], f"loss/{name}/fake": terms["fake"]}
-        total = 0.5 * (terms["real"] + terms["fake"])
+        total = (0.5 if average else 1.0) * (terms["real"] + terms["fake"])
         if self.gan_loss.gp_weight:
             losses[f"loss/{name}/gp"] = gradient_penalty(D, real, fake)
             total = total + self.gan_loss.gp_weight * losses[f"loss/{name}/gp"]

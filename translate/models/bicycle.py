@@ -8,6 +8,8 @@ Each batch is split in two halves, as the official code (junyanz/BicycleGAN) doe
 - **cLR-GAN** (second half's targets, first half's inputs): G(A, z) with z ~ N(0, I) must fool ``D2`` (judged
   against the second half's real B), and E must read z back off that image (``lambda_z`` L1 on E's mean). That
   term trains G only: E sees the image through a copy of its weights that gradients do not reach.
+- The official order: G and E first (against the discriminators as they are), then D and D2 on the fakes made
+  before that update, each on the fake, then the real, their loss the sum of the two terms (not its half).
 - Optionally StarGAN v2's diversity-sensitive term (``lambda_ds``): - |G(A, z1) - G(A, z2)|_1, its weight
   decaying linearly to 0 over ``ds_decay_steps`` steps (0: no decay).
 
@@ -52,6 +54,7 @@ class BicycleGAN(TranslationModel):
     (A, B) pairs as pix2pix's; the reference default judges B alone."""
 
     paired = True
+    phases = ("G", "D")
 
     def __init__(self, *, generator: Callable[..., nn.Module], discriminator: Callable[..., nn.Module],
                  encoder: Callable[..., nn.Module], gan_loss: GANObjective, nc_A: int = 3, nc_B: int = 3,
@@ -127,9 +130,10 @@ class BicycleGAN(TranslationModel):
         set_requires_grad([self.D, self.D2], True)
         A, B, A_other, B_other = self.halves(batch)
         losses = self.discriminator_loss(self.D, self.judged(A, B), self.judged(A, out["fake_encoded"].detach()),
-                                         name="D_encoded")
+                                         name="D_encoded", fake_first=True, average=False)
         losses |= self.discriminator_loss(self.D2, self.judged(A_other, B_other),
-                                          self.judged(A, out["fake_random"].detach()), name="D_random")
+                                          self.judged(A, out["fake_random"].detach()), name="D_random",
+                                          fake_first=True, average=False)
         losses["loss/D"] = losses["loss/D_encoded"] + losses["loss/D_random"]
         return losses
 

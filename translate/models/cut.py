@@ -7,7 +7,8 @@ Following the official code (taesungp/contrastive-unpaired-translation): feature
 temperature 0.07, negatives from the same image, the input side detached, the layers averaged. CUT adds the
 same loss between B and G(B) (``nce_idt``); FastCUT drops it, weighs PatchNCE 10 and asks for flip
 equivariance. Unlike the official code, the head is built at construction and the patch locations and flips
-come from a seeded generator whose state is checkpointed, so optimizer state and resume are exact.
+come from a seeded generator whose state is checkpointed, so optimizer state and resume are exact. The official
+order: D (on the fake, then the real), then G and the head against the updated D.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ class CUT(TranslationModel):
 
     def d_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         set_requires_grad([self.D], True)
-        return self.discriminator_loss(self.D, batch["B"], out["fake_B"].detach())
+        return self.discriminator_loss(self.D, batch["B"], out["fake_B"].detach(), fake_first=True)
 
     def g_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         set_requires_grad([self.D], False)
@@ -141,13 +142,13 @@ class CUT(TranslationModel):
     def nce_loss(self, source: torch.Tensor, output: torch.Tensor, flipped: bool = False) -> torch.Tensor:
         """PatchNCE between G's features of ``source`` (the fixed side) and of ``output`` (G's translation of
         ``source``, flipped left-right when ``flipped``), averaged over the NCE layers."""
+        output_feats = self.G(output, feature_layers=self.nce_layers)  # first, as the official code
+        if flipped:
+            output_feats = [f.flip(3) for f in output_feats]
         with torch.no_grad():  # the key side is detached: no gradient would reach G or F through it
             source_feats = self.G(source, feature_layers=self.nce_layers)
             where = sample_locations(source_feats, self.num_patches, self.draws)
             keys = self.F(source_feats, where)
-        output_feats = self.G(output, feature_layers=self.nce_layers)
-        if flipped:
-            output_feats = [f.flip(3) for f in output_feats]
         queries = self.F(output_feats, where)
         terms = [patch_nce(q, k, num_images=len(source), temperature=self.nce_T) for q, k in zip(queries, keys)]
         return torch.stack(terms).mean()

@@ -18,10 +18,13 @@ class CycleGAN(TranslationModel):
     """G_A: A -> B judged by D_A; G_B: B -> A judged by D_B (the reference's naming).
 
     Reference defaults: ResNet-9 generators with instance norm, LSGAN, lambda_A = lambda_B = 10,
-    identity weight 0.5 (relative to the cycle weights), 50-image pools.
+    identity weight 0.5 (relative to the cycle weights), 50-image pools. The reference's order: the generators
+    first, scored by the discriminators as they are; then the discriminators, on the fakes made before the
+    generators' update (through the pools).
     """
 
     paired = False
+    phases = ("G", "D")
 
     def __init__(
         self,
@@ -90,9 +93,10 @@ class CycleGAN(TranslationModel):
 
     def generate(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         A, B = batch["A"], batch["B"]
-        fake_B = self.G_A(A)
+        fake_B = self.G_A(A)  # the reference's order of calls (batch-norm statistics, dropout draws)
+        rec_A = self.G_B(fake_B)
         fake_A = self.G_B(B)
-        return {"fake_B": fake_B, "rec_A": self.G_B(fake_B), "fake_A": fake_A, "rec_B": self.G_A(fake_A)}
+        return {"fake_B": fake_B, "rec_A": rec_A, "fake_A": fake_A, "rec_B": self.G_A(fake_A)}
 
     def d_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         set_requires_grad([self.D_A, self.D_B], True)

@@ -21,7 +21,8 @@ class Pix2Pix(TranslationModel):
     """G maps the source domain to the target; D judges concat(source, image) pairs.
 
     ``generator`` and ``discriminator`` are factories (Hydra partials) called with channel counts.
-    Reference defaults: U-Net 256 with batch norm and dropout, vanilla GAN, lambda_l1 = 100.
+    Reference defaults: U-Net 256 with batch norm and dropout, vanilla GAN, lambda_l1 = 100. The reference's
+    order: D (on the fake pair, then the real one), then G against the updated D.
     """
 
     paired = True
@@ -63,7 +64,8 @@ class Pix2Pix(TranslationModel):
         set_requires_grad([self.D], True)
         src, real = batch[self.src], batch[self.tgt]
         # The fake is detached: D's loss must not send gradients into G.
-        return self.discriminator_loss(self.D, torch.cat([src, real], 1), torch.cat([src, out["fake"].detach()], 1))
+        return self.discriminator_loss(self.D, torch.cat([src, real], 1), torch.cat([src, out["fake"].detach()], 1),
+                                       fake_first=True)
 
     def g_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         set_requires_grad([self.D], False)
