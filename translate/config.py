@@ -77,12 +77,14 @@ def check_known_keys(cfg: DictConfig, only: tuple[str, ...] | None = None) -> No
     _check_keys(OmegaConf.to_container(cfg, resolve=False), "", only)
 
 
+NAMED_GROUPS = ("optim",)  # optim.<group>: one optimizer for each group the model declares, named as it does
+
+
 def _check_keys(node: dict, where: str, only: tuple[str, ...] | None) -> None:
     known, free = conf_keys()
     if where in free:
         return  # a free-form mapping (``edit``): its keys are the user's names
-    allowed = {k.removeprefix(f"{where}.") for k in known if k.startswith(f"{where}.")} if where else known
-    allowed = {k for k in allowed if "." not in k}
+    allowed = _known_children(known, where)
     parameters = _parameters(node.get("_target_"))
     for key, value in node.items():
         here = f"{where}.{key}" if where else str(key)
@@ -94,9 +96,25 @@ def _check_keys(node: dict, where: str, only: tuple[str, ...] | None) -> None:
             _check_keys(value, here, only)
 
 
+def _known_children(known: frozenset[str], where: str) -> set[str]:
+    """The keys ``conf/`` sets directly under ``where``. Under a named group (``optim``) any name is a member
+    (``*``); a member (``optim.H``) may hold what any member of the group holds."""
+    if where in NAMED_GROUPS:
+        return {"*"}
+    parent = where.rpartition(".")[0]
+    if parent in NAMED_GROUPS:
+        return set().union(*(_children(known, f"{parent}.{member}") for member in _children(known, parent)))
+    return _children(known, where)
+
+
+def _children(known: frozenset[str], where: str) -> set[str]:
+    prefix = f"{where}." if where else ""
+    return {k[len(prefix):] for k in known if k.startswith(prefix) and "." not in k[len(prefix):]}
+
+
 def _unknown(key: Any, allowed: set[str], parameters: set[str]) -> bool:
     key = str(key)
-    return not (key in allowed or key in parameters or (key.startswith("_") and key.endswith("_")))
+    return not (key in allowed or "*" in allowed or key in parameters or (key.startswith("_") and key.endswith("_")))
 
 
 def _under(key: str, prefix: str) -> bool:

@@ -10,6 +10,7 @@ ranges (``Range``) carry the bounds.
 from __future__ import annotations
 
 import dataclasses
+import math
 import inspect
 import types
 import typing
@@ -106,7 +107,7 @@ class DataSettings:
 class OptimizerSettings:
     """The keys of an ``optim.<group>`` node that every torch optimizer the configs name shares."""
 
-    lr: Annotated[float, Range(0, 10, open_low=True)] = 2e-4
+    lr: Annotated[float, Range(0, math.inf, open_low=True, open_high=True)] = 2e-4  # finite, above zero
     weight_decay: Annotated[float, Range(0)] = 0.0
     eps: Annotated[float, Range(0, 1, open_low=True)] = 1e-8
     betas: tuple[Beta, Beta] = (0.5, 0.999)
