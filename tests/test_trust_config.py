@@ -238,3 +238,13 @@ def test_a_resume_names_the_group_that_changes_the_run():
         choices = OverridesParser.create().parse_overrides(order)
         with pytest.raises(ConfigError, match=r"^model=cyclegan: .*the run keeps model=pix2pix"):
             _check_group_choices(choices, stored, order, None)
+
+
+@pytest.mark.parametrize("key, value", [("last_epoch", 99), ("_last_lr", [1e9]), ("base_lrs", "x")])
+def test_a_tampered_schedule_is_refused_on_resume(stored, tmp_path, key, value):
+    hostile = copy.deepcopy(stored)
+    hostile["schedulers"]["G"][key] = value
+    torch.save(hostile, tmp_path / "last.pt")
+    cfg = resume_config(str(tmp_path / "last.pt"), [f"run_dir={tmp_path / 'resumed'}"])
+    with pytest.raises(CheckpointError, match=r"schedulers\.G is not the schedule of this run at step 2"):
+        fit(cfg)

@@ -58,17 +58,19 @@ class Optimization:
         }
 
     def load_state_dict(self, state: dict[str, Any], *, step: int, same_length: bool) -> None:
-        """Restore optimizers and scalers; the schedules too when the run keeps its length, else they are
-        replayed to ``step`` along the new length."""
+        """Restore optimizers and scalers. The schedules are replayed to ``step`` (along the new length when the
+        run's changed); when the run keeps its length, the stored schedules must be exactly that replay: one
+        tampered with, or another run's, is refused (ValueError naming it), never silently taken or dropped."""
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         for phase, scaler in self.scalers.items():
             scaler.load_state_dict(state["scalers"][phase])
+        self.replay_schedules(step)
         if same_length:
             for name, scheduler in self.schedulers.items():
-                scheduler.load_state_dict(state["schedulers"][name])
-        else:
-            self.replay_schedules(step)
+                if not _same_state(state["schedulers"].get(name), scheduler.state_dict()):
+                    raise ValueError(f"schedulers.{name} is not the schedule of this run at step {step} (tampered "
+                                     "with, or another run's)")
 
     def replay_schedules(self, steps: int) -> None:
         """Put freshly built schedules (for the run's current length) at ``steps``, from the base rates."""
@@ -81,6 +83,19 @@ class Optimization:
                 for _ in range(steps):
                     fresh.step()
             self.schedulers[name] = fresh
+
+
+def _same_state(stored: Any, replayed: Any) -> bool:
+    """Whether a stored scheduler state equals the replayed one, value for value (numbers exactly)."""
+    if isinstance(replayed, dict):
+        return isinstance(stored, dict) and stored.keys() == replayed.keys() and all(
+            _same_state(stored[k], replayed[k]) for k in replayed)
+    if isinstance(replayed, (list, tuple)):
+        return isinstance(stored, (list, tuple)) and len(stored) == len(replayed) and all(
+            _same_state(a, b) for a, b in zip(stored, replayed))
+    if isinstance(replayed, torch.Tensor):
+        return isinstance(stored, torch.Tensor) and torch.equal(stored, replayed)
+    return type(stored) is type(replayed) and stored == replayed
 
 
 def build_optimization(cfg: DictConfig, model: TranslationModel, *, total_steps: int,

@@ -10,8 +10,8 @@ ranges (``Range``) carry the bounds.
 from __future__ import annotations
 
 import dataclasses
-import math
 import inspect
+import math
 import types
 import typing
 from dataclasses import dataclass, field
