@@ -43,9 +43,9 @@ def test_known_values():
     assert HingeGAN().d_loss(zeros, zeros)["fake"].item() == pytest.approx(1.0)
 
 
-def test_multiscale_logits_are_averaged():
+def test_multiscale_logits_are_summed_as_the_references_do():
     a, b = torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 2, 2)
-    assert LSGAN().g_loss([a, b]).item() == pytest.approx(0.5)
+    assert LSGAN().g_loss([a, b]).item() == pytest.approx(1.0)  # (0 - 1)^2 at the first scale, 0 at the second
 
 
 def test_losses_are_float32_under_low_precision_logits():

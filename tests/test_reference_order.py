@@ -55,7 +55,7 @@ FAMILIES = {
                 "model.head_width=16"],  # model.seed=0: the first step flips its inputs
     "bicycle": ["model=bicycle", "data=aligned", "generator=bicycle_unet", "generator.num_downs=5",
                 "model.encoder.nef=8", "model.encoder.n_blocks=3", "model.encoder.norm=batch",
-                "discriminator.num_D=1", "discriminator.n_layers=2"],
+                "discriminator.num_D=2", "discriminator.n_layers=2"],
 }
 ADAM_EPS = 1e-8
 

@@ -1,7 +1,8 @@
 """GAN objectives, gradient penalty and feature matching.
 
 Each objective turns discriminator logits into named loss tensors. Logits may be a tensor or a list of
-tensors (one per scale of a multi-scale discriminator); scales are averaged. Losses are computed in float32
+tensors (one per scale of a multi-scale discriminator); the scales' losses are summed, as BicycleGAN's and
+pix2pixHD's reference code sum them. Losses are computed in float32
 even under autocast, so fp16/bf16 logits never overflow the loss.
 """
 
@@ -22,9 +23,9 @@ def _scales(logits: Logits) -> list[torch.Tensor]:
     return [t.float() for t in logits] if isinstance(logits, (list, tuple)) else [logits.float()]
 
 
-def _mean_over_scales(fn: Callable[[torch.Tensor], torch.Tensor], logits: Logits) -> torch.Tensor:
+def _sum_over_scales(fn: Callable[[torch.Tensor], torch.Tensor], logits: Logits) -> torch.Tensor:
     terms = [fn(t) for t in _scales(logits)]
-    return torch.stack(terms).mean()
+    return torch.stack(terms).sum()
 
 
 class GANObjective:
@@ -34,10 +35,10 @@ class GANObjective:
     gp_weight: float = 0.0
 
     def d_loss(self, real: Logits, fake: Logits) -> dict[str, torch.Tensor]:
-        return {"real": _mean_over_scales(self.d_real, real), "fake": _mean_over_scales(self.d_fake, fake)}
+        return {"real": _sum_over_scales(self.d_real, real), "fake": _sum_over_scales(self.d_fake, fake)}
 
     def g_loss(self, fake: Logits) -> torch.Tensor:
-        return _mean_over_scales(self.g_fake, fake)
+        return _sum_over_scales(self.g_fake, fake)
 
     def d_real(self, logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
