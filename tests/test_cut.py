@@ -254,3 +254,12 @@ def test_cut_on_two_processes(tmp_path, unaligned_root):
     ckpt = load_checkpoint(run)
     assert ckpt["step"] == 2 and set(ckpt["networks"]) == {"G", "D", "F"}
     assert all(not k.startswith("module.") for k in ckpt["networks"]["F"])
+
+
+def test_the_head_normalises_as_the_reference_does():
+    from translate.networks.heads import l2_normalized
+
+    x = torch.tensor([[3e-8, 4e-8], [3.0, 4.0]])
+    reference = x / (x.pow(2).sum(1, keepdim=True).pow(0.5) + 1e-7)  # CUT's Normalize(2)
+    assert torch.equal(l2_normalized(x), reference)
+    assert not torch.allclose(torch.nn.functional.normalize(x, dim=1, eps=1e-7), reference)  # max(norm, eps) differs

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from translate.schema import Positive
@@ -34,8 +33,14 @@ class PatchProjection(nn.Module):
         out = []
         for mlp, feat, where in zip(self.mlps, features, locations):
             patches = feat.flatten(2).transpose(1, 2)[:, where].flatten(0, 1)  # [B * P, C]
-            out.append(F.normalize(mlp(patches), dim=1, eps=1e-7))
+            out.append(l2_normalized(mlp(patches)))
         return out
+
+
+def l2_normalized(x: torch.Tensor) -> torch.Tensor:
+    """Rows divided by their L2 norm plus 1e-7, as CUT's reference ``Normalize`` does (``F.normalize`` divides by
+    max(norm, eps) instead, which differs while the head's outputs are small, as at the start of training)."""
+    return x / (x.pow(2).sum(1, keepdim=True).sqrt() + 1e-7)
 
 
 def sample_locations(features: Sequence[torch.Tensor], num_patches: int,
