@@ -198,7 +198,7 @@ def test_axes_are_saved_beside_the_checkpoint_and_edit_what_is_generated(tmp_pat
     from conftest import tiny_overrides
     from omegaconf import open_dict
 
-    from translate.axes import run as find
+    from translate.axes_app import run as find
     from translate.config import compose
     from translate.generate import run as generate
     from translate.train import fit

@@ -410,7 +410,7 @@ def test_style_axes_find_and_edit_attributes_of_the_outputs(bicycle_run, tmp_pat
     from omegaconf import OmegaConf
 
     from translate.attributes import pixel_attributes
-    from translate.axes import run as axes_run
+    from translate.axes_app import run as axes_run
     from translate.infer import run as infer_run
 
     base = OmegaConf.load(ROOT / "conf" / "axes.yaml")

@@ -18,7 +18,8 @@ from PIL import Image
 from torch import nn
 
 from translate.errors import ConfigError, OutputError
-from translate.infer import Summary, _plan, collect_inputs, run, translate_files
+from translate.infer import Summary, _plan, run, translate_files
+from translate.inputs import collect_inputs
 from translate.networks import ResnetGenerator, init_weights
 from translate.reference import reference_key_map
 

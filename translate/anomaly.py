@@ -47,8 +47,9 @@ import torch
 from PIL import Image
 
 from translate.errors import CheckpointError, ConfigError, TranslateError
-from translate.fsutil import atomic_write_bytes
-from translate.imageio16 import resize_images
+from translate.fsutil import atomic_write_bytes, make_folder
+from translate.imageio16 import read_picture, resize_images, to_model_input
+from translate.inputs import collect_inputs
 from translate.metrics import l1
 from translate.schema import check_dataclass
 
@@ -342,10 +343,6 @@ def score_folder(guard: Guard, inputs: str | Path, output: str | Path) -> dict[s
     """Score every image of ``inputs``; write ``scores.csv`` and one error map per image (``error_map_names``)
     into ``output``, which must lie outside the input folders: nothing is ever written over an input.
     Unreadable files are reported and skipped."""
-    from translate.fsutil import make_folder
-    from translate.imageio16 import read_picture, to_model_input
-    from translate.infer import collect_inputs
-
     found, scanned, _ = collect_inputs(inputs)
     inside = next((root for root in scanned if Path(output).resolve().is_relative_to(root)), None)
     if inside is not None:

@@ -322,37 +322,6 @@ def build_extractor(cfg, folder: Path):
     return extractor, held_out
 
 
-def run(cfg) -> Axes:
-    """The ``python -m translate.axes`` app."""
-    from translate.generator_io import load_translation
-    from translate.models.gan import LATENT
-    from translate.runtime import resolve_device
-
-    loaded = load_translation(cfg.checkpoint, weights=cfg.weights)
-    if loaded.translation.source != LATENT:
-        from translate import style_axes
-
-        return style_axes.run(cfg, loaded)
-    G = loaded.module
-    sampler = Sampler(G, seed=int(cfg.seed), noise=cfg.noise, device=resolve_device(cfg.device, "device"))
-    space = latent_space(sampler, cfg.space)
-    folder = axes_folder(cfg.checkpoint)
-    extractor, held_out = build_extractor(cfg, folder)
-    names = list(cfg.attributes or extractor.score_names)
-    samples = sample_scores(sampler, extractor, int(cfg.samples), seed=int(cfg.seed), batch_size=int(cfg.batch_size))
-    axes = find_axes(samples, names, space=space, method=cfg.method, base=list(cfg.base or []),
-                     untangle_method=cfg.untangle, seed=int(cfg.seed))
-    axes.info["extractor"] = {"kind": str(cfg.extractor), "held_out": held_out}
-    if cfg.report:
-        from translate.axes_report import report
-
-        axes.info["report"] = report(sampler, extractor, axes, samples, cfg)
-    path = axes.save(folder)
-    print(summary_table(axes), file=sys.stderr)
-    print(f"wrote {path} and {folder / 'axes.json'}", file=sys.stderr)
-    return axes
-
-
 def summary_table(axes: Axes) -> str:
     lines = [f"{'axis':28} {'R^2':>6} {'acc':>6} {'std':>7}  cosines with base (before -> after)"]
     for name, a in axes.info["attributes"].items():
@@ -363,13 +332,7 @@ def summary_table(axes: Axes) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    import hydra
-
-    from translate.config import CONF_DIR, run_cli
-
-    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="axes")
-    def main(cfg) -> None:
-        run_cli(run, cfg)
+if __name__ == "__main__":  # python -m translate.axes: the app lives in translate.axes_app
+    from translate.axes_app import main
 
     main()

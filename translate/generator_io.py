@@ -8,51 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
 from translate.checkpoint import load_checkpoint, load_network_state
-from translate.config import CONF_DIR, build, build_model, stored_config
+from translate.config import build_model, stored_config
 from translate.errors import CheckpointError, ConfigError, first_line
 from translate.models.base import Translation
-from translate.networks.layers import generator_channels
 from translate.pretrained import Pretrained, is_pretrained, resolve
-from translate.reference import (
-    is_reference_state_dict,
-    load_reference_weights,
-    reference_key_map,
-    strip_module_prefix,
-)
+from translate.reference import is_reference_state_dict
+from translate.weights import read_state, reference_generator
 
 WEIGHTS = ("auto", "G", "G_ema")
-
-
-def _read_state(path: Path) -> dict[str, Any]:
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(path)
-        except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - corrupt, truncated or hostile files all end here
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(e)})") from None
-
-
-def generator_preset(name: str, overrides: dict[str, Any]):
-    path = CONF_DIR / "generator" / f"{name}.yaml"
-    if not path.is_file():
-        options = sorted(p.stem for p in (CONF_DIR / "generator").glob("*.yaml"))
-        raise ConfigError(f"generator={name!r} is not one of {', '.join(options)}")
-    node = OmegaConf.load(path)
-    for key, value in overrides.items():
-        if key not in node:
-            raise ConfigError(f"generator.{key} is not a setting of generator={name}")
-        node[key] = value
-    return node
 
 
 @dataclass(frozen=True)
@@ -116,12 +83,12 @@ def load_translation(
         return _from_training_checkpoint(path, load_checkpoint(path), direction=direction, weights=weights)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    state = _read_state(path)
+    state = read_state(path)
     if isinstance(state, dict) and "format_version" in state:
         return _from_training_checkpoint(path, load_checkpoint(path), direction=direction, weights=weights)
     if not isinstance(state, dict) or not is_reference_state_dict(state):
         raise CheckpointError(f"{path}: neither a translate checkpoint nor a generator state dict")
-    G = _from_reference_weights(path, state, generator, overrides, in_channels, out_channels)
+    G = reference_generator(path, state, generator, overrides, in_channels, out_channels)
     direction = direction or "AtoB"
     if direction not in ("AtoB", "BtoA"):
         raise ConfigError(f"direction={direction!r} is not one of AtoB, BtoA")
@@ -137,40 +104,6 @@ def _from_pretrained(checkpoint: str, direction: str | None) -> LoadedGenerator:
     loaded = load_translation(path, generator=str(g["name"]), direction=direction or model.direction,
                               norm=g["norm"], dropout=g["dropout"])
     return replace(loaded, pretrained=model)
-
-
-def _from_reference_weights(path: Path, state: dict[str, torch.Tensor], generator: str | Mapping[str, Any] | None,
-                            overrides: dict[str, Any], in_channels: int, out_channels: int) -> nn.Module:
-    if generator is None:
-        raise ConfigError(
-            f"{path}: a reference state dict does not record its architecture; name it, e.g. "
-            f"generator=resnet_9blocks generator.norm=instance"
-        )
-    if isinstance(generator, str):
-        node = generator_preset(generator, overrides)
-        asked = f"generator={generator}" + "".join(f" generator.{k}={v}" for k, v in overrides.items())
-    else:  # a generator config node, e.g. from infer.py's generator group
-        node = OmegaConf.merge(OmegaConf.create(dict(generator)), overrides)
-        settings = ", ".join(f"{k}={v}" for k, v in node.items() if not k.startswith("_"))
-        asked = f"{node._target_.rsplit('.', 1)[-1]}({settings})"
-    G = build(node)(in_channels=in_channels, out_channels=out_channels)
-    # Channel counts come from the file itself, so a grayscale model loads without extra arguments.
-    channels = _file_channels(G, strip_module_prefix(state))
-    if channels is not None and channels != generator_channels(G):
-        G = build(node)(in_channels=channels[0], out_channels=channels[1])
-    load_reference_weights(G, state, source=str(path), asked=asked)
-    return G.eval()
-
-
-def _file_channels(G: nn.Module, state: dict[str, torch.Tensor]) -> tuple[int, int] | None:
-    """(input, output) channels of reference weights laid out like ``G`` (None if they do not fit it)."""
-    mapping = reference_key_map(G)
-    convs = [(name, m) for name, m in G.named_modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    first, last = state.get(mapping.get(convs[0][0] + ".weight", "")), state.get(mapping.get(convs[-1][0] + ".weight", ""))
-    if first is None or last is None or first.dim() != 4 or last.dim() != 4:
-        return None
-    out = last.shape[1] if isinstance(convs[-1][1], nn.ConvTranspose2d) else last.shape[0]
-    return int(first.shape[1]), int(out)
 
 
 def _from_training_checkpoint(path: Path, ckpt: dict[str, Any], *, direction: str | None,

@@ -9,7 +9,6 @@ interrupted command resumes it. Inputs are never modified.
 from __future__ import annotations
 
 import contextlib
-import glob
 import math
 import multiprocessing as mp
 import os
@@ -17,7 +16,7 @@ import queue
 import sys
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,11 +28,11 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from translate.anomaly import Guard, GuardOptions, load_guard, write_scores
-from translate.data.io import IMAGE_EXTENSIONS, is_image_file
 from translate.errors import ConfigError, DataError, DiskFullError, OutputError, first_line
 from translate.fsutil import atomic_write_bytes, is_write_failure, remove_stale_temp_files, write_failure
 from translate.imageio16 import Picture, encode, picture_size, read_picture, resize_images, to_model_input
 from translate.inpainting import composited, hole_mask, inpainting_input, mask_file, remasked
+from translate.inputs import Ignored, collect_inputs, describe_ignored
 from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels, generator_stride
 from translate.runtime import autocast, precision_dtype, resolve_device
@@ -42,10 +41,6 @@ from translate.styles import StyleOptions, StylePlan, run_with_code, style_plan
 
 FORMATS = {"keep": None, "png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF"}
 SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif"}
-LIST_SUFFIXES = (".txt", ".lst", ".list")
-NOT_IMAGE, BROKEN_LINK = "not a supported image", "broken link"
-Found = list[tuple[Path, Path]]  # (input file, its path relative to the output folder)
-Ignored = list[tuple[str, str]]  # (path, NOT_IMAGE or BROKEN_LINK)
 
 
 @dataclass
@@ -76,95 +71,6 @@ class Summary:
     def flagged(self) -> list[tuple[str, float]]:
         """The inputs the guard found out of domain, with their scores, highest first."""
         return sorted(((k, v[0]) for k, v in self.scores.items() if v[1]), key=lambda kv: -kv[1])
-
-
-def describe_ignored(ignored: Ignored) -> str:
-    """``3 (2 not a supported image, 1 broken link)``: a user who expected those files converted sees why not."""
-    counts = Counter(reason for _, reason in ignored)
-    return f"{len(ignored)} ({', '.join(f'{n} {reason}' for reason, n in counts.most_common())})"
-
-
-# ----------------------------------------------------------------------------------------------- inputs
-def collect_inputs(inputs: str | Path | list, *, recursive: bool = False) -> tuple[Found, set[Path], Ignored]:
-    """Files to translate, as (file, path relative to the output folder), from files, folders, globs or text
-    files listing paths; the folders that were scanned (an output folder must not lie inside them); and what
-    folders and globs held besides images (broken links, other files), so that nothing is skipped silently."""
-    items = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-    found: Found = []
-    scanned: set[Path] = set()
-    ignored: Ignored = []
-    for item in items:
-        text = str(item)
-        path = Path(text).expanduser()
-        if path.is_dir():
-            found += _sift(sorted(path.glob("**/*" if recursive else "*")), path, ignored)
-            scanned.add(path.resolve())
-        elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
-            found += _read_list(path)
-        elif path.is_file():
-            found.append((path, Path(path.name)))
-        elif glob.has_magic(text):
-            root = _glob_root(path)
-            found += _sift(sorted(Path(p) for p in glob.glob(str(path), recursive=True)), root, ignored)
-            scanned.add(root.resolve())
-        else:
-            raise DataError(f"{path}: no such file, folder or glob")
-    if not found:
-        also = f"; ignored {describe_ignored(ignored)}" if ignored else ""
-        raise DataError(f"{', '.join(map(str, items))}: no images found "
-                        f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))}){also}")
-    return [(f, _inside(rel)) for f, rel in found], scanned, ignored
-
-
-def _sift(paths: list[Path], root: Path, ignored: Ignored) -> Found:
-    """The image files among ``paths`` (with their path relative to ``root``); broken links and other files go
-    to ``ignored``, except hidden ones (``.DS_Store``, ``.git/``), which nobody expects to be converted."""
-    found: Found = []
-    for p in paths:
-        rel = p.relative_to(root)
-        hidden = any(part.startswith(".") and part not in (".", "..") for part in rel.parts)
-        if p.is_file():
-            if is_image_file(p):
-                found.append((p, rel))
-            elif not hidden:
-                ignored.append((str(p), NOT_IMAGE))
-        elif p.is_symlink() and not p.exists() and not hidden:
-            ignored.append((str(p), BROKEN_LINK))
-    return found
-
-
-def _read_list(path: Path) -> Found:
-    """The files a list file names, one a line (``#`` comments), relative paths being relative to it."""
-    found: Found = []
-    base = path.parent.resolve()
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        listed = Path(line).expanduser()
-        listed = (listed if listed.is_absolute() else path.parent / listed).resolve()
-        # Mirror the path below the list's folder; anything else (including ../) keeps only its name,
-        # so no output can land outside the output folder.
-        rel = listed.relative_to(base) if listed.is_relative_to(base) else Path(listed.name)
-        found.append((listed, rel))
-    return found
-
-
-def _glob_root(pattern: Path) -> Path:
-    """The folder before the first wildcard: outputs mirror the matches' paths below it."""
-    parts = pattern.parts
-    fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
-    return Path(*parts[:fixed]) if fixed else Path(".")
-
-
-def _inside(rel: Path) -> Path:
-    """``rel`` without ``..`` detours, and never climbing out of the output folder: a glob such as
-    ``root/*/../../elsewhere/*.png`` matches files whose path below ``root`` starts with ``..``; those keep
-    only their name, as escaping entries of list files do."""
-    clean = Path(os.path.normpath(rel))
-    if clean.is_absolute() or clean.parts[:1] == ("..",):
-        return Path(rel.name)
-    return clean
 
 
 def output_path(rel: Path, output: Path, fmt: str | None) -> Path:

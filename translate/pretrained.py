@@ -23,13 +23,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from translate.data.demo import cache_dir
 from translate.errors import CheckpointError, DataError, TranslateError, first_line
 from translate.fetch import check_sha256, download_file, human_size, sha256_of
 from translate.fsutil import atomic_write_bytes
 from translate.reference import is_reference_state_dict
+from translate.weights import read_state, reference_generator
 
 PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{file}.pth"
 CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{file}.pth"
@@ -175,15 +174,12 @@ def _record(path: Path) -> Path:
 def _verify(model: Pretrained, path: Path) -> None:
     """Keep ``path`` only if it is a reference-format state dict (not a translate training checkpoint, not a
     pickle) that loads into the model's architecture, and record its SHA-256; any failure deletes it."""
-    from translate.generator_io import load_translation
-
     g = model.generator
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_state(path)
         if not isinstance(state, dict) or "format_version" in state or not is_reference_state_dict(state):
             raise CheckpointError(f"{path}: not a reference {model.family} state dict")
-        load_translation(path, generator=str(g["name"]), direction=model.direction, norm=g["norm"],
-                         dropout=g["dropout"])
+        reference_generator(path, state, str(g["name"]), {"norm": g["norm"], "dropout": g["dropout"]})
     except Exception as e:  # noqa: BLE001 - whatever is wrong with it, the file goes
         path.unlink(missing_ok=True)
         _record(path).unlink(missing_ok=True)

@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from translate.axes import axes_folder, find_axes, fit_axis, latent_space, sample_scores, summary_table, training_data
+from translate.axes_report import separability, sweeps
 from translate.errors import ConfigError
 from translate.models.base import fixed_latents, takes_style
 from translate.sampling import LatentEdit
@@ -79,7 +81,6 @@ class CentredScores:
 
 def fixed_inputs(checkpoint: str | Path, source: str, n: int) -> torch.Tensor:
     """``n`` fixed source images of the run's val split (or train), [-1, 1]."""
-    from translate.axes import training_data
     from translate.data.fixed import sample_batch
 
     batch = sample_batch(training_data(checkpoint), n)
@@ -90,8 +91,6 @@ def fixed_inputs(checkpoint: str | Path, source: str, n: int) -> torch.Tensor:
 
 def run(cfg, loaded) -> object:
     """``python -m translate.axes`` for a translation checkpoint with a style code (see the module docstring)."""
-    from translate.axes import axes_folder, find_axes, fit_axis, latent_space, sample_scores, summary_table
-    from translate.axes_report import separability, sweeps
     from translate.extractor import PixelExtractor, TrainedExtractor
     from translate.runtime import resolve_device
 

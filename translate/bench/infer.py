@@ -53,8 +53,8 @@ def _make_images(folder: Path, n: int, size: int, seed: int) -> None:
 
 def _generator(settings: dict[str, Any]) -> torch.nn.Module:
     from translate.config import build
-    from translate.generator_io import generator_preset
     from translate.networks import init_weights
+    from translate.weights import generator_preset
 
     torch.manual_seed(settings["seed"])
     node = generator_preset(settings["generator"], {"ngf": settings["ngf"], "norm": settings["norm"]})

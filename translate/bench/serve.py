@@ -74,8 +74,8 @@ def _timed_post(url: str, body: bytes) -> float:
 def _measure(settings: dict[str, Any], results) -> None:
     from omegaconf import OmegaConf
 
-    from translate.generator_io import generator_preset
     from translate.serve import ServeOptions, free_port, load_service, serving_in_thread
+    from translate.weights import generator_preset
 
     torch.manual_seed(0)
     node = generator_preset(settings["generator"], {"ngf": settings["ngf"], "norm": settings["norm"]})

@@ -1,0 +1,105 @@
+"""The package's import graph, read from its source: no module imports itself back, not even through an import
+inside a function (the usual way to dodge a cycle), so cycles cannot come back unnoticed."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "translate"
+
+
+def modules() -> dict[str, Path]:
+    """Dotted name -> file of every module of the package (a package by its ``__init__``)."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def _entry_point_block(node: ast.AST) -> bool:
+    """``if __name__ == "__main__":`` (runs only as a script) or ``if TYPE_CHECKING:`` (never at run time)."""
+    return isinstance(node, ast.If) and any(text in ast.unparse(node.test) for text in ("__main__", "TYPE_CHECKING"))
+
+
+def imported(node: ast.AST, known: dict[str, Path], package: str) -> set[str]:
+    """The package's modules an import statement names: ``from a import b`` is module ``a.b`` when there is one,
+    else ``a``; relative imports resolved against ``package``."""
+    names: list[str] = []
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom):
+        base = node.module or ""
+        if node.level:
+            base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+        names = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+    out = set()
+    for name in names:
+        while name and name not in known:
+            name = name.rpartition(".")[0]
+        if name:
+            out.add(name)
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports anywhere in its body (module level or inside functions)."""
+    known = modules()
+    graph = {}
+    for name, path in known.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges: set[str] = set()
+        stack = list(ast.iter_child_nodes(ast.parse(path.read_text())))
+        while stack:
+            node = stack.pop()
+            if _entry_point_block(node):
+                continue
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                edges |= imported(node, known, package)
+            stack.extend(ast.iter_child_nodes(node))
+        graph[name] = edges - {name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycles_even_through_imports_inside_functions():
+    assert cycles(import_graph()) == []
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    graph = import_graph()
+    assert "translate.config" in graph["translate.train"]  # module-level edges are read
+    assert "translate.generator_io" in graph["translate.infer"]  # and those inside functions
