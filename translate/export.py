@@ -1,6 +1,8 @@
 """Export a generator to ONNX or TorchScript with dynamic batch, height and width.
 
-``python -m translate.export checkpoint=PATH format=onnx|torchscript [output=FILE] [direction=BtoA]``
+``python -m translate.export checkpoint=PATH format=onnx|torchscript|folder [output=FILE] [direction=BtoA]``
+(``folder``: a model folder, config.json + model.safetensors + a model card, that ``translate.load`` and every
+command read without the training stack: ``translate.model_folder``)
 (reference weights also need ``generator=...`` as in ``infer.py``). Inputs are [N, C, H, W] in [-1, 1] with
 H and W multiples of the generator's stride (stored in the ONNX metadata as ``stride``); a noise generator
 (``model=gan``) takes latents [N, z_dim] (metadata ``z_dim``, ``size``) and StyleGAN ``truncation=PSI``. A
@@ -21,12 +23,15 @@ from translate.errors import ConfigError
 from translate.fsutil import atomic_write, atomic_write_bytes
 from translate.generate import truncation_of
 from translate.generator_io import load_translation
+from translate.model_folder import save_model_folder
 from translate.models.base import Translation, fixed_latents
 from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels, generator_stride
 from translate.networks.stylegan import StyleGenerator
+from translate.pipeline import spec_of_loaded
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts"}
+FOLDER = "folder"
 
 
 class ImageToImage(nn.Module):
@@ -157,6 +162,42 @@ def _direction_name(translation: Translation) -> str:
     return f"{translation.source}to{translation.target}"
 
 
+def model_card(loaded, checkpoint: str) -> str:
+    """A model folder's README.md: what the generator does, what it was trained on, how long, how well, how."""
+    from translate.checkpoint import load_checkpoint
+    from translate.pretrained import is_pretrained
+
+    lines = [f"# {Path(checkpoint).name}: {loaded.direction}", ""]
+    if loaded.pretrained is not None:
+        lines += [(f"The reference model `{loaded.pretrained.name}` ({loaded.pretrained.about}; "
+                   f"{loaded.pretrained.architecture}).")]
+    elif loaded.config is None:
+        lines += ["Reference generator weights."]
+    else:
+        cfg = loaded.config
+        ckpt = {} if is_pretrained(checkpoint) else load_checkpoint(checkpoint)
+        data = cfg.data
+        lines += [f"- family: `{cfg.model._target_}`, generator `{cfg.generator._target_}`",
+                  f"- direction: {loaded.direction}",
+                  (f"- data: `{data._target_}` ({Path(str(data.get('root') or 'the built-in demo')).name}), "
+                   f"{data.crop_size} px crops"),
+                  f"- steps: {ckpt.get('step', '?')}",
+                  f"- validation: {_figures(ckpt)}",
+                  ("- trained with: `python train.py` and the settings in the run's `config.yaml` (the stored "
+                   "config: `python -m translate.export` read it from the checkpoint)")]
+    lines += ["", "```python", "import translate", f"pipe = translate.load({'<this folder>'!r})",
+              "image = pipe(PIL.Image.open('input.png'))", "```", ""]
+    return "\n".join(lines)
+
+
+def _figures(ckpt: dict) -> str:
+    metrics = {k: v for k, v in ckpt.get("metrics", {}).items() if k.startswith("val/") and isinstance(v, float)}
+    best = {k: v for k, v in ckpt.get("best", {}).items() if k != "step" and isinstance(v, float)}
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items())) or "none recorded"
+    kept = "".join(f"; best {k} {v:.4f} at step {ckpt['best'].get('step')}" for k, v in best.items())
+    return shown + kept
+
+
 def run(cfg) -> Path:
     """The ``python -m translate.export`` app."""
     truncation = truncation_of(cfg.get("truncation", 1.0))  # a NaN or huge psi would bake in black images
@@ -164,6 +205,11 @@ def run(cfg) -> Path:
     loaded = load_translation(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
     direction = cfg.direction or _direction_name(loaded.translation)
     stem = loaded.pretrained.name if loaded.pretrained else Path(str(cfg.checkpoint)).with_suffix("").as_posix()
+    if cfg.format == FOLDER:
+        path = save_model_folder(loaded.module, spec_of_loaded(loaded), cfg.output or f"{stem}_{direction}",
+                                 model_card(loaded, str(cfg.checkpoint)))
+        print(f"wrote {path} (load it with translate.load({str(path)!r}), or checkpoint={path})")
+        return path
     output = cfg.output or f"{stem}_{direction}{FORMATS[cfg.format]}"
     path = export_generator(loaded.module, output, cfg.format, cfg.opset, truncation=truncation,
                             style=cfg.get("style", "input"))

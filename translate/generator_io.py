@@ -14,6 +14,7 @@ from torch import nn
 from translate.checkpoint import load_checkpoint, load_network_state
 from translate.config import build_model, stored_config
 from translate.errors import CheckpointError, ConfigError, first_line
+from translate.model_folder import is_model_folder, load_model_folder
 from translate.models.base import Translation
 from translate.pretrained import Pretrained, is_pretrained, resolve
 from translate.reference import is_reference_state_dict
@@ -69,6 +70,7 @@ def load_translation(
       BtoA; None: the model's primary one). ``weights``: ``auto`` uses the EMA generator when the run kept one,
       ``G`` the raw generator, ``G_ema`` insists on the average.
     - ``pretrained:NAME`` (``translate.pretrained``): a reference model by name, downloaded when missing.
+    - A model folder (``translate.model_folder``, written by ``translate.export format=folder``).
     - Reference state dicts (``latest_net_G_A.pth``) and safetensors files need the architecture, named like
       the generator config group: ``generator='resnet_9blocks', norm='instance', dropout=False`` (other
       keyword arguments override the preset's ``ngf``, ``norm``, ``dropout``, ...). Their channel counts come
@@ -79,6 +81,8 @@ def load_translation(
     if is_pretrained(path):
         return _from_pretrained(str(path), direction)
     path = Path(path).expanduser()
+    if is_model_folder(path):
+        return _from_model_folder(path, direction)
     if path.is_dir() or path.suffix == ".pt":
         return _from_training_checkpoint(path, load_checkpoint(path), direction=direction, weights=weights)
     if not path.is_file():
@@ -94,6 +98,15 @@ def load_translation(
         raise ConfigError(f"direction={direction!r} is not one of AtoB, BtoA")
     source, target = ("A", "B") if direction == "AtoB" else ("B", "A")
     return LoadedGenerator(G, Translation("G", source, target))
+
+
+def _from_model_folder(path: Path, direction: str | None) -> LoadedGenerator:
+    """A model folder (``translate.model_folder``): the generator and the one translation it was saved for."""
+    G, spec = load_model_folder(path)
+    if direction not in (None, spec.direction):
+        raise ConfigError(f"{path}: this model folder holds the {spec.direction} generator; direction={direction} "
+                          "is not available (export the other direction into its own folder)")
+    return LoadedGenerator(G, Translation("G", spec.source, spec.target))
 
 
 def _from_pretrained(checkpoint: str, direction: str | None) -> LoadedGenerator:

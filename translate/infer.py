@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
@@ -34,7 +33,7 @@ from translate.imageio16 import Picture, encode, picture_size, read_picture, res
 from translate.inpainting import composited, hole_mask, inpainting_input, mask_file, remasked
 from translate.inputs import Ignored, collect_inputs, describe_ignored
 from translate.models.gan import LATENT
-from translate.networks.layers import generator_channels, generator_stride
+from translate.networks.layers import generator_channels, generator_stride, pad_to_stride, stride_padding
 from translate.runtime import autocast, precision_dtype, resolve_device
 from translate.schema import Count, Positive, Precision, Range, check_dataclass
 from translate.styles import StyleOptions, StylePlan, run_with_code, style_plan
@@ -151,22 +150,6 @@ def _collate(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------------------------- model
-def _padding(h: int, w: int, stride: int, minimum: int = 1) -> tuple[int, int]:
-    """Rows and columns that take h x w to multiples of ``stride`` of at least ``minimum``."""
-    ph, pw = max((-h) % stride, minimum - h), max((-w) % stride, minimum - w)
-    return ph + (-(h + ph)) % stride, pw + (-(w + pw)) % stride
-
-
-def _pad_to(x: torch.Tensor, stride: int, minimum: int = 1) -> tuple[torch.Tensor, int, int]:
-    h, w = x.shape[-2:]
-    ph, pw = _padding(h, w, stride, minimum)
-    if ph == 0 and pw == 0:
-        return x, h, w
-    # Reflection needs the padding to be smaller than the side; tiny images fall back to replication.
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode), h, w
-
-
 def _window(n: int, overlap: int, device, dtype) -> torch.Tensor:
     """1 in the middle, a raised-cosine ramp over ``overlap`` pixels at both ends (never exactly 0)."""
     w = torch.ones(n, device=device, dtype=dtype)
@@ -229,7 +212,7 @@ class Translator:
 
     def padded_size(self, h: int, w: int) -> tuple[int, int]:
         """The (height, width) an h x w input is run at: the largest tensor a call makes (tiles are no larger)."""
-        ph, pw = _padding(h, w, self.stride, self.min_side)
+        ph, pw = stride_padding(h, w, self.stride, self.min_side)
         return h + ph, w + pw
 
     def _run(self, x: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
@@ -241,7 +224,7 @@ class Translator:
     def __call__(self, x: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
         """[N, C, H, W] in [-1, 1] -> [N, C_out, H, W]; ``code``: a style code for every image (``styles``)."""
         x = x.to(self.device, non_blocking=True)
-        padded, h, w = _pad_to(x, self.stride, minimum=self.min_side)
+        padded, h, w = pad_to_stride(x, self.stride, minimum=self.min_side)
         H, W = padded.shape[-2:]
         if H <= self.tile and W <= self.tile:
             return self._run(padded, code)[..., :h, :w]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import typing
 
 import kornia.augmentation as K
 import torch
@@ -11,9 +11,9 @@ from torchvision.transforms.v2 import functional as TF
 
 from translate.data.io import to_float
 from translate.errors import ConfigError, DataError, check_choice
+from translate.schema import Preprocess
 
-Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
-PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+PREPROCESS = typing.get_args(Preprocess)
 
 
 class PairedTransform:

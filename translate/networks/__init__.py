@@ -1,26 +1,30 @@
-"""Generators and discriminators: plain modules with typed keyword arguments."""
+"""Generators and discriminators: plain modules with typed keyword arguments.
 
-from translate.networks.bicycle import LatentUnetGenerator, StyleEncoder
-from translate.networks.discriminators import MultiscaleDiscriminator, PatchDiscriminator, PixelDiscriminator
-from translate.networks.generators import ResnetGenerator, UnetGenerator
-from translate.networks.latent import DCGANDiscriminator, DCGANGenerator, TutorialDiscriminator, TutorialGenerator
-from translate.networks.stylegan import StyleDiscriminator, StyleGenerator
-from translate.networks.layers import count_parameters, init_weights
+The names below are imported on first use, so that loading one generator (``translate.load``) does not import
+every network: ``from translate.networks import UnetGenerator`` imports ``translate.networks.generators`` alone.
+"""
 
-__all__ = [
-    "LatentUnetGenerator",
-    "StyleEncoder",
-    "DCGANDiscriminator",
-    "DCGANGenerator",
-    "StyleDiscriminator",
-    "StyleGenerator",
-    "TutorialDiscriminator",
-    "TutorialGenerator",
-    "MultiscaleDiscriminator",
-    "PatchDiscriminator",
-    "PixelDiscriminator",
-    "ResnetGenerator",
-    "UnetGenerator",
-    "count_parameters",
-    "init_weights",
+from importlib import import_module
+from typing import Any
+
+_HOMES = {
+    "LatentUnetGenerator": "bicycle", "StyleEncoder": "bicycle",
+    "MultiscaleDiscriminator": "discriminators", "PatchDiscriminator": "discriminators",
+    "PixelDiscriminator": "discriminators",
+    "ResnetGenerator": "generators", "UnetGenerator": "generators",
+    "DCGANDiscriminator": "latent", "DCGANGenerator": "latent", "TutorialDiscriminator": "latent",
+    "TutorialGenerator": "latent",
+    "StyleDiscriminator": "stylegan", "StyleGenerator": "stylegan",
+    "count_parameters": "layers", "init_weights": "layers",
+}
+__all__ = [  # noqa: RUF022 - as _HOMES lists them
+    "LatentUnetGenerator", "StyleEncoder", "MultiscaleDiscriminator", "PatchDiscriminator", "PixelDiscriminator",
+    "ResnetGenerator", "UnetGenerator", "DCGANDiscriminator", "DCGANGenerator", "TutorialDiscriminator",
+    "TutorialGenerator", "StyleDiscriminator", "StyleGenerator", "count_parameters", "init_weights",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'translate.networks' has no attribute {name!r}")
+    return getattr(import_module(f"translate.networks.{_HOMES[name]}"), name)

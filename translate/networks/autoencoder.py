@@ -21,10 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from translate.networks.generators import UnetDown, UnetUp
-from translate.networks.layers import Norm
+from translate.networks.layers import Norm, keeps_arguments
 from translate.schema import Positive
 
 
+@keeps_arguments
 class Autoencoder(nn.Module):
     def __init__(self, *, in_channels: int = 3, out_channels: int = 3, size: Positive = 64, ngf: Positive = 32,
                  n_downs: Positive = 4, latent_dim: Positive = 128, dense: bool = True, variational: bool = False,

@@ -27,7 +27,7 @@ from torch import nn
 
 from translate.errors import ConfigError, check_choice
 from translate.networks.generators import UnetDown, UnetUp
-from translate.networks.layers import Norm, norm_layer
+from translate.networks.layers import Norm, keeps_arguments, norm_layer
 from translate.networks.stylegan import AdaIN, MappingNetwork, StyleCodes, Truncation
 from translate.schema import Positive
 
@@ -53,6 +53,7 @@ class StyleUnetUp(nn.Module):
         return self.dropout(self.adain(self.conv(F.relu(x)), w))
 
 
+@keeps_arguments
 class LatentUnetGenerator(StyleCodes, nn.Module):
     """The U-Net with a style code; see the module docstring. ``num_downs`` halvings (8 for 256x256, 6 for
     64x64); ``nz`` the latent's size (BicycleGAN: 8); ``w_dim``, ``n_mlp``, ``mapping_lr_mul``, ``w_avg_beta``

@@ -14,7 +14,16 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from translate.networks.layers import Norm, Padding, Upsample, conv_bias, norm_layer, padding_layer, upsampling_conv
+from translate.networks.layers import (
+    Norm,
+    Padding,
+    Upsample,
+    conv_bias,
+    keeps_arguments,
+    norm_layer,
+    padding_layer,
+    upsampling_conv,
+)
 from translate.schema import Count, Positive
 
 
@@ -69,6 +78,7 @@ class UnetUp(nn.Module):
         return self.out(self.dropout(self.norm(self.conv(self.act(x)))))
 
 
+@keeps_arguments
 class UnetGenerator(nn.Module):
     """U-Net generator (pix2pix). ``num_downs`` halvings: 8 for 256x256 inputs, 7 for 128x128.
 
@@ -171,6 +181,7 @@ class ResnetBlock(nn.Module):
         return x + self.block(x)
 
 
+@keeps_arguments
 class ResnetGenerator(nn.Module):
     """ResNet encoder-decoder generator (CycleGAN): two stride-2 downsamplings, ``n_blocks`` residual blocks,
     two upsamplings. Input sides must be multiples of 4. ``residual=True`` and ``upsample`` as for the U-Net."""

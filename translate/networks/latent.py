@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from translate.errors import ConfigError
+from translate.networks.layers import keeps_arguments
 from translate.schema import Positive
 
 ImageSize = Literal[32, 64, 128]
@@ -58,6 +59,7 @@ TutorialInit = Literal["glorot", "dcgan"]
 INITS = {"glorot": glorot_init, "dcgan": dcgan_init}
 
 
+@keeps_arguments
 class DCGANGenerator(nn.Module):
     """z -> 4x4 by a transposed convolution, then stride-2 transposed convolutions (batch norm, ReLU) doubling
     the side and halving the width down to ``ngf``, and a last one to ``out_channels`` with tanh."""
@@ -125,6 +127,7 @@ class DCGANDiscriminator(nn.Module):
         return self.net(x).flatten(1)
 
 
+@keeps_arguments
 class TutorialGenerator(nn.Module):
     """The anime-face tutorial's generator: a dense layer to a (size/4)^2 x ``base`` map (16x16x128 at 64),
     a 5x5 convolution, two stride-2 4x4 transposed convolutions, another 5x5 convolution (all ``ngf`` wide,

@@ -3,9 +3,12 @@ facts the rest of the framework reads off a built network (channels, stride, sma
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from translate.errors import check_choice
@@ -123,3 +126,41 @@ def generator_stride(G: nn.Module) -> int:
 def discriminator_min_size(D: nn.Module) -> int:
     """The smallest input side ``D`` takes (1 for a network that does not declare a ``min_size``)."""
     return int(getattr(D, "min_size", 1))
+
+
+def keeps_arguments(cls: type) -> type:
+    """Class decorator for a network that can be saved on its own (a model folder, ``translate.model_folder``):
+    each instance keeps the keyword arguments it was built with, defaults filled in, as ``net.arguments``, so
+    that it can be rebuilt from them without the config that made it. ``cls.rebuildable`` says so."""
+    init = cls.__init__
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        init(self, *args, **kwargs)
+        self.arguments = {name: value for name, value in bound.arguments.items() if name != "self"}
+
+    cls.__init__ = __init__
+    cls.rebuildable = True
+    return cls
+
+
+def stride_padding(h: int, w: int, stride: int, minimum: int = 1) -> tuple[int, int]:
+    """Rows and columns that take h x w to multiples of ``stride`` of at least ``minimum``."""
+    ph, pw = max((-h) % stride, minimum - h), max((-w) % stride, minimum - w)
+    return ph + (-(h + ph)) % stride, pw + (-(w + pw)) % stride
+
+
+def pad_to_stride(x: torch.Tensor, stride: int, minimum: int = 1) -> tuple[torch.Tensor, int, int]:
+    """``x`` padded at the bottom and right to a size the generator takes, and its own height and width (to crop
+    the output back to)."""
+    h, w = x.shape[-2:]
+    ph, pw = stride_padding(h, w, stride, minimum)
+    if ph == 0 and pw == 0:
+        return x, h, w
+    # Reflection needs the padding to be smaller than the side; tiny images fall back to replication.
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode), h, w
+

@@ -31,6 +31,7 @@ from torch import nn
 
 from translate.errors import ConfigError
 from translate.networks.latent import MinibatchStdDev, doublings
+from translate.networks.layers import keeps_arguments
 from translate.schema import Positive
 
 NoiseMode = Literal["random", "fixed", "none"]
@@ -206,6 +207,7 @@ class StyleCodes:
         return self.w_avg.to(w.dtype) + factor * (w - self.w_avg.to(w.dtype))
 
 
+@keeps_arguments
 class StyleGenerator(StyleCodes, nn.Module):
     """StyleGAN 1's generator; see the module docstring. ``forward(z)`` takes latents [N, z_dim] (or, with
     ``input_is_w``, w [N, w_dim] or per-layer w [N, num_layers, w_dim])."""
