@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from translate.data.demo import RANDOM_COLOURS, render_sketch2photo, scene_colour, shape_mask, sketch2photo_seed
-from translate.data.io import save_image
+from translate.data.files import save_image
 from translate.generator_io import load_translation
 from translate.metrics import pairwise_distance, style_outputs
 from translate.models.base import fixed_latents, takes_style

@@ -18,11 +18,11 @@ import torch
 
 from translate.checkpoint import load_checkpoint
 from translate.config import build
+from translate.data.files import save_image
 from translate.data.fixed import truth_batches
-from translate.data.io import save_image
 from translate.generator_io import load_translation
-from translate.logging import sample_grid
 from translate.metrics import evaluate_paired
+from translate.tracking import sample_grid
 
 
 def main(output: str, runs: list[str]) -> None:

@@ -15,7 +15,7 @@ import torch
 from torchvision.utils import make_grid
 
 from translate.axes import load_axes
-from translate.data.io import save_image
+from translate.data.files import save_image
 from translate.generate import load_noise_generator
 from translate.sampling import Sampler
 

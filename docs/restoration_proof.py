@@ -17,11 +17,11 @@ from pathlib import Path
 import torch
 
 from translate.config import build
-from translate.data.io import save_image
+from translate.data.files import save_image
 from translate.generator_io import load_translation
 from translate.inpainting import composited
-from translate.logging import sample_grid
 from translate.metrics import psnr, ssim
+from translate.tracking import sample_grid
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("deblur", "deblur_gan", "denoise", "inpaint", "inpaint_gan")

@@ -103,3 +103,10 @@ def test_the_cycle_check_finds_a_cycle():
     graph = import_graph()
     assert "translate.config" in graph["translate.train"]  # module-level edges are read
     assert "translate.generator_io" in graph["translate.infer"]  # and those inside functions
+
+
+def test_no_module_is_named_after_a_standard_library_one():
+    import sys
+
+    names = {path.stem for path in PACKAGE.rglob("*.py")} | {path.name for path in PACKAGE.rglob("*") if path.is_dir()}
+    assert sorted(names & set(sys.stdlib_module_names)) == []

@@ -12,7 +12,7 @@ from PIL import Image
 
 from translate.data import AlignedData, EpochSampler, PairedTransform, SingleData, UnalignedData
 from translate.data.demo import day2night, render_day_night, render_sketch2photo, sketch2photo
-from translate.data.io import load_image
+from translate.data.files import load_image
 from translate.errors import ConfigError, DataError
 
 SETTINGS = dict(load_size=36, crop_size=32, num_workers=0)

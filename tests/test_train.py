@@ -99,9 +99,9 @@ def test_checkpoint_describes_itself(tmp_path, tiny_cfg, aligned_root):
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")))
 def test_every_experiment_runs_a_few_steps(tmp_path, aligned_root, unaligned_root, experiment):
-    from translate.config import compose as _compose
-
     from hydra.utils import get_class
+
+    from translate.config import compose as _compose
 
     composed = _compose([f"experiment={experiment}"])
     family = get_class(composed.model._target_)
@@ -252,7 +252,7 @@ def test_wandb_offline_run_writes_its_files(tmp_path, tiny_cfg, aligned_root, mo
 
 
 def test_wandb_mode_choice(monkeypatch, tmp_path):
-    from translate.logging import choose_wandb_mode
+    from translate.tracking import choose_wandb_mode
 
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert choose_wandb_mode("auto") == "disabled"

@@ -248,3 +248,10 @@ def test_a_tampered_schedule_is_refused_on_resume(stored, tmp_path, key, value):
     cfg = resume_config(str(tmp_path / "last.pt"), [f"run_dir={tmp_path / 'resumed'}"])
     with pytest.raises(CheckpointError, match=r"schedulers\.G is not the schedule of this run at step 2"):
         fit(cfg)
+
+
+def test_a_checkpoint_naming_a_moved_module_still_resumes(stored, tmp_path):
+    old = copy.deepcopy(stored)
+    old["config"]["logger"] = {"_target_": "translate.logging.NoLogger"}  # before translate/logging.py moved
+    torch.save(old, tmp_path / "old.pt")
+    assert resume_config(str(tmp_path / "old.pt"), []).logger._target_ == "translate.tracking.NoLogger"

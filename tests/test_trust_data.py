@@ -19,7 +19,7 @@ from conftest import write_image
 from PIL import Image
 
 from translate.data import AlignedData
-from translate.data.io import load_image
+from translate.data.files import load_image
 from translate.datasets import check, combine, download, extract, separate, split, tools
 from translate.errors import DataError
 from translate.imageio16 import picture_size, read_picture

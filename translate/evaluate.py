@@ -18,18 +18,18 @@ from torch.utils.data import DataLoader
 
 from translate.config import build, to_container
 from translate.data import AlignedData, UnalignedData
+from translate.data.files import save_image
 from translate.data.fixed import truth_batches
-from translate.data.io import save_image
 from translate.errors import ConfigError
 from translate.fsutil import atomic_write_bytes, json_text
 from translate.generator_io import LoadedGenerator, load_translation
-from translate.logging import sample_grid
 from translate.metrics import dropout_layers, higher_is_better
 from translate.models.base import Translation, fixed_latents, takes_style, to_rgb
 from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels
 from translate.runtime import precision_dtype, resolve_device
 from translate.stored import check_rendering
+from translate.tracking import sample_grid
 from translate.validation import FirstImages, Validator
 
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from translate.attributes import PIXEL_ATTRIBUTES, PixelFeatures, pixel_attributes
-from translate.data.io import load_image, read_csv, to_float
+from translate.data.files import load_image, read_csv, to_float
 from translate.errors import ConfigError, DataError
 from translate.fsutil import atomic_write_bytes, json_text
 

@@ -25,7 +25,7 @@ from omegaconf import ListConfig
 from PIL import Image
 from torchvision.utils import make_grid
 
-from translate.data.io import save_image, to_uint8
+from translate.data.files import save_image, to_uint8
 from translate.errors import ConfigError
 from translate.fsutil import atomic_write_bytes, make_folder
 from translate.generator_io import load_translation

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from translate.data.io import check_pixels, image_errors, open_image
+from translate.data.files import check_pixels, image_errors, open_image
 
 ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
 SIXTEEN_BIT_FORMATS = {"PNG", "TIFF"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from translate.data.io import IMAGE_EXTENSIONS
+from translate.data.files import IMAGE_EXTENSIONS
 from translate.errors import DataError
 from translate.imageio16 import Picture, read_picture
 

@@ -11,7 +11,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from translate.data.io import IMAGE_EXTENSIONS, is_image_file
+from translate.data.files import IMAGE_EXTENSIONS, is_image_file
 from translate.errors import DataError
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from translate.data.io import read_csv
+from translate.data.files import read_csv
 from translate.errors import ConfigError, DataError, TranslateError
 
 

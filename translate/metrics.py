@@ -21,7 +21,7 @@ import kornia
 import torch
 from torch import nn
 
-from translate.data.io import to_uint8
+from translate.data.files import to_uint8
 from translate.errors import ConfigError, DataError, first_line
 from translate.fetch import download_file
 from translate.models.base import STYLES, takes_style

@@ -33,6 +33,9 @@ TORCH_OPTIMIZERS = frozenset({"torch.optim.Adam", "torch.optim.AdamW", "torch.op
                               "torch.optim.Adamax", "torch.optim.NAdam", "torch.optim.RAdam"})
 FEATURE_EXTRACTORS = frozenset({"translate.extractor.ExtractorFeatures", "translate.attributes.PixelFeatures"})
 ALLOWED_SPECIAL_KEYS = frozenset({"_target_", "_partial_"})
+# Modules that moved, old dotted prefix -> new: a stored config written before the move names the old place, and
+# is read as naming the new one (only at ``_target_`` keys, before anything is checked or built).
+MOVED = {"translate.logging.": "translate.tracking."}
 _registered_targets: set[str] = set()
 
 
@@ -211,6 +214,11 @@ def stored_config(config: Any, source: str | Path, chosen: Iterable[str] = (), *
     if not isinstance(config, dict):
         raise CheckpointError(f"{source}: its stored config is not a mapping")
     data = plain(config, source)
+    for _, node in _mappings(data):
+        target = node.get("_target_")
+        old = next((prefix for prefix in MOVED if isinstance(target, str) and target.startswith(prefix)), None)
+        if old is not None:
+            node["_target_"] = MOVED[old] + target.removeprefix(old)
     if "${" in json.dumps(data):
         raise CheckpointError(f"{source}: its stored config contains an interpolation (${{...}}); a stored config "
                               "is data and is never resolved")

@@ -5,7 +5,7 @@ data, optimization, EMA/compile/DDP, outputs, resume); ``run`` is the loop (a ``
 work: log, samples, validation, checkpoint); ``state_dict``/``restore`` are the checkpoint's two directions.
 Its parts live in their own modules: ``translate.models.base`` (the model contract), ``translate.optimization``
 (optimizers, schedules, scalers), ``translate.validation`` (metrics, best checkpoint), ``translate.checkpoint``
-(files), ``translate.logging`` (run folder, W&B), ``translate.data.checks``/``fixed`` (pre-flight checks, fixed
+(files), ``translate.tracking`` (run folder, W&B), ``translate.data.checks``/``fixed`` (pre-flight checks, fixed
 images) and ``translate.runtime`` (device, precision, seeding).
 """
 
@@ -51,10 +51,10 @@ from translate.data.folders import EpochSampler
 from translate.data.modules import close_workers, ignore_stop_signals
 from translate.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, OutputError, first_line
 from translate.fsutil import atomic_write_bytes, json_text
-from translate.logging import RunFolder, sample_grid
 from translate.models.base import Phase, TranslationModel
 from translate.optimization import build_optimization
 from translate.runtime import autocast, configure_backends, eval_mode, precision_dtype, resolve_device, seed_everything
+from translate.tracking import RunFolder, sample_grid
 from translate.validation import BestTracker, FirstImages, Validator
 
 

@@ -26,8 +26,8 @@ import kornia
 import torch
 import torch.nn.functional as F
 
+from translate.data.files import load_image
 from translate.data.folders import SingleDataset
-from translate.data.io import load_image
 from translate.data.modules import DataModule
 from translate.errors import ConfigError
 from translate.inpainting import inpainting_input

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from translate.data.io import filter_readable, list_images, load_image
+from translate.data.files import filter_readable, list_images, load_image
 from translate.data.transforms import PairedTransform
 from translate.errors import DataError
 

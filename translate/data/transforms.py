@@ -9,7 +9,7 @@ import torch
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from translate.data.io import to_float
+from translate.data.files import to_float
 from translate.errors import ConfigError, DataError, check_choice
 from translate.schema import Preprocess
 

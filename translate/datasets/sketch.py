@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from translate.data.io import is_image_file, load_image, save_image
+from translate.data.files import is_image_file, load_image, save_image
 from translate.datasets.tools import building, fresh_output, split_counts, unique_names
 from translate.errors import DataError
 

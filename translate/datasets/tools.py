@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from translate.data.io import is_image_file, open_image
+from translate.data.files import is_image_file, open_image
 from translate.errors import DataError
 from translate.fsutil import atomic_write, atomic_write_bytes
 

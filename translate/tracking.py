@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import torch
 from torchvision.utils import make_grid
 
-from translate.data.io import save_image, to_uint8
+from translate.data.files import save_image, to_uint8
 from translate.fsutil import atomic_write_bytes, json_text, make_folder, remove_stale_temp_files, write_failure
 
 
