@@ -152,8 +152,8 @@ def test_resubmitting_the_same_command_resumes(tmp_path, aligned_root):
 
 @pytest.mark.slow
 def test_the_readme_cluster_recipe_resubmits(tmp_path, aligned_root):
-    """The README's SLURM script, resubmitted with resume= after a time limit (tiny settings, no torchrun)."""
-    readme = (ROOT / "README.md").read_text()
+    """The documented SLURM script, resubmitted with resume= after a time limit (tiny settings, no torchrun)."""
+    readme = (ROOT / "docs" / "guides" / "multi-gpu.md").read_text()
     assert 'RUN=runs/h2z-${RUN_ID:-$SLURM_JOB_ID}' in readme and 'train.py experiment=horse2zebra' in readme
     unaligned = tmp_path / "h2z"
     from conftest import write_image

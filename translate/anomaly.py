@@ -14,7 +14,7 @@ those of its val images. ``Guard`` scores images (resized to the guard's trainin
 - ``all`` (what ``auto``, the default, means): the largest of those the checkpoint allows, each divided by its
   median over the val images (so 1 is a typical in-domain input). A blurry guard rebuilds a photo about as
   badly as a detailed sketch, but codes it like no sketch and rebuilds it far worse than its little detail
-  predicts (README "Out-of-domain guard").
+  predicts (docs "Out-of-domain guard").
 
 The threshold is ``threshold``, or by default the ``percentile`` of the val images' scores, which training
 keeps in the guard's checkpoint (each val code's distance from the other val codes' statistics, so that it is
@@ -159,7 +159,7 @@ class Guard:
 class DetailFit:
     """The val images' typical log((error + floor) / (detail + floor)) (their median; floor: ``DETAIL_FLOOR``):
     an autoencoder's reconstruction error grows in proportion to the fine detail it smooths away (a line
-    fitted to log error against log detail on the README's sketch guard has slope 1.03), so a fixed slope of 1
+    fitted to log error against log detail on the docs' sketch guard has slope 1.03), so a fixed slope of 1
     and one median keep the fit stable on a few val images of alike detail."""
 
     log_ratio: float

@@ -85,7 +85,7 @@ def held_out_code_distances(codes: torch.Tensor) -> torch.Tensor:
     """Each of n >= 3 codes' ``code_distance`` from the mean and spread of the other n - 1: what a new image of
     the domain gets from statistics it did not shape. In sample, a code that alone moves a value is bounded
     by sqrt(n - 1) standard deviations of it; held out, it is as far as it lies, so a threshold from these
-    distances flags about its percentile of new in-domain inputs (README "The guard, measured")."""
+    distances flags about its percentile of new in-domain inputs (docs "The guard, measured")."""
     values = codes.double()
     n, total, squares = len(values), values.sum(0), values.square().sum(0)
     mean = (total - values) / (n - 1)

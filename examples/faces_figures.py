@@ -1,6 +1,6 @@
-"""Figures of a face-demo GAN run for the README.
+"""Figures of a face-demo GAN run for the docs.
 
-    python docs/faces_figures.py RUN PREFIX [AXIS ...]
+    python examples/faces_figures.py RUN PREFIX [AXIS ...]
 
 Writes PREFIX_truncation.png (rows: psi = 1, 0.7, 0.4, 0; the same 8 latents in every row; psi 0 is the
 average face) and, when the run has axes (python -m translate.axes), PREFIX_edits.png: one row per AXIS, the

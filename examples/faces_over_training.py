@@ -1,6 +1,6 @@
 """The face demo's generated attribute distribution at every numbered checkpoint of a run, against the real one.
 
-    python docs/faces_over_training.py RUN EXTRACTOR.safetensors [IMAGES]
+    python examples/faces_over_training.py RUN EXTRACTOR.safetensors [IMAGES]
 
 For each ``RUN/checkpoints/step_*.pt`` (and last.pt): the Fréchet distance between the attribute extractor's
 features of IMAGES (default 500) real val images and as many generated ones, next to the real-vs-real distance

@@ -1,6 +1,6 @@
 """Measure the BicycleGAN demo against pix2pix on the random-colour sketch demo, and draw its figures.
 
-    python docs/bicycle_demo.py BICYCLE_RUN PIX2PIX_RUN [--val 64] [--styles 16] [--out docs]
+    python examples/bicycle_demo.py BICYCLE_RUN PIX2PIX_RUN [--val 64] [--styles 16] [--out docs]
 
 BICYCLE_RUN is ``python train.py experiment=demo_bicycle``; PIX2PIX_RUN ``python train.py experiment=demo
 data.random_colours=true`` (the same data; pix2pix's only noise is its dropout). On ``--val`` held-out scenes

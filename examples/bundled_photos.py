@@ -1,9 +1,9 @@
 """Copy the colour photographs bundled with scikit-image, scikit-learn (and matplotlib) into a folder (no download).
 
     pip install scikit-image scikit-learn
-    python docs/bundled_photos.py datasets/photos
+    python examples/bundled_photos.py datasets/photos
 
-They make a small real-photo set for `python -m translate.datasets sketch` (see the README's "Proof on real
+They make a small real-photo set for `python -m translate.datasets sketch` (see the docs' "Proof on real
 photos"). Synthetic, microscopy and astronomy images are left out.
 """
 
@@ -41,5 +41,5 @@ def main(out: str) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python docs/bundled_photos.py OUT")
+        sys.exit("usage: python examples/bundled_photos.py OUT")
     main(sys.argv[1])

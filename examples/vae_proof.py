@@ -1,4 +1,4 @@
-"""The README's VAE figures: ``python docs/vae_proof.py [STEPS]``.
+"""The docs' VAE figures: ``python examples/vae_proof.py [STEPS]``.
 
 Trains ``model=vae`` on the face demo (``data=demo_faces``: 6,000 procedurally drawn faces, 64x64, no
 download), then writes, from the run's last checkpoint: 64 samples (codes from N(0, I) through the decoder,

@@ -1,7 +1,7 @@
-"""The README's restoration figures: ``python docs/restoration_proof.py [STEPS] [KIND ...]``.
+"""The docs' restoration figures: ``python examples/restoration_proof.py [STEPS] [KIND ...]``.
 
 For each of the experiments deblur and inpaint (L1 alone), deblur_gan, denoise and inpaint_gan (pix2pix): a short CPU run on
-the proof photos (``datasets/photos_split``, README "Restoration"), then on every val crop the PSNR/SSIM of
+the proof photos (``datasets/photos_split``, docs "Restoration"), then on every val crop the PSNR/SSIM of
 the corrupted input and of the restored output against the clean photo (the same corrupted copies: the val
 pairs are seeded per index; inpainting: the output outside the holes is the input, as ``infer.py`` writes
 it), and a grid of 4 val crops: corrupted | restored | clean. Writes ``docs/restoration_<kind>.png`` and

@@ -1,6 +1,6 @@
-"""The README's BicycleGAN figures on real photos: ``python docs/bicycle_proof.py RUN DATA OUT``.
+"""The docs' BicycleGAN figures on real photos: ``python examples/bicycle_proof.py RUN DATA OUT``.
 
-RUN is a ``model=bicycle`` run trained on the proof set (README, "Proof on real photos"), DATA its aligned
+RUN is a ``model=bicycle`` run trained on the proof set (docs, "Proof on real photos"), DATA its aligned
 dataset (``datasets/sketch2photo``). Through ``infer.py`` alone, as a user would: for a few val sketches one
 row of 8 styles (``style.samples=8 style.grid=true``), a style-mixing grid (``style.mix``) and the styles read
 off reference photos (``style.reference``). Writes OUT/proof_bicycle_{styles,mix,reference}.png.

@@ -1,7 +1,7 @@
-"""The README's out-of-domain guard figures: ``python docs/guard_proof.py [STEPS]``.
+"""The docs' out-of-domain guard figures: ``python examples/guard_proof.py [STEPS]``.
 
 1. Sketch guards (a dense and a spatial code): autoencoders trained on the proof set's XDoG sketches (``datasets/photos_split/trainA``,
-   README "Restoration"), its threshold from the even-numbered val sketches; scored on the odd-numbered ones
+   docs "Restoration"), its threshold from the even-numbered val sketches; scored on the odd-numbered ones
    (in domain, unseen by training and calibration) against the val photos (a photo given to a sketch model)
    and against Canny sketches of the same val crops (another edge detector).
 2. Day guard: an autoencoder trained on the day images of the day->night demo (its 400 train scenes; its
