@@ -38,7 +38,8 @@ def folder(tmp_path_factory) -> tuple[Path, Path]:
             write_image(tmp / "data" / split / "B" / f"{i}.png", (64, 64), seed=400 + 10 * n + i)
     cfg = compose(["debug=fast", "logger=none", "trainer.progress_bar=false", "data=aligned",
                    f"data.root={tmp / 'data'}", "generator=unet_64", "generator.ngf=8", "data.load_size=64",
-                   "data.crop_size=64", "trainer.max_steps=2", "trainer.num_samples=0", "trainer.val_every=0"])
+                   "data.crop_size=64", "trainer.max_steps=2", "trainer.num_samples=0", "trainer.val_every=0",
+                   "trainer.export_folder=true"])
     with open_dict(cfg):
         cfg.run_dir = str(tmp / "run")
     fit(cfg)
@@ -57,6 +58,13 @@ def test_a_run_exports_a_folder_that_converts_images_as_the_run_does(folder):
     image = pipe(Image.new("RGB", (70, 50), "white"))
     assert image.size == (70, 50) and image.mode == "RGB"
     assert [im.size for im in pipe([Image.new("L", (64, 64)), Image.new("RGBA", (32, 64))])] == [(64, 64), (32, 64)]
+
+
+def test_a_run_can_write_its_model_folder_when_it_completes(folder):
+    run, exported = folder
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    assert torch.equal(translate.load(run / "model").tensors(x), translate.load(exported).tensors(x))
+    assert (run / "model" / "README.md").read_text() == (exported / "README.md").read_text()
 
 
 def test_loading_a_folder_imports_no_training_stack(folder):

@@ -162,12 +162,19 @@ def _direction_name(translation: Translation) -> str:
     return f"{translation.source}to{translation.target}"
 
 
+def write_model_folder(loaded, checkpoint: str, output: str | Path) -> Path:
+    """The generator ``load_translation`` gave, with its model card, as a model folder at ``output``."""
+    return save_model_folder(loaded.module, spec_of_loaded(loaded), output, model_card(loaded, checkpoint))
+
+
 def model_card(loaded, checkpoint: str) -> str:
     """A model folder's README.md: what the generator does, what it was trained on, how long, how well, how."""
     from translate.checkpoint import load_checkpoint
     from translate.pretrained import is_pretrained
 
-    lines = [f"# {Path(checkpoint).name}: {loaded.direction}", ""]
+    path = Path(checkpoint)
+    name = path.parent.parent.name if path.parent.name == "checkpoints" else path.stem if path.suffix else path.name
+    lines = [f"# {name}: {loaded.direction}", ""]
     if loaded.pretrained is not None:
         lines += [(f"The reference model `{loaded.pretrained.name}` ({loaded.pretrained.about}; "
                    f"{loaded.pretrained.architecture}).")]
@@ -206,8 +213,7 @@ def run(cfg) -> Path:
     direction = cfg.direction or _direction_name(loaded.translation)
     stem = loaded.pretrained.name if loaded.pretrained else Path(str(cfg.checkpoint)).with_suffix("").as_posix()
     if cfg.format == FOLDER:
-        path = save_model_folder(loaded.module, spec_of_loaded(loaded), cfg.output or f"{stem}_{direction}",
-                                 model_card(loaded, str(cfg.checkpoint)))
+        path = write_model_folder(loaded, str(cfg.checkpoint), cfg.output or f"{stem}_{direction}")
         print(f"wrote {path} (load it with translate.load({str(path)!r}), or checkpoint={path})")
         return path
     output = cfg.output or f"{stem}_{direction}{FORMATS[cfg.format]}"

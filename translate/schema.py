@@ -83,6 +83,7 @@ class TrainerSettings:
     val_images: Count = 32
     keep_checkpoints: Count = 0
     progress_bar: bool = True
+    export_folder: bool = False
     ema: EmaSettings = field(default_factory=EmaSettings)
 
 

@@ -50,7 +50,9 @@ from translate.data.fixed import sample_batch, truth_batches, validation_batches
 from translate.data.folders import EpochSampler
 from translate.data.modules import close_workers, ignore_stop_signals
 from translate.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, OutputError, first_line
+from translate.export import write_model_folder
 from translate.fsutil import atomic_write_bytes, json_text
+from translate.generator_io import load_translation
 from translate.models.base import Phase, TranslationModel
 from translate.optimization import build_optimization
 from translate.runtime import autocast, configure_backends, eval_mode, precision_dtype, resolve_device, seed_everything
@@ -551,7 +553,19 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         distributed.teardown()
     if main:
         write_result(result_path, "completed", metrics)
+        if cfg.trainer.get("export_folder"):
+            export_run(Path(cfg.run_dir))
     return metrics
+
+
+def export_run(run_dir: Path) -> Path:
+    """``trainer.export_folder``: the finished run's generator (from ``best.pt`` when validation kept one, else
+    ``last.pt``; its EMA weights when it kept them) as a model folder ``<run>/model``."""
+    best = run_dir / "checkpoints" / BEST
+    checkpoint = best if best.is_file() else run_dir / "checkpoints" / LAST
+    path = write_model_folder(load_translation(checkpoint), str(checkpoint), run_dir / "model")
+    print(f"model folder: {path} (translate.load({str(path)!r}))", file=sys.stderr)
+    return path
 
 
 def write_result(path: Path, status: str, metrics: dict[str, float] | None = None, error: str | None = None) -> None:
