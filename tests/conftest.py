@@ -105,6 +105,24 @@ def tiny_cfg(tmp_path):
     return make
 
 
+@pytest.fixture(scope="session")
+def p2p_run(tmp_path_factory) -> Path:
+    """A tiny pix2pix run (a 64 px U-Net on paired noise images), shared by the page and API tests."""
+    from serving import paired_folder, train_tiny
+
+    tmp = tmp_path_factory.mktemp("p2p_run")
+    return train_tiny(tmp, "data=aligned", f"data.root={paired_folder(tmp / 'data')}", "generator=unet_64",
+                      "data.load_size=64", "data.crop_size=64")
+
+
+@pytest.fixture(scope="session")
+def bicycle_run(tmp_path_factory) -> Path:
+    """A tiny BicycleGAN run (style codes), shared by the page and API tests."""
+    from serving import bicycle_tiny
+
+    return bicycle_tiny(tmp_path_factory.mktemp("bicycle_run"))
+
+
 def fit_killed_at_step(cfg, step: int) -> None:
     """Run ``fit(cfg)`` as if the process were killed during training step ``step`` (1-based): what the last
     checkpoint before it holds is all that survives."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serving import bicycle_tiny, data_url, pixels, png_header, post, serving
+from serving import data_url, pixels, png_header, post, serving
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 pytestmark = pytest.mark.slow
@@ -39,11 +39,6 @@ def browser():
         browser = p.chromium.launch(executable_path=path, headless=True, args=BROWSER_FLAGS)
         yield browser
         browser.close()
-
-
-@pytest.fixture(scope="module")
-def bicycle_run(tmp_path_factory) -> Path:
-    return bicycle_tiny(tmp_path_factory.mktemp("page_bicycle"))
 
 
 def _open(browser, url):

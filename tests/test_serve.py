@@ -13,10 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from serving import (
-    bicycle_tiny,
     data_url,
     get_json,
-    paired_folder,
     pixels,
     png_bytes,
     post,
@@ -29,18 +27,6 @@ from translate.serve import BadRequest, ServeOptions, decode_image, parse_reques
 pytest.importorskip("uvicorn")
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def p2p_run(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("serve_p2p")
-    return train_tiny(tmp, "data=aligned", f"data.root={paired_folder(tmp / 'data')}", "generator=unet_64",
-                      "data.load_size=64", "data.crop_size=64")
-
-
-@pytest.fixture(scope="module")
-def bicycle_run(tmp_path_factory) -> Path:
-    return bicycle_tiny(tmp_path_factory.mktemp("serve_bicycle"))
 
 
 @pytest.fixture(scope="module")

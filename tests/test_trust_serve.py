@@ -13,34 +13,19 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 from serving import (
-    bicycle_tiny,
     data_url,
     get_json,
-    paired_folder,
     png_bytes,
     png_header,
     post,
     send,
     serving,
-    train_tiny,
 )
 
 from translate.serve import BadRequest, ServeOptions, decode_image
 
 pytest.importorskip("uvicorn")
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def p2p_run(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("trust_serve_p2p")
-    return train_tiny(tmp, "data=aligned", f"data.root={paired_folder(tmp / 'data')}", "generator=unet_64",
-                      "data.load_size=64", "data.crop_size=64")
-
-
-@pytest.fixture(scope="module")
-def bicycle_run(tmp_path_factory) -> Path:
-    return bicycle_tiny(tmp_path_factory.mktemp("trust_serve_bicycle"))
 
 
 def _gray(height: int, width: int) -> bytes:
