@@ -332,7 +332,7 @@ def summary_table(axes: Axes) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m translate.axes: the app lives in translate.axes_app
-    from translate.axes_app import main
+if __name__ == "__main__":  # python -m translate.axes runs the app, translate.axes_app (this module imports none of it)
+    import runpy
 
-    main()
+    runpy.run_module("translate.axes_app", run_name="__main__")
