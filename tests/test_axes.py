@@ -285,3 +285,10 @@ def test_an_edit_amount_must_be_a_finite_number_of_deviations(amount):
     with pytest.raises(ConfigError, match=r"edit.smile=.*: a finite number of standard deviations, at most 100"):
         axes.edits({"smile": amount}, ToneGenerator(z_dim=2))
     assert axes.edits({"smile": -3}, ToneGenerator(z_dim=2))[0].amount == -1.5
+
+
+def test_the_axes_command_runs_its_app(tmp_path):
+    """``python -m translate.axes`` runs ``translate.axes_app`` (through runpy: the library imports none of it)."""
+    proc = subprocess.run([sys.executable, "-m", "translate.axes", f"checkpoint={tmp_path / 'none'}"],
+                          capture_output=True, text=True, cwd=ROOT, check=False, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].endswith("none: no such checkpoint file")
