@@ -49,7 +49,7 @@ from PIL import Image
 from translate.errors import CheckpointError, ConfigError, TranslateError
 from translate.fsutil import atomic_write_bytes, make_folder
 from translate.imageio16 import read_picture, resize_images, to_model_input
-from translate.inputs import collect_inputs
+from translate.inputs import collect_inputs, input_folder_holding
 from translate.metrics import l1
 from translate.schema import check_dataclass
 
@@ -344,7 +344,7 @@ def score_folder(guard: Guard, inputs: str | Path, output: str | Path) -> dict[s
     into ``output``, which must lie outside the input folders: nothing is ever written over an input.
     Unreadable files are reported and skipped."""
     found, scanned, _ = collect_inputs(inputs)
-    inside = next((root for root in scanned if Path(output).resolve().is_relative_to(root)), None)
+    inside = input_folder_holding(output, scanned)
     if inside is not None:
         raise ConfigError(f"output={output} is inside the input folder {inside}; choose another folder (scores "
                           "and error maps are never written among the inputs)")

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from translate.checkpoint import load_checkpoint, resolve_checkpoint_path
 from translate.errors import ConfigError, TranslateError, first_line
 from translate.schema import check_dataclass, check_target_node, loop_settings
-from translate.stored import CONF_DIR, RESUME_SECTIONS, allow_targets, conf_keys, stored_config
+from translate.stored import CONF_DIR, RESUME_SECTIONS, allow_targets, conf_keys, is_under, stored_config
 
 __all__ = ["CONF_DIR", "allow_targets", "build", "build_model", "compose", "resume_config", "stored_config"]
 
@@ -212,7 +212,7 @@ def _check_group_choices(parsed: list, stored: DictConfig, overrides: list[str],
     conflicts = []
     for choice in choices:
         others = [c for c in choices if c != choice]
-        changed = [k for k in _decided_keys(others, choice) if not any(k == a or k.startswith(a + ".") for a in assigned)
+        changed = [k for k in _decided_keys(others, choice) if not any(is_under(k, a) for a in assigned)
                    and given.get(k, _MISSING) != have.get(k, _MISSING)]
         conflicts += [(choice, others, key) for key in changed[:1]]
     if conflicts:

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from translate.checkpoint import load_checkpoint
 from translate.errors import ConfigError
 from translate.fsutil import atomic_write, atomic_write_bytes
 from translate.generate import truncation_of
@@ -29,6 +30,7 @@ from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels, generator_stride
 from translate.networks.stylegan import StyleGenerator
 from translate.pipeline import spec_of_loaded
+from translate.pretrained import is_pretrained
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts"}
 FOLDER = "folder"
@@ -169,9 +171,6 @@ def write_model_folder(loaded, checkpoint: str, output: str | Path) -> Path:
 
 def model_card(loaded, checkpoint: str) -> str:
     """A model folder's README.md: what the generator does, what it was trained on, how long, how well, how."""
-    from translate.checkpoint import load_checkpoint
-    from translate.pretrained import is_pretrained
-
     path = Path(checkpoint)
     name = path.parent.parent.name if path.parent.name == "checkpoints" else path.stem if path.suffix else path.name
     lines = [f"# {name}: {loaded.direction}", ""]

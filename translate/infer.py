@@ -31,7 +31,7 @@ from translate.errors import ConfigError, DataError, DiskFullError, OutputError,
 from translate.fsutil import atomic_write_bytes, is_write_failure, remove_stale_temp_files, write_failure
 from translate.imageio16 import Picture, encode, picture_size, read_picture, resize_images, to_model_input
 from translate.inpainting import composited, hole_mask, inpainting_input, mask_file, remasked
-from translate.inputs import Ignored, collect_inputs, describe_ignored
+from translate.inputs import Ignored, collect_inputs, describe_ignored, input_folder_holding
 from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels, generator_stride, pad_to_stride, stride_padding
 from translate.runtime import autocast, precision_dtype, resolve_device
@@ -443,11 +443,11 @@ def _remove_leftovers(output: Path) -> None:
 
 def _refuse_output_inside(output: Path, scanned: set[Path]) -> None:
     """Outputs inside a scanned folder would be picked up as inputs by the next run."""
-    for root in scanned:
-        if output.resolve().is_relative_to(root):
-            raise ConfigError(
-                f"output {output} is inside the input folder {root}; choose another folder or set allow_inplace=true"
-            )
+    root = input_folder_holding(output, scanned)
+    if root is not None:
+        raise ConfigError(
+            f"output {output} is inside the input folder {root}; choose another folder or set allow_inplace=true"
+        )
 
 
 def with_suffix_in_name(path: Path, suffix: str) -> Path:

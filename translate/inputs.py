@@ -106,3 +106,10 @@ def _inside(rel: Path) -> Path:
     if clean.is_absolute() or clean.parts[:1] == ("..",):
         return Path(rel.name)
     return clean
+
+
+def input_folder_holding(output: str | Path, scanned: set[Path]) -> Path | None:
+    """The scanned input folder that ``output`` lies inside, if any (what is written there would be read back as
+    input by the next run, or written over an input)."""
+    return next((root for root in scanned if Path(output).resolve().is_relative_to(root)), None)
+

@@ -197,7 +197,12 @@ def _check_settings(cfg: DictConfig, source: str | Path, chosen: tuple[str, ...]
 
 
 def _chosen_by_user(where: str, chosen: tuple[str, ...]) -> bool:
-    return any(where == c or where.startswith((c + ".", c + "[")) for c in chosen)
+    return any(is_under(where, c) for c in chosen)
+
+
+def is_under(key: str, prefix: str) -> bool:
+    """Whether dotted ``key`` is ``prefix`` or lies below it (``a.b``, ``a[0]`` under ``a``)."""
+    return key == prefix or key.startswith((prefix + ".", prefix + "["))
 
 
 # The sections every stored training config has (a generator is rebuilt from them), and those a resume also reads.
