@@ -5,8 +5,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from translate.config import run_cli
-from translate.infer import run
+from translate.config.compose import run_cli
+from translate.inference.convert import run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="infer")

@@ -5,8 +5,8 @@ import math
 import hydra
 from omegaconf import DictConfig
 
-from translate.config import run_cli
-from translate.train import fit
+from translate.config.compose import run_cli
+from translate.training.loop import fit
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -30,8 +30,8 @@ import torch
 
 from translate.data.demo import RANDOM_COLOURS, render_sketch2photo, scene_colour, shape_mask, sketch2photo_seed
 from translate.data.files import save_image
-from translate.generator_io import load_translation
-from translate.metrics import pairwise_distance, style_outputs
+from translate.evaluation.metrics import pairwise_distance, style_outputs
+from translate.loading.generator import load_translation
 from translate.models.base import fixed_latents, takes_style
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,13 +16,12 @@ from pathlib import Path
 
 import torch
 
-from translate.checkpoint import load_checkpoint
-from translate.config import build
-from translate.data.files import save_image
+from translate.config.checkpoint import load_checkpoint
+from translate.config.compose import build
+from translate.data.files import sample_grid, save_image
 from translate.data.fixed import truth_batches
-from translate.generator_io import load_translation
-from translate.metrics import evaluate_paired
-from translate.tracking import sample_grid
+from translate.evaluation.metrics import evaluate_paired
+from translate.loading.generator import load_translation
 
 
 def main(output: str, runs: list[str]) -> None:

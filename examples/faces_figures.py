@@ -3,7 +3,7 @@
     python examples/faces_figures.py RUN PREFIX [AXIS ...]
 
 Writes PREFIX_truncation.png (rows: psi = 1, 0.7, 0.4, 0; the same 8 latents in every row; psi 0 is the
-average face) and, when the run has axes (python -m translate.axes), PREFIX_edits.png: one row per AXIS, the
+average face) and, when the run has axes (python -m translate.apps.axes), PREFIX_edits.png: one row per AXIS, the
 same latent moved -2, -1, 0, +1, +2 standard deviations along it.
 """
 
@@ -14,10 +14,10 @@ import sys
 import torch
 from torchvision.utils import make_grid
 
-from translate.axes import load_axes
 from translate.data.files import save_image
-from translate.generate import load_noise_generator
-from translate.sampling import Sampler
+from translate.latent.axes import load_axes
+from translate.latent.generate import load_noise_generator
+from translate.latent.sampling import Sampler
 
 TRUNCATIONS = (1.0, 0.7, 0.4, 0.0)
 STEPS = (-2, -1, 0, 1, 2)

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from translate.axes_report import distribution, real_images
-from translate.checkpoint import load_checkpoint
-from translate.extractor import TrainedExtractor
-from translate.generate import load_noise_generator
-from translate.sampling import Sampler
+from translate.config.checkpoint import load_checkpoint
+from translate.latent.extractor import TrainedExtractor
+from translate.latent.generate import load_noise_generator
+from translate.latent.report import distribution, real_images
+from translate.latent.sampling import Sampler
 
 
 def main(run: Path, extractor_path: Path, n: int = 500) -> None:

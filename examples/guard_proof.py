@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from translate.anomaly import GuardOptions, load_guard
-from translate.imageio16 import read_picture, to_model_input
+from translate.data.images import read_picture, to_model_input
+from translate.inference.guard import GuardOptions, load_guard
 
 ROOT = Path(__file__).resolve().parent.parent
 SPLIT = ROOT / "datasets" / "photos_split"
@@ -61,9 +61,9 @@ def folder_scores(guard, folder: Path) -> np.ndarray:
 
 def canny_sketches() -> Path:
     if not (CANNY / "valA").is_dir():
-        run("-m", "translate.datasets", "sketch", "datasets/photos", str(CANNY) + "_pairs", "--style", "canny",
+        run("-m", "translate.data", "sketch", "datasets/photos", str(CANNY) + "_pairs", "--style", "canny",
             "--size", "128", "--crops", "40", "--ratios", "0.75", "0.25", "0", "--holdout", "region")
-        run("-m", "translate.datasets", "separate", str(CANNY) + "_pairs", str(CANNY), "--layout", "unaligned")
+        run("-m", "translate.data", "separate", str(CANNY) + "_pairs", str(CANNY), "--layout", "unaligned")
     return CANNY / "valA"
 
 

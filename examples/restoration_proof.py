@@ -16,12 +16,11 @@ from pathlib import Path
 
 import torch
 
-from translate.config import build
-from translate.data.files import save_image
-from translate.generator_io import load_translation
-from translate.inpainting import composited
-from translate.metrics import psnr, ssim
-from translate.tracking import sample_grid
+from translate.config.compose import build
+from translate.data.files import sample_grid, save_image
+from translate.data.inpainting import composited
+from translate.evaluation.metrics import psnr, ssim
+from translate.loading.generator import load_translation
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("deblur", "deblur_gan", "denoise", "inpaint", "inpaint_gan")

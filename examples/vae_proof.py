@@ -2,9 +2,9 @@
 
 Trains ``model=vae`` on the face demo (``data=demo_faces``: 6,000 procedurally drawn faces, 64x64, no
 download), then writes, from the run's last checkpoint: 64 samples (codes from N(0, I) through the decoder,
-``python -m translate.generate``) as ``docs/vae_faces_samples.png``; the KL and reconstruction curves
-(``python -m translate.plot``) as ``docs/vae_faces_curves.png``; the val faces' codes projected on their
-two principal axes, coloured by hair colour (``python -m translate.latent_plot``), as
+``python -m translate.latent.generate``) as ``docs/vae_faces_samples.png``; the KL and reconstruction curves
+(``python -m translate.training.plot``) as ``docs/vae_faces_curves.png``; the val faces' codes projected on their
+two principal axes, coloured by hair colour (``python -m translate.latent.plot``), as
 ``docs/vae_faces_latent.png``; and the last reconstruction grid (val input | reconstruction) as
 ``docs/vae_faces_reconstructions.png``. Prints the last logged losses and validation metrics.
 """
@@ -31,11 +31,11 @@ def main(steps: int = 3000) -> None:
         python("train.py", "model=vae", "data=demo_faces", f"trainer.max_steps={steps}", "trainer.val_every=500",
                "logger=none", f"run_dir={RUN}")
     samples = ROOT / "runs" / "proof_vae_samples"
-    python("-m", "translate.generate", f"checkpoint={RUN}", "n=64", "seed=0", f"output={samples}", "overwrite=true")
+    python("-m", "translate.latent.generate", f"checkpoint={RUN}", "n=64", "seed=0", f"output={samples}", "overwrite=true")
     shutil.copy(samples / "grid.png", DOCS / "vae_faces_samples.png")
-    python("-m", "translate.plot", str(RUN), str(DOCS / "vae_faces_curves.png"), "--keys", "loss/G/kl",
+    python("-m", "translate.training.plot", str(RUN), str(DOCS / "vae_faces_curves.png"), "--keys", "loss/G/kl",
            "loss/G/rec", "val/l1", "val/psnr")
-    python("-m", "translate.latent_plot", str(RUN), "label=hair_colour", f"output={DOCS / 'vae_faces_latent.png'}")
+    python("-m", "translate.latent.plot", str(RUN), "label=hair_colour", f"output={DOCS / 'vae_faces_latent.png'}")
     last_grid = max((RUN / "samples").glob("*.png"))
     shutil.copy(last_grid, DOCS / "vae_faces_reconstructions.png")
     records = [json.loads(line) for line in (RUN / "metrics.jsonl").read_text().splitlines() if line.strip()]

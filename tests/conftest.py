@@ -10,14 +10,14 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
-import numpy as np
 import pytest
-from PIL import Image
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 # Tests never fetch metric weights (the download tests lift this against a local server).
 os.environ["TRANSLATE_METRICS_DOWNLOAD"] = "never"
+
+from helpers import tiny_overrides, write_image  # noqa: E402  (after the environment above)
 
 
 def _private_env(name: str, path: Path):
@@ -44,16 +44,6 @@ def empty_torch_hub(tmp_path_factory) -> Path:
     yield from _private_env("TORCH_HOME", tmp_path_factory.mktemp("torch_home"))
 
 
-def write_image(path: Path, size: tuple[int, int] = (40, 36), seed: int = 0, mode: str = "RGB") -> Path:
-    """A random image of (width, height)."""
-    rng = np.random.default_rng(seed)
-    channels = {"RGB": 3, "L": 1}[mode]
-    data = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(data.squeeze(-1) if channels == 1 else data, mode).save(path)
-    return path
-
-
 @pytest.fixture
 def aligned_root(tmp_path) -> Path:
     """root/{train,val}/{A,B}/NNN.png, 6 train and 2 val pairs of 40x36 images."""
@@ -75,26 +65,12 @@ def unaligned_root(tmp_path) -> Path:
     return root
 
 
-TINY = [
-    "debug=fast",
-    "logger=none",
-    "trainer.progress_bar=false",
-    "data.load_size=36",
-    "data.crop_size=32",
-]
-
-
-def tiny_overrides(*extra: str) -> list[str]:
-    """Overrides for a seconds-long CPU run: tiny networks and 32x32 crops."""
-    return [*TINY, *extra]
-
-
 @pytest.fixture
 def tiny_cfg(tmp_path):
     """compose(...) with the tiny overrides and a run folder under tmp_path."""
     from omegaconf import open_dict
 
-    from translate.config import compose
+    from translate.config.compose import compose
 
     def make(*extra: str, run_dir: Path | None = None):
         cfg = compose(tiny_overrides(*extra))
@@ -123,26 +99,6 @@ def bicycle_run(tmp_path_factory) -> Path:
     return bicycle_tiny(tmp_path_factory.mktemp("bicycle_run"))
 
 
-def fit_killed_at_step(cfg, step: int) -> None:
-    """Run ``fit(cfg)`` as if the process were killed during training step ``step`` (1-based): what the last
-    checkpoint before it holds is all that survives."""
-    from translate.train import Trainer, fit
-
-    original, calls = Trainer.train_step, []
-
-    def crash(self, batch):
-        calls.append(1)
-        if len(calls) == step:
-            raise KeyboardInterrupt
-        return original(self, batch)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Trainer, "train_step", crash)
-        with pytest.raises(KeyboardInterrupt):
-            fit(cfg)
-
-
-# ----------------------------------------------------------------------------------------------- HTTP
 class FileHandler(http.server.BaseHTTPRequestHandler):
     """Serves files from ``root`` with HTTP range support; ``cut_after`` bytes into the first full request it
     drops the connection (an interrupted download); ``delay`` seconds before answering (a dead network)."""

@@ -1,25 +1,10 @@
 """translate: image-to-image translation (pix2pix, CycleGAN, CUT, BicycleGAN) and images from noise in PyTorch.
 
-``translate.load(path)`` gives an object that converts images (``translate.pipeline``)."""
+``translate.load(path)`` gives an object that converts images (``translate.loading.pipeline``). The package is laid
+out by area (``docs/develop/architecture.md``): ``core``, ``data``, ``networks``, ``models``, ``config``,
+``loading``, ``latent``, ``evaluation``, ``inference``, ``training`` and ``apps``."""
 
-from typing import Any
+from translate.loading.pipeline import Pipeline, load
 
 __version__ = "0.1.0"
-__all__ = ["load", "load_generator", "translate_files"]
-
-
-def __getattr__(name: str) -> Any:
-    # Imported on first use, so `import translate` stays light.
-    if name == "load":
-        from translate.pipeline import load
-
-        return load
-    if name == "load_generator":
-        from translate.generator_io import load_generator
-
-        return load_generator
-    if name == "translate_files":
-        from translate.infer import translate_files
-
-        return translate_files
-    raise AttributeError(f"module 'translate' has no attribute {name!r}")
+__all__ = ["Pipeline", "load"]

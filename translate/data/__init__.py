@@ -1,4 +1,6 @@
-"""Data: image I/O, paired transforms, datasets and the built-in demo."""
+"""Data: image files and image I/O, paired transforms, datasets, the built-in demos, inpainting inputs, and the
+dataset tools of ``python -m translate.data download|sketch|check|combine|separate|split`` (``download``,
+``sketch``, ``tools``)."""
 
 from translate.data.folders import AlignedDataset, EpochSampler, SingleDataset, UnalignedDataset
 from translate.data.modules import AlignedData, DataModule, SingleData, UnalignedData

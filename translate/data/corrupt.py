@@ -26,11 +26,11 @@ import kornia
 import torch
 import torch.nn.functional as F
 
+from translate.core.errors import ConfigError
 from translate.data.files import load_image
 from translate.data.folders import SingleDataset
+from translate.data.inpainting import inpainting_input
 from translate.data.modules import DataModule
-from translate.errors import ConfigError
-from translate.inpainting import inpainting_input
 
 CORRUPTIONS = ("gaussian_noise", "poisson_noise", "gaussian_blur", "motion_blur", "jpeg", "downscale", "mask")
 DEFAULT_RANGES = {"noise_sigma": (0.02, 0.12), "poisson_peak": (8.0, 64.0), "blur_sigma": (1.0, 2.5),

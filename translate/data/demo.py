@@ -27,8 +27,8 @@ from typing import Annotated
 import numpy as np
 from PIL import Image
 
+from translate.core.schema import Range
 from translate.data.modules import AlignedData, UnalignedData
-from translate.schema import Range
 
 FORMAT = 2  # bump when the rendering changes, so old caches are regenerated
 # Bounds of the rendering settings (a config stored in a checkpoint is checked against them before anything is
@@ -213,7 +213,7 @@ def rendered(root: str | Path) -> bool:
 
 def renders_into_root(data_function):
     """Mark a data function that renders its images into its ``root`` on first use: a ``root`` read from a
-    checkpoint's config is written to only when it is already rendered (``translate.stored``)."""
+    checkpoint's config is written to only when it is already rendered (``translate.config.stored``)."""
     data_function.rendered_at = rendered
     return data_function
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
+from torchvision.utils import make_grid
 
-from translate.errors import DataError, first_line
-from translate.fsutil import atomic_write
+from translate.core.atomic import atomic_write
+from translate.core.errors import DataError, first_line
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -179,3 +180,10 @@ def save_image(image: torch.Tensor, path: str | Path) -> Path:
     pil = TF.to_pil_image(image.cpu())
     fmt = Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
     return atomic_write(path, lambda f: pil.save(f, format=fmt))
+
+
+def sample_grid(columns: list[torch.Tensor]) -> torch.Tensor:
+    """Interleave columns [N, C, H, W] x K into a grid of N rows and K columns, in [-1, 1]."""
+    n = columns[0].shape[0]
+    tiles = torch.stack(columns, dim=1).reshape(n * len(columns), *columns[0].shape[1:])
+    return make_grid(tiles.float().cpu(), nrow=len(columns), padding=2, pad_value=1.0)

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
+from translate.core.errors import DataError
 from translate.data.modules import DataModule
-from translate.errors import DataError
 
 
 def spread(n: int, size: int) -> list[int]:

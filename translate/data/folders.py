@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from translate.core.errors import DataError
 from translate.data.files import filter_readable, list_images, load_image
 from translate.data.transforms import PairedTransform
-from translate.errors import DataError
 
 
 def sample_seed(seed: int, epoch: int, position: int) -> int:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader, Dataset
 
+from translate.core.errors import ConfigError, DataError
 from translate.data.folders import AlignedDataset, SingleDataset, UnalignedDataset
 from translate.data.transforms import PairedTransform, Preprocess
-from translate.errors import ConfigError, DataError
 
 
 def ignore_stop_signals(worker_id: int) -> None:

@@ -9,9 +9,9 @@ import torch
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from translate.core.errors import ConfigError, DataError, check_choice
+from translate.core.schema import Preprocess
 from translate.data.files import to_float
-from translate.errors import ConfigError, DataError, check_choice
-from translate.schema import Preprocess
 
 PREPROCESS = typing.get_args(Preprocess)
 

@@ -13,7 +13,7 @@ compare across image sizes:
 
 After each validation the model keeps every val image's reconstruction error and fine detail
 (``image_detail``) and, when G has an encoder, the per-value mean and spread of the val images' codes and each
-one's distance from them (``calibrate``): the out-of-domain guard (``translate.anomaly``) scores inputs by
+one's distance from them (``calibrate``): the out-of-domain guard (``translate.inference.guard``) scores inputs by
 them and sets its threshold at a percentile of the val images' scores, read from the checkpoint.
 """
 
@@ -22,13 +22,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Literal
 
+import kornia
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translate.errors import ConfigError, check_choice
-from translate.losses import GANObjective
+from translate.core.errors import ConfigError, check_choice
 from translate.models.base import Translation, TranslationModel, set_requires_grad
+from translate.models.losses import GANObjective, l1
 from translate.networks.layers import init_weights
 
 Side = Literal["A", "B"]
@@ -43,7 +44,6 @@ def gaussian_kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
 def reconstruction_error(G: nn.Module, x: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
     """Per image, the mean absolute difference between G's output for ``x`` and ``target`` (``x`` itself
     by default), in [0, 2] pixel units: the anomaly score."""
-    from translate.metrics import l1  # metrics imports the models
 
     return l1(G(x), x if target is None else target)
 
@@ -56,7 +56,6 @@ def image_detail(x: torch.Tensor) -> torch.Tensor:
     """Per image, how much fine detail it holds: the mean absolute difference from its Gaussian blur (sigma
     ``DETAIL_SIGMA`` px), in pixel units: [N]. An autoencoder's reconstruction error on its own domain grows
     with it (the guard's ``detail`` score)."""
-    import kornia
 
     x = x.float()
     blurred = kornia.filters.gaussian_blur2d(x, (7, 7), (DETAIL_SIGMA, DETAIL_SIGMA), border_type="reflect")

@@ -33,7 +33,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from translate.losses import GANObjective, gradient_penalty
+from translate.models.losses import GANObjective, gradient_penalty
 
 Phase = Literal["D", "G"]
 #: Batch key of the fixed style codes [K, nz] that ``with_fixed_inputs`` adds for a generator with a style code:

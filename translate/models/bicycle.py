@@ -28,11 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from translate.errors import ConfigError, check_choice
-from translate.losses import GANObjective
+from translate.core.errors import ConfigError, check_choice
+from translate.core.schema import Count, Positive
 from translate.models.base import STYLES, Translation, TranslationModel, fixed_latents, set_requires_grad, to_rgb
+from translate.models.losses import GANObjective
 from translate.networks.layers import init_weights
-from translate.schema import Count, Positive
 
 Direction = Literal["AtoB", "BtoA"]
 

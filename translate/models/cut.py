@@ -19,14 +19,14 @@ from typing import Literal
 import torch
 from torch import nn
 
-from translate.errors import ConfigError
-from translate.losses import GANObjective, patch_nce
+from translate.core.errors import ConfigError
+from translate.core.runtime import eval_mode
+from translate.core.schema import Count, Positive
 from translate.models.base import Translation, TranslationModel, set_requires_grad
+from translate.models.losses import GANObjective, patch_nce
 from translate.networks.generators import check_layers
 from translate.networks.heads import PatchProjection, sample_locations
 from translate.networks.layers import generator_stride, init_weights
-from translate.runtime import eval_mode
-from translate.schema import Count, Positive
 
 
 class CUT(TranslationModel):

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translate.losses import GANObjective
 from translate.models.base import Translation, TranslationModel, set_requires_grad
+from translate.models.losses import GANObjective, l1
 from translate.models.pool import ImagePool
 from translate.networks.layers import init_weights
 
@@ -80,8 +80,7 @@ class CycleGAN(TranslationModel):
     def calibrate(self, batches: Iterable[dict[str, torch.Tensor]], generators: dict[str, nn.Module],
                   device: torch.device) -> None:
         """Keep each val image's cycle error, |G_B(G_A(A)) - A| and |G_A(G_B(B)) - B| per image (under the
-        sample generators): the guard (``translate.anomaly``, ``guard=cycle``) needs no extra model."""
-        from translate.metrics import l1  # metrics imports the models
+        sample generators): the guard (``translate.inference.guard``, ``guard=cycle``) needs no extra model."""
 
         G_A, G_B = generators["G_A"], generators["G_B"]
         errors = {"A": [], "B": []}

@@ -16,10 +16,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from translate.errors import ConfigError
-from translate.losses import GANObjective, r1_penalty
+from translate.core.errors import ConfigError
+from translate.core.schema import Positive
 from translate.models.base import Translation, TranslationModel, fixed_latents, set_requires_grad, to_rgb
-from translate.schema import Positive
+from translate.models.losses import GANObjective, r1_penalty
 
 LATENT = "z"
 

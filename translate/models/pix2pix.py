@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translate.errors import check_choice
-from translate.losses import GANObjective, feature_matching
+from translate.core.errors import check_choice
 from translate.models.base import Translation, TranslationModel, set_requires_grad
+from translate.models.losses import GANObjective, feature_matching
 from translate.networks.layers import init_weights
 
 Direction = Literal["AtoB", "BtoA"]

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from translate.core.schema import Positive
 from translate.networks.generators import UnetDown, UnetUp
 from translate.networks.layers import Norm, keeps_arguments
-from translate.schema import Positive
 
 
 @keeps_arguments
@@ -91,7 +91,7 @@ class Autoencoder(nn.Module):
 
 class Decoder(nn.Module):
     """A variational autoencoder's decoder as a generator from noise: ``G(z)`` with z [N, z_dim] ~ N(0, I)
-    (what ``python -m translate.generate`` samples)."""
+    (what ``python -m translate.latent.generate`` samples)."""
 
     def __init__(self, autoencoder: Autoencoder):
         super().__init__()

@@ -25,11 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translate.errors import ConfigError, check_choice
+from translate.core.errors import ConfigError, check_choice
+from translate.core.schema import Positive
 from translate.networks.generators import UnetDown, UnetUp
 from translate.networks.layers import Norm, keeps_arguments, norm_layer
 from translate.networks.stylegan import AdaIN, MappingNetwork, StyleCodes, Truncation
-from translate.schema import Positive
 
 ZInject = Literal["input", "all", "adain"]
 Z_INJECT = ("input", "all", "adain")

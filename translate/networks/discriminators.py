@@ -11,8 +11,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from translate.core.schema import Positive
 from translate.networks.layers import Norm, conv_bias, norm_layer
-from translate.schema import Positive
 
 
 def _sn(layer: nn.Module, enabled: bool) -> nn.Module:

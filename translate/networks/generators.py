@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from translate.core.schema import Count, Positive
 from translate.networks.layers import (
     Norm,
     Padding,
@@ -24,7 +25,6 @@ from translate.networks.layers import (
     padding_layer,
     upsampling_conv,
 )
-from translate.schema import Count, Positive
 
 
 def with_input_added(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

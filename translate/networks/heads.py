@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from translate.schema import Positive
+from translate.core.schema import Positive
 
 
 class PatchProjection(nn.Module):

@@ -14,9 +14,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from translate.errors import ConfigError
+from translate.core.errors import ConfigError
+from translate.core.schema import Positive
 from translate.networks.layers import keeps_arguments
-from translate.schema import Positive
 
 ImageSize = Literal[32, 64, 128]
 

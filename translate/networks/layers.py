@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translate.errors import check_choice
+from translate.core.errors import check_choice
 
 Norm = Literal["batch", "instance", "none", "syncbatch"]
 Padding = Literal["reflect", "replicate", "zero"]
@@ -129,7 +129,7 @@ def discriminator_min_size(D: nn.Module) -> int:
 
 
 def keeps_arguments(cls: type) -> type:
-    """Class decorator for a network that can be saved on its own (a model folder, ``translate.model_folder``):
+    """Class decorator for a network that can be saved on its own (a model folder, ``translate.loading.folder``):
     each instance keeps the keyword arguments it was built with, defaults filled in, as ``net.arguments``, so
     that it can be rebuilt from them without the config that made it. ``cls.rebuildable`` says so."""
     init = cls.__init__

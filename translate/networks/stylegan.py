@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translate.errors import ConfigError
+from translate.core.errors import ConfigError
+from translate.core.schema import Positive
 from translate.networks.latent import MinibatchStdDev, doublings
 from translate.networks.layers import keeps_arguments
-from translate.schema import Positive
 
 NoiseMode = Literal["random", "fixed", "none"]
 NOISE_MODES = ("random", "fixed", "none")

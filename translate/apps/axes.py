@@ -1,0 +1,61 @@
+"""``python -m translate.apps.axes``: find attribute axes for a checkpoint (a noise GAN's latent space, or a style
+code's: ``translate.latent.style_axes``), save them beside it, and optionally report how well they edit
+(``translate.latent.report``)."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+
+from translate.config.compose import CONF_DIR, run_cli
+from translate.core.runtime import resolve_device
+from translate.latent import style_axes
+from translate.latent.axes import (
+    Axes,
+    axes_folder,
+    build_extractor,
+    find_axes,
+    latent_space,
+    sample_scores,
+    summary_table,
+)
+from translate.latent.report import report
+from translate.latent.sampling import Sampler
+from translate.loading.generator import load_translation
+from translate.models.gan import LATENT
+
+
+def run(cfg) -> Axes:
+    """The ``python -m translate.apps.axes`` app."""
+    loaded = load_translation(cfg.checkpoint, weights=cfg.weights)
+    if loaded.translation.source != LATENT:
+        return style_axes.run(cfg, loaded)
+    G = loaded.module
+    sampler = Sampler(G, seed=int(cfg.seed), noise=cfg.noise, device=resolve_device(cfg.device, "device"))
+    space = latent_space(sampler, cfg.space)
+    folder = axes_folder(cfg.checkpoint)
+    extractor, held_out = build_extractor(cfg, folder)
+    names = list(cfg.attributes or extractor.score_names)
+    samples = sample_scores(sampler, extractor, int(cfg.samples), seed=int(cfg.seed), batch_size=int(cfg.batch_size))
+    axes = find_axes(samples, names, space=space, method=cfg.method, base=list(cfg.base or []),
+                     untangle_method=cfg.untangle, seed=int(cfg.seed))
+    axes.info["extractor"] = {"kind": str(cfg.extractor), "held_out": held_out}
+    if cfg.report:
+        axes.info["report"] = report(sampler, extractor, axes, samples, cfg)
+    path = axes.save(folder)
+    print(summary_table(axes), file=sys.stderr)
+    print(f"wrote {path} and {folder / 'axes.json'}", file=sys.stderr)
+    return axes
+
+
+def main() -> None:
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="axes")
+    def _main(cfg) -> None:
+        run_cli(run, cfg)
+
+    _main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""Evaluate a generator on a dataset split: ``python -m translate.evaluation.evaluate checkpoint=PATH [data.root=DIR]``.
+
+Any checkpoint infer.py takes (ours, reference ``.pth``, safetensors). Writes ``metrics.json`` (``l1``, ``psnr``,
+``ssim``, ``lpips``, ``fid``, ``kid``: whichever apply and are available, plus what was skipped and why) and
+``grid.png`` (input | output | target rows) into the run folder. ``run(cfg)`` is the library entry point.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from translate.config.compose import CONF_DIR, build, run_cli, to_container
+from translate.config.stored import check_rendering
+from translate.core.atomic import atomic_write_bytes, json_text
+from translate.core.errors import ConfigError
+from translate.core.runtime import precision_dtype, resolve_device
+from translate.data import AlignedData, UnalignedData
+from translate.data.files import sample_grid, save_image
+from translate.data.fixed import truth_batches
+from translate.evaluation.metrics import dropout_layers, higher_is_better
+from translate.evaluation.validation import FirstImages, Validator
+from translate.loading.generator import LoadedGenerator, load_translation
+from translate.models.base import Translation, fixed_latents, takes_style, to_rgb
+from translate.models.gan import LATENT
+from translate.networks.layers import generator_channels
+
+
+def _collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    return {k: torch.stack([it[k] for it in items]) for k in ("A", "B")}
+
+
+def _data_node(cfg: DictConfig, loaded: LoadedGenerator) -> dict[str, Any]:
+    """``cfg.data`` when it names a folder (``data.root=DIR``), else the data the run trained on, from its stored
+    (checked) config: ``checkpoint=RUN`` alone evaluates on the run's own data."""
+    if cfg.data.get("root") is not None:
+        return OmegaConf.to_container(cfg.data)
+    if loaded.config is None:
+        raise ConfigError(f"data.root: {cfg.checkpoint} holds reference weights, which name no training data; "
+                          "give the dataset folder (data.root=DIR)")
+    check_rendering(loaded.config, cfg.checkpoint)  # a demo renders only where it already is, or into the cache
+    sizes = {k: cfg.data.get(k) for k in ("load_size", "crop_size", "num_workers")}
+    return {**OmegaConf.to_container(loaded.config.data), **sizes}
+
+
+def _evaluation_data(cfg: DictConfig, loaded: LoadedGenerator):
+    """The data module of ``cfg.data`` (or the run's own, ``_data_node``) at the checkpoint's training size (ours)
+    or 256, centred, no flips, with each domain's channel count taken from the generator."""
+    data_cfg = _data_node(cfg, loaded)
+    size = int(loaded.config.data.crop_size) if loaded.config is not None else 256
+    data_cfg["crop_size"] = data_cfg.get("crop_size") or size
+    data_cfg["load_size"] = data_cfg.get("load_size") or data_cfg["crop_size"]
+    data_cfg["flip"] = False
+    channels = dict(zip((loaded.translation.source, loaded.translation.target), generator_channels(loaded.module)))
+    data_cfg["input_nc"], data_cfg["output_nc"] = channels["A"], channels["B"]
+    data = build(OmegaConf.create(data_cfg))
+    if not isinstance(data, (AlignedData, UnalignedData)):
+        raise ConfigError("evaluation needs target images: data=aligned (paired) or data=unaligned (FID/KID)")
+    return data
+
+
+def _batches(cfg: DictConfig, data, translation: Translation) -> tuple[Iterator[dict[str, torch.Tensor]], int]:
+    """The split's batches (unpaired: each folder's images once, the shorter side's batches running empty) and
+    the number of source images."""
+    dataset = data.dataset(cfg.split, train=False)
+    src, tgt = translation.source, translation.target
+    if isinstance(data, AlignedData):
+        n_src = n_tgt = len(dataset)
+    else:  # the unpaired dataset cycles the shorter folder
+        n_src, n_tgt = (len(dataset.files_A), len(dataset.files_B))[:: 1 if src == "A" else -1]
+    if cfg.max_images:
+        n_src, n_tgt = min(n_src, int(cfg.max_images)), min(n_tgt, int(cfg.max_images))
+    loader = DataLoader(torch.utils.data.Subset(dataset, range(max(n_src, n_tgt))), batch_size=int(data.batch_size),
+                        num_workers=int(data.num_workers), collate_fn=_collate)
+
+    def batches():
+        seen = 0
+        for b in loader:
+            k = len(b["A"])
+            ns, nt = max(0, min(k, n_src - seen)), max(0, min(k, n_tgt - seen))
+            seen += k
+            yield {src: b[src][:ns], tgt: b[tgt][:nt]}
+
+    return batches(), n_src
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate ``cfg.checkpoint`` on ``cfg.data`` (split ``cfg.split``); write and return the metrics."""
+    device = resolve_device(cfg.device)
+    amp_dtype = precision_dtype(cfg.precision, device)
+    generator = dict(cfg.generator) if cfg.get("generator") else None
+    loaded = load_translation(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
+    if loaded.translation.source == LATENT:
+        raise ConfigError(f"{cfg.checkpoint}: a model=gan checkpoint generates from noise; its distribution against "
+                          "real images is measured by python -m translate.apps.axes (report=true) and val/fid in training")
+    data = _evaluation_data(cfg, loaded)
+    direction = next(d for d in ("AtoB", "BtoA") if (loaded.translation.source == "A") == (d == "AtoB"))
+    batches, n_src = _batches(cfg, data, loaded.translation)
+    # Data that knows the true translations of its val images (the rendered day -> night demo) is scored on them.
+    truth = truth_batches(data, int(cfg.max_images or 1_000_000)) if cfg.split == data.val_split else []
+    styles, truncation = evaluation_styles(loaded.module, cfg.get("style") or {})
+    validator = Validator({direction: loaded.translation}, paired=isinstance(data, AlignedData), metrics=cfg.metrics,
+                          device=device, amp_dtype=amp_dtype, distribution=True, truth_batches=truth,
+                          styles=styles, truncation=truncation)
+    shown = FirstImages(int(cfg.grid_images))
+    print(f"evaluating {cfg.checkpoint} ({direction}) on {data.root}/{cfg.split}: {n_src} images", file=sys.stderr)
+    result = validator({loaded.translation.generator: loaded.module.to(device)}, batches, prefix="", on_batch=shown)
+    report = {**result, "num_images": n_src, "checkpoint": str(cfg.checkpoint), "data": str(data.root),
+              "split": cfg.split, "direction": direction, "skipped": validator.skipped, "config": to_container(cfg)}
+    _write_report(report, shown, Path(cfg.run_dir or "runs/evaluate"))
+    return report
+
+
+def evaluation_styles(G, style) -> tuple[torch.Tensor | int | None, float]:
+    """What diversity is measured over (``style.samples`` outputs per input, at least 2): codes drawn from
+    ``style.seed`` for a generator with a style code, dropout passes for one without (pix2pix with noise)."""
+    samples, truncation = int(style.get("samples", 0)), float(style.get("truncation", 1.0))
+    if not samples:
+        return None, truncation
+    if samples < 2:
+        raise ConfigError(f"style.samples={samples}: diversity needs at least 2 outputs per input")
+    if not takes_style(G):
+        if not dropout_layers(G):
+            raise ConfigError("style.samples: this generator takes no style code and has no dropout to vary")
+        return samples, truncation
+    return fixed_latents(samples, int(G.nz), int(style.get("seed", 0))), truncation
+
+
+def _write_report(report: dict[str, Any], shown: FirstImages, run_dir: Path) -> None:
+    """metrics.json (strict JSON: an exact reproduction's PSNR and metrics without enough images are null) and
+    grid.png (input | output | target rows)."""
+    atomic_write_bytes(run_dir / "metrics.json", json_text(report, indent=2, default=str).encode())
+    columns = shown.columns()
+    if columns:
+        save_image(sample_grid([to_rgb(c) for c in columns.values()]), run_dir / "grid.png")
+    metrics = {k: v for k, v in report.items() if higher_is_better(k) is not None}
+    summary = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+    print(f"{summary}\nwrote {run_dir / 'metrics.json'}", file=sys.stderr)
+
+
+def main() -> None:
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
+    def _main(cfg: DictConfig) -> None:
+        run_cli(run, cfg)
+
+    _main()
+
+
+if __name__ == "__main__":
+    main()

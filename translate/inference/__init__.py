@@ -1,0 +1,1 @@
+"""Running a trained generator on images: batch conversion (``convert``), the out-of-domain guard (``guard``), the inputs a command is given (``inputs``) and export to ONNX, TorchScript or a model folder (``export``)."""

@@ -1,0 +1,1 @@
+"""Latent tools: sampling a noise generator (``sampling``), images from noise (``generate``), style codes (``styles``), TL-GAN attribute axes (``axes``, ``style_axes``, ``report``) and the attribute extractor they are fitted to (``extractor``, ``attributes``), and the encoder plot of autoencoders (``plot``)."""

@@ -1,0 +1,1 @@
+"""Generators from files, without the training stack: model folders (``folder``), ``translate.load`` (``pipeline``), runs and checkpoints (``generator``), reference ``.pth`` and safetensors weights (``weights``, ``reference``) and the pretrained models by name (``pretrained``)."""

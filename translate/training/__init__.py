@@ -1,0 +1,1 @@
+"""The training loop (``loop``) and its parts: optimizers (``optimization``), schedules (``schedulers``), run outputs and W&B (``tracking``), several processes (``distributed``), network-size checks (``sizes``), sweep summaries (``sweep``) and metric plots (``plot``)."""

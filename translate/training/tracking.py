@@ -1,0 +1,200 @@
+"""Run outputs: the run folder (config, JSON-lines metrics, PNG sample grids) and an optional W&B backend.
+
+Whatever the backend, the run folder gets everything; W&B mirrors it. Nothing here waits on the network:
+with no credentials, or no server reachable within a couple of seconds, W&B runs offline.
+"""
+
+from __future__ import annotations
+
+import json
+import netrc
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+import yaml
+
+from translate.core.atomic import atomic_write_bytes, json_text, make_folder, remove_stale_temp_files, write_failure
+from translate.data.files import sample_grid, save_image, to_uint8
+
+
+class RunFolder:
+    """Writes ``metrics.jsonl`` and ``samples/step_XXXXXXX.png`` under the run folder."""
+
+    def __init__(self, root: str | Path):
+        self.root = make_folder(root)
+        self.metrics_path = self.root / "metrics.jsonl"
+
+    def remove_stale_temp_files(self) -> int:
+        """The temporary files of writes a killed run never finished (checkpoints, samples, config)."""
+        return remove_stale_temp_files(self.root, recursive=True)
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        try:
+            with open(self.metrics_path, "a") as f:
+                f.write(json_text({"step": step, **metrics}) + "\n")
+        except OSError as e:
+            raise write_failure(self.metrics_path, e) from None
+
+    def rewind_metrics(self, step: int) -> None:
+        """Keep only whole lines of ``metrics.jsonl`` up to ``step``: a resumed run drops what a crashed run logged
+        after its last checkpoint (it is logged again) and a line cut off mid-write."""
+        if not self.metrics_path.is_file():
+            return
+        kept = []
+        for line in self.metrics_path.read_text().splitlines(keepends=True):
+            try:
+                whole = line.endswith("\n") and json.loads(line)["step"] <= step
+            except (ValueError, KeyError, TypeError):
+                whole = False
+            if whole:
+                kept.append(line)
+        atomic_write_bytes(self.metrics_path, "".join(kept).encode())
+
+    def save_grid(self, columns: list[torch.Tensor], step: int) -> Path:
+        """One row per sample, one column per image kind (e.g. input | output | target)."""
+        grid = sample_grid(columns)
+        path = self.root / "samples" / f"step_{step:07d}.png"
+        save_image(grid, path)
+        return path
+
+    def save_config(self, config: dict[str, Any]) -> None:
+        atomic_write_bytes(self.root / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
+
+
+def _hwc_uint8(images: torch.Tensor):
+    """[N, C, H, W] in [-1, 1] -> uint8 numpy [N, H, W, 3]."""
+    return to_uint8(images).cpu().expand(-1, 3, -1, -1).permute(0, 2, 3, 1).numpy()
+
+
+class Logger:
+    """Backend interface: no-op by default (``logger=none``)."""
+
+    def start(self, *, run_dir: Path, config: dict[str, Any], run_id: str | None) -> str | None:
+        return None
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def log_images(self, key: str, grid: torch.Tensor, step: int) -> None:
+        pass
+
+    def log_table(self, key: str, columns: dict[str, torch.Tensor], step: int) -> None:
+        """A table with one row per image and one image column per entry ([N, C, H, W] in [-1, 1])."""
+
+    def finish(self) -> None:
+        pass
+
+
+class NoLogger(Logger):
+    """Only the run folder."""
+
+
+def _wandb_has_credentials() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def _reachable(url: str, timeout: float) -> bool:
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def choose_wandb_mode(mode: str = "auto", timeout: float = 2.0) -> str:
+    """``online``, ``offline`` or ``disabled``. ``auto`` respects WANDB_MODE, else goes online only with
+    credentials and a server that answers within ``timeout`` seconds (wandb.init can block for minutes)."""
+    if mode != "auto":
+        return mode
+    env = os.environ.get("WANDB_MODE")
+    if env:
+        return {"dryrun": "offline", "run": "online"}.get(env, env)
+    if not _wandb_has_credentials():
+        return "offline"
+    return "online" if _reachable(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"), timeout) else "offline"
+
+
+class WandbLogger(Logger):
+    """Weights & Biases: the resolved config as run config, scalars, and sample grids."""
+
+    def __init__(
+        self,
+        *,
+        project: str = "translate",
+        entity: str | None = None,
+        name: str | None = None,
+        group: str | None = None,
+        tags: list[str] | None = None,
+        mode: str = "auto",
+        timeout: float = 2.0,
+    ):
+        self.project, self.entity, self.name, self.group = project, entity, name, group
+        self.tags = list(tags or [])
+        self.mode, self.timeout = mode, timeout
+        self.run = None
+
+    def start(self, *, run_dir: Path, config: dict[str, Any], run_id: str | None) -> str | None:
+        mode = choose_wandb_mode(self.mode, self.timeout)
+        self.resolved_mode = mode
+        if mode == "disabled":
+            return None
+        import wandb
+
+        self.run = wandb.init(
+            project=self.project,
+            entity=self.entity,
+            name=self.name or run_dir.name,
+            group=self.group,
+            tags=self.tags,
+            config=config,
+            dir=str(run_dir),
+            mode=mode,
+            id=run_id,
+            resume="allow" if run_id else None,
+            settings=wandb.Settings(init_timeout=max(30.0, self.timeout), silent=True, console="off"),
+        )
+        if mode == "offline":
+            print(f"W&B is offline: the run is stored in {self.run.dir}", file=sys.stderr)
+        return self.run.id
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        if self.run is not None:
+            self.run.log(metrics, step=step)
+
+    def log_images(self, key: str, grid: torch.Tensor, step: int) -> None:
+        if self.run is not None:
+            import wandb
+
+            image = to_uint8(grid).cpu().permute(1, 2, 0).numpy()
+            self.run.log({key: wandb.Image(image)}, step=step)
+
+    def log_table(self, key: str, columns: dict[str, torch.Tensor], step: int) -> None:
+        if self.run is not None:
+            import wandb
+
+            arrays = {k: _hwc_uint8(v) for k, v in columns.items()}
+            n = len(next(iter(arrays.values())))
+            rows = [[i, *(wandb.Image(arrays[k][i]) for k in arrays)] for i in range(n)]
+            self.run.log({key: wandb.Table(columns=["index", *arrays], data=rows)}, step=step)
+
+    def finish(self) -> None:
+        if self.run is not None:
+            offline = self.resolved_mode == "offline"
+            run_path = Path(self.run.dir).parent
+            self.run.finish()
+            if offline:
+                print(f"W&B offline run saved; upload it with: wandb sync {run_path}", file=sys.stderr)
+            self.run = None
