@@ -18,9 +18,10 @@ import translate
 from translate.config.compose import compose
 from translate.core.errors import CheckpointError
 from translate.inference.convert import run as infer
+from translate.inference.export import model_card
 from translate.inference.export import run as export
 from translate.loading.folder import CONFIG, WEIGHTS, load_model_folder, save_model_folder, spec_of
-from translate.loading.generator import load_generator
+from translate.loading.generator import load_generator, load_translation
 from translate.networks.bicycle import LatentUnetGenerator
 from translate.training.loop import fit
 
@@ -59,6 +60,24 @@ def test_a_run_exports_a_folder_that_converts_images_as_the_run_does(folder):
     image = pipe(Image.new("RGB", (70, 50), "white"))
     assert image.size == (70, 50) and image.mode == "RGB"
     assert [im.size for im in pipe([Image.new("L", (64, 64)), Image.new("RGBA", (32, 64))])] == [(64, 64), (32, 64)]
+
+
+@pytest.mark.parametrize("overrides, shown", [
+    ("- experiment=demo\n- trainer.max_steps=2\n- data.root=my data\n",
+     "`python train.py experiment=demo trainer.max_steps=2 'data.root=my data'`"),
+    ("- a=`rm -rf ~`\n", "the settings in the run's `config.yaml`"),  # not shown in a code span
+    ("{x: 1}\n", "the settings in the run's `config.yaml`"),
+    ("- [unclosed\n", "the settings in the run's `config.yaml`"),
+])
+def test_the_model_card_names_the_command_that_trained_the_run(folder, overrides, shown):
+    run, _ = folder
+    (run / ".hydra").mkdir(exist_ok=True)
+    (run / ".hydra" / "overrides.yaml").write_text(overrides)
+    try:
+        assert shown in model_card(load_translation(run), str(run))
+        assert shown in model_card(load_translation(run), str(run / "checkpoints" / "last.pt"))
+    finally:
+        (run / ".hydra" / "overrides.yaml").unlink()
 
 
 def test_a_run_can_write_its_model_folder_when_it_completes(folder):

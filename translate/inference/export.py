@@ -13,10 +13,12 @@ generator with a style code (``model=bicycle``) takes the latent [N, nz] as a se
 from __future__ import annotations
 
 import io
+import shlex
 import warnings
 from pathlib import Path
 
 import torch
+import yaml
 from torch import nn
 
 from translate.config.checkpoint import load_checkpoint
@@ -31,6 +33,8 @@ from translate.models.base import Translation, fixed_latents
 from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels, generator_stride
 from translate.networks.stylegan import StyleGenerator
+
+MAX_OVERRIDES_BYTES = 64 * 1024
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts"}
 FOLDER = "folder"
@@ -189,11 +193,33 @@ def model_card(loaded, checkpoint: str) -> str:
                    f"{data.crop_size} px crops"),
                   f"- steps: {ckpt.get('step', '?')}",
                   f"- validation: {_figures(ckpt)}",
-                  ("- trained with: `python train.py` and the settings in the run's `config.yaml` (the stored "
-                   "config: `python -m translate.inference.export` read it from the checkpoint)")]
+                  f"- trained with: {training_command(checkpoint)}"]
     lines += ["", "```python", "import translate", f"pipe = translate.load({'<this folder>'!r})",
               "image = pipe(PIL.Image.open('input.png'))", "```", ""]
     return "\n".join(lines)
+
+
+def training_command(checkpoint: str) -> str:
+    """The command that trained a run, from the overrides Hydra kept in its run folder (``.hydra/overrides.yaml``),
+    read as untrusted data: a short list of short one-line strings, else the run's ``config.yaml`` is named."""
+    path = Path(checkpoint)
+    run = path.parent.parent if path.parent.name == "checkpoints" else path if path.is_dir() else path.parent
+    fallback = "`python train.py` and the settings in the run's `config.yaml`"
+    overrides = run / ".hydra" / "overrides.yaml"
+    if is_pretrained(checkpoint) or not overrides.is_file() or overrides.stat().st_size > MAX_OVERRIDES_BYTES:
+        return fallback
+    try:
+        items = yaml.safe_load(overrides.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return fallback
+    if not isinstance(items, list) or not all(_plain_override(item) for item in items):
+        return fallback
+    return "`" + " ".join(["python train.py", *(shlex.quote(item) for item in items)]) + "`"
+
+
+def _plain_override(item) -> bool:
+    """One Hydra override that can be shown in a code span: a short single-line string without backticks."""
+    return isinstance(item, str) and len(item) <= 500 and item.isprintable() and "`" not in item
 
 
 def _figures(ckpt: dict) -> str:
