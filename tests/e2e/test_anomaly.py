@@ -249,10 +249,10 @@ def test_the_page_api_carries_the_guard_score(guard_run, mixed, tmp_path):
     from serving import post
 
     from translate.apps.serve import ModelService, ServeOptions, free_port, serving_in_thread
-    from translate.loading.generator import LoadedGenerator
+    from translate.loading.pipeline import Pipeline
     from translate.models.base import Translation
 
-    loaded = LoadedGenerator(UnetGenerator(num_downs=5, ngf=4).eval(), Translation("G", "A", "B"))
+    loaded = Pipeline(UnetGenerator(num_downs=5, ngf=4).eval(), Translation("G", "A", "B"))
     service = ModelService(loaded, "test", ServeOptions(port=free_port()), load_guard(GuardOptions(str(guard_run))))
     with serving_in_thread(service) as url:
         _, _, photo = post(f"{url}/api/translate", (mixed / "photo0.png").read_bytes(), "image/png")

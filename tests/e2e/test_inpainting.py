@@ -112,13 +112,13 @@ def test_the_page_api_fills_the_transparent_holes_of_an_upload(inpainter, tmp_pa
     from serving import post
 
     from translate.apps.serve import ModelService, ServeOptions, free_port, serving_in_thread
-    from translate.loading.generator import LoadedGenerator
+    from translate.loading.pipeline import Pipeline
     from translate.models.base import Translation
 
     pixels = photo(tmp_path / "rgb.png")
     erased = io.BytesIO()
     Image.fromarray(np.dstack([pixels, np.where(hole(), 0, 255).astype(np.uint8)]), "RGBA").save(erased, "PNG")
-    service = ModelService(LoadedGenerator(inpainter, Translation("G", "A", "B")), "test",
+    service = ModelService(Pipeline(inpainter, Translation("G", "A", "B")), "test",
                            ServeOptions(port=free_port()))
     with serving_in_thread(service) as url:
         status, body, _ = post(f"{url}/api/translate", erased.getvalue(), "image/png")

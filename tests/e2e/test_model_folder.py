@@ -113,7 +113,7 @@ def test_a_style_generator_keeps_its_codes(tmp_path):
     spec = spec_of(G, direction="AtoB", source="A", target="B", size=32)
     pipe = translate.load(save_model_folder(G, spec, tmp_path / "bicycle", "card"))
     x = torch.rand(1, 3, 32, 32) * 2 - 1
-    assert pipe.spec.nz == 4
+    assert pipe.nz == 4
     assert not torch.equal(pipe.tensors(x, seed=1), pipe.tensors(x, seed=2))
     with torch.no_grad():
         code = torch.randn(1, 4, generator=torch.Generator().manual_seed(1))

@@ -197,11 +197,11 @@ def test_collect_inputs_reports_what_it_ignores(tmp_path):
 
 def test_run_prints_ignored_files_without_failing(tmp_path, capsys, monkeypatch):
     folder = _mixed(tmp_path / "in")
-    from translate.loading.generator import LoadedGenerator
+    from translate.loading.pipeline import Pipeline
     from translate.models.base import Translation
 
-    loaded = LoadedGenerator(Counting(), Translation("G", "A", "B"))
-    monkeypatch.setattr("translate.inference.convert.load_translation", lambda *a, **k: loaded)
+    loaded = Pipeline(Counting(), Translation("G", "A", "B"))
+    monkeypatch.setattr("translate.inference.convert.load", lambda *a, **k: loaded)
     cfg = OmegaConf.create({"checkpoint": "x", "generator": None, "direction": "AtoB", "weights": "auto",
                             "input": str(folder), "output": str(tmp_path / "out"), **FAST})
     summary = run(cfg)

@@ -102,7 +102,7 @@ def test_the_cycle_check_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     graph = import_graph()
     assert "translate.config.compose" in graph["translate.training.loop"]  # module-level edges are read
-    assert "translate.loading.generator" in graph["translate.inference.convert"]  # and those inside functions
+    assert "translate.loading.generator" in graph["translate.loading.load"]  # and those inside functions
 
 
 def test_no_module_is_named_after_a_standard_library_one():
@@ -117,7 +117,7 @@ ARCHITECTURE = PACKAGE.parent / "docs" / "develop" / "architecture.md"
 # Imports a function may make: optional or heavy dependencies, imported when their feature runs (the page lists
 # them), and the one deferred import of the package's own that keeps Hydra out of loading a model folder.
 OPTIONAL = ("starlette", "uvicorn", "matplotlib", "onnx", "wandb", "torchmetrics.image", "sklearn")
-DEFERRED = {("translate.loading.pipeline", "translate.loading.generator")}
+DEFERRED = {("translate.loading.load", "translate.loading.generator")}
 
 
 def area_map() -> dict[str, set[str]]:

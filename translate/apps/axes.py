@@ -22,13 +22,13 @@ from translate.latent.axes import (
 )
 from translate.latent.report import report
 from translate.latent.sampling import Sampler
-from translate.loading.generator import load_translation
+from translate.loading.load import load
 from translate.models.gan import LATENT
 
 
 def run(cfg) -> Axes:
     """The ``python -m translate.apps.axes`` app."""
-    loaded = load_translation(cfg.checkpoint, weights=cfg.weights)
+    loaded = load(cfg.checkpoint, weights=cfg.weights)
     if loaded.translation.source != LATENT:
         return style_axes.run(cfg, loaded)
     G = loaded.module

@@ -57,7 +57,8 @@ from translate.inference.guard import Guard, GuardOptions, load_guard
 from translate.latent.axes import load_axes
 from translate.latent.sampling import LatentEdit, Sampler
 from translate.latent.styles import as_code, encoder_input, is_styled
-from translate.loading.generator import LoadedGenerator, load_translation
+from translate.loading.load import load
+from translate.loading.pipeline import Pipeline
 from translate.models.base import fixed_latents, takes_style
 from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels
@@ -264,7 +265,7 @@ class ModelService:
     """The loaded generator and what one request needs of it; ``call`` runs one model call at a time and
     refuses (Busy) beyond ``queue`` waiting requests."""
 
-    def __init__(self, loaded: LoadedGenerator, checkpoint: str, options: ServeOptions, guard: Guard | None = None):
+    def __init__(self, loaded: Pipeline, checkpoint: str, options: ServeOptions, guard: Guard | None = None):
         self.loaded, self.checkpoint, self.options, self.guard = loaded, str(checkpoint), options, guard
         self.G = loaded.module
         self.device = resolve_device(options.device)
@@ -595,7 +596,7 @@ def _machine_names() -> set[str]:
 
 def load_service(checkpoint: str, options: ServeOptions, *, weights: str = "auto", direction: str | None = None,
                  generator: str | dict | None = None, guard: GuardOptions | None = None) -> ModelService:
-    loaded = load_translation(checkpoint, generator=generator, direction=direction, weights=weights)
+    loaded = load(checkpoint, generator=generator, direction=direction, weights=weights)
     return ModelService(loaded, checkpoint, options, load_guard(guard or GuardOptions(), checkpoint, loaded.direction))
 
 

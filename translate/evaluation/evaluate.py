@@ -27,7 +27,8 @@ from translate.data.files import sample_grid, save_image
 from translate.data.fixed import truth_batches
 from translate.evaluation.metrics import dropout_layers, higher_is_better
 from translate.evaluation.validation import FirstImages, Validator
-from translate.loading.generator import LoadedGenerator, load_translation
+from translate.loading.load import load
+from translate.loading.pipeline import Pipeline
 from translate.models.base import Translation, fixed_latents, takes_style, to_rgb
 from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels
@@ -37,7 +38,7 @@ def _collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     return {k: torch.stack([it[k] for it in items]) for k in ("A", "B")}
 
 
-def _data_node(cfg: DictConfig, loaded: LoadedGenerator) -> dict[str, Any]:
+def _data_node(cfg: DictConfig, loaded: Pipeline) -> dict[str, Any]:
     """``cfg.data`` when it names a folder (``data.root=DIR``), else the data the run trained on, from its stored
     (checked) config: ``checkpoint=RUN`` alone evaluates on the run's own data."""
     if cfg.data.get("root") is not None:
@@ -50,7 +51,7 @@ def _data_node(cfg: DictConfig, loaded: LoadedGenerator) -> dict[str, Any]:
     return {**OmegaConf.to_container(loaded.config.data), **sizes}
 
 
-def _evaluation_data(cfg: DictConfig, loaded: LoadedGenerator):
+def _evaluation_data(cfg: DictConfig, loaded: Pipeline):
     """The data module of ``cfg.data`` (or the run's own, ``_data_node``) at the checkpoint's training size (ours)
     or 256, centred, no flips, with each domain's channel count taken from the generator."""
     data_cfg = _data_node(cfg, loaded)
@@ -96,7 +97,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     amp_dtype = precision_dtype(cfg.precision, device)
     generator = dict(cfg.generator) if cfg.get("generator") else None
-    loaded = load_translation(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
+    loaded = load(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
     if loaded.translation.source == LATENT:
         raise ConfigError(f"{cfg.checkpoint}: a model=gan checkpoint generates from noise; its distribution against "
                           "real images is measured by python -m translate.apps.axes (report=true) and val/fid in training")

@@ -37,7 +37,7 @@ from translate.inference.guard import Guard, GuardOptions, load_guard, write_sco
 from translate.inference.inputs import Ignored, collect_inputs, describe_ignored, input_folder_holding
 from translate.latent.axes import load_axes
 from translate.latent.styles import StyleOptions, StylePlan, run_with_code, style_plan
-from translate.loading.generator import load_translation
+from translate.loading.load import load
 from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels, generator_stride, pad_to_stride, stride_padding
 
@@ -602,7 +602,7 @@ def run(cfg) -> Summary:
     """``infer.py``: load the generator named by ``cfg.checkpoint`` and translate ``cfg.input`` into ``cfg.output``."""
 
     generator = dict(cfg.generator) if cfg.get("generator") else None
-    loaded = load_translation(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
+    loaded = load(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
     if loaded.translation.source == LATENT:
         raise ConfigError(f"{cfg.checkpoint}: this model generates images from noise (model=gan); use python -m "
                           f"translate.latent.generate checkpoint={cfg.checkpoint} output=DIR")

@@ -25,9 +25,9 @@ from translate.config.checkpoint import load_checkpoint
 from translate.core.atomic import atomic_write, atomic_write_bytes
 from translate.core.errors import ConfigError
 from translate.latent.generate import truncation_of
-from translate.loading.folder import save_model_folder
-from translate.loading.generator import load_translation
-from translate.loading.pipeline import spec_of_loaded
+from translate.loading.folder import FolderSpec, save_model_folder, spec_of
+from translate.loading.load import load
+from translate.loading.pipeline import Pipeline
 from translate.loading.pretrained import is_pretrained
 from translate.models.base import Translation, fixed_latents
 from translate.models.gan import LATENT
@@ -169,8 +169,15 @@ def _direction_name(translation: Translation) -> str:
 
 
 def write_model_folder(loaded, checkpoint: str, output: str | Path) -> Path:
-    """The generator ``load_translation`` gave, with its model card, as a model folder at ``output``."""
-    return save_model_folder(loaded.module, spec_of_loaded(loaded), output, model_card(loaded, checkpoint))
+    """The generator ``translate.load`` gave, with its model card, as a model folder at ``output``."""
+    return save_model_folder(loaded.module, folder_spec(loaded), output, model_card(loaded, checkpoint))
+
+
+def folder_spec(pipe: Pipeline) -> FolderSpec:
+    """The model folder spec of a loaded generator: its direction (``noise`` for one from noise) and training size."""
+    t = pipe.translation
+    direction = pipe.direction if t.source in ("A", "B") else "noise"
+    return spec_of(pipe.module, direction=direction, source=t.source, target=t.target, size=pipe.size)
 
 
 def model_card(loaded, checkpoint: str) -> str:
@@ -234,7 +241,7 @@ def run(cfg) -> Path:
     """The ``python -m translate.inference.export`` app."""
     truncation = truncation_of(cfg.get("truncation", 1.0))  # a NaN or huge psi would bake in black images
     generator = dict(cfg.generator) if cfg.get("generator") else None
-    loaded = load_translation(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
+    loaded = load(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
     direction = cfg.direction or _direction_name(loaded.translation)
     stem = loaded.pretrained.name if loaded.pretrained else Path(str(cfg.checkpoint)).with_suffix("").as_posix()
     if cfg.format == FOLDER:

@@ -53,7 +53,7 @@ from translate.core.errors import CheckpointError, ConfigError, TranslateError
 from translate.core.schema import check_dataclass
 from translate.data.images import read_picture, resize_images, to_model_input
 from translate.inference.inputs import collect_inputs, input_folder_holding
-from translate.loading.generator import load_translation
+from translate.loading.load import load
 from translate.models.autoencoder import CODE_STATS, code_distance, codes_of, image_detail
 from translate.models.losses import l1
 from translate.networks.layers import generator_channels
@@ -196,7 +196,7 @@ def load_guard(options: GuardOptions, model: str | None = None, direction: str |
     if options.checkpoint == CYCLE:
         return _cycle_guard(options, model, direction)
 
-    loaded = load_translation(options.checkpoint)
+    loaded = load(options.checkpoint)
     cfg = loaded.config
     if cfg is None or not str(cfg.model.get("_target_", "")).endswith("Autoencoder"):
         raise ConfigError(f"guard={options.checkpoint}: a guard is a model=autoencoder (or vae) run trained on the "
@@ -244,13 +244,13 @@ def _cycle_guard(options: GuardOptions, model: str | None, direction: str | None
     if options.score not in ("auto", "reconstruction"):
         raise ConfigError(f"guard.score={options.score}: guard=cycle scores by the cycle error alone "
                           "(guard.score=reconstruction or auto)")
-    there = load_translation(model, direction=direction) if model else None
+    there = load(model, direction=direction) if model else None
     cfg = there.config if there else None
     if cfg is None or not str(cfg.model.get("_target_", "")).endswith("CycleGAN"):
         raise ConfigError(f"guard=cycle: the model ({model}) is not a CycleGAN training checkpoint; give "
                           "guard=RUN, an autoencoder trained on its inputs")
     side = there.translation.source
-    back = load_translation(model, direction=f"{there.translation.target}to{side}")
+    back = load(model, direction=f"{there.translation.target}to{side}")
     errors = checked_statistics(load_checkpoint(model)["model_state"], model).get(f"val_cycle_errors_{side}",
                                                                                  torch.zeros(0))
     reconstruction = torch.nn.Sequential(there.module, back.module).eval()

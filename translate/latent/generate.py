@@ -32,7 +32,7 @@ from translate.core.schema import Count, Positive, Range, check_dataclass, check
 from translate.data.files import save_image, to_uint8
 from translate.latent.axes import load_axes
 from translate.latent.sampling import LatentEdit, Sampler, per_level
-from translate.loading.generator import load_translation
+from translate.loading.load import load
 from translate.models.gan import LATENT
 from translate.networks.autoencoder import Decoder
 
@@ -94,7 +94,7 @@ class GenerateSummary:
 def load_noise_generator(checkpoint: str | Path, weights: str = "auto"):
     """The generator of a ``model=gan`` checkpoint (G_ema when kept), a ``model=vae``'s decoder (codes drawn
     from its prior, N(0, I)), or a ConfigError for any other model."""
-    loaded = load_translation(checkpoint, weights=weights)
+    loaded = load(checkpoint, weights=weights)
     if getattr(loaded.module, "variational", False):
         return Decoder(loaded.module).eval()
     if loaded.translation.source != LATENT:

@@ -19,7 +19,7 @@ from translate.config.compose import build
 from translate.core.atomic import atomic_write
 from translate.core.errors import ConfigError, DataError, TranslateError
 from translate.data.files import read_csv
-from translate.loading.generator import load_translation
+from translate.loading.load import load
 
 
 @torch.no_grad()
@@ -28,7 +28,7 @@ def encode_val(checkpoint: str | Path, data_root: str | None = None, max_images:
     """(codes [N, D], image paths relative to the data folder, the data folder) of the run's val images."""
 
 
-    loaded = load_translation(checkpoint)
+    loaded = load(checkpoint)
     G = loaded.module
     if not hasattr(G, "encode") or loaded.config is None:
         raise ConfigError(f"{checkpoint}: not an autoencoder run (model=autoencoder or model=vae)")

@@ -3,48 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
 from torch import nn
 
 from translate.config.checkpoint import load_checkpoint, load_network_state
 from translate.config.compose import build_model, stored_config
 from translate.core.errors import CheckpointError, ConfigError, first_line
-from translate.loading.folder import is_model_folder, load_model_folder
-from translate.loading.pretrained import Pretrained, is_pretrained, resolve
+from translate.loading.folder import is_model_folder
+from translate.loading.pipeline import Pipeline, from_model_folder
+from translate.loading.pretrained import is_pretrained, resolve
 from translate.loading.reference import is_reference_state_dict
 from translate.loading.weights import read_state, reference_generator
 from translate.models.base import Translation
 
 WEIGHTS = ("auto", "G", "G_ema")
-
-
-@dataclass(frozen=True)
-class LoadedGenerator:
-    """A generator ready for inference (eval mode, CPU), the translation it performs (which batch key it reads
-    and which it writes) and, for our checkpoints, the training config it was stored with and the model's style
-    encoder (``model=bicycle``'s E, for reference styles), if it has one."""
-
-    module: nn.Module
-    translation: Translation
-    config: DictConfig | None = None
-    style_encoder: nn.Module | None = None
-    pretrained: Pretrained | None = None
-
-    @property
-    def direction(self) -> str:
-        """``AtoB`` or ``BtoA``: the translation's sides."""
-        return f"{self.translation.source}to{self.translation.target}"
-
-    @property
-    def norm_mode(self) -> str:
-        """How to run the generator when nobody says: as the reference test script runs a pretrained model
-        (pix2pix's U-Net in train mode), else with running statistics (eval)."""
-        return self.pretrained.norm_mode if self.pretrained is not None else "eval"
 
 
 def load_generator(path: str | Path, **kwargs: Any) -> nn.Module:
@@ -62,7 +38,7 @@ def load_translation(
     in_channels: int = 3,
     out_channels: int = 3,
     **overrides: Any,
-) -> LoadedGenerator:
+) -> Pipeline:
     """Load a generator for inference.
 
     - Our checkpoints (``last.pt`` or a run folder) rebuild the model from their stored config; no other
@@ -82,7 +58,7 @@ def load_translation(
         return _from_pretrained(str(path), direction)
     path = Path(path).expanduser()
     if is_model_folder(path):
-        return _from_model_folder(path, direction)
+        return from_model_folder(path, direction)
     if path.is_dir() or path.suffix == ".pt":
         return _from_training_checkpoint(path, load_checkpoint(path), direction=direction, weights=weights)
     if not path.is_file():
@@ -97,19 +73,10 @@ def load_translation(
     if direction not in ("AtoB", "BtoA"):
         raise ConfigError(f"direction={direction!r} is not one of AtoB, BtoA")
     source, target = ("A", "B") if direction == "AtoB" else ("B", "A")
-    return LoadedGenerator(G, Translation("G", source, target))
+    return Pipeline(G, Translation("G", source, target))
 
 
-def _from_model_folder(path: Path, direction: str | None) -> LoadedGenerator:
-    """A model folder (``translate.loading.folder``): the generator and the one translation it was saved for."""
-    G, spec = load_model_folder(path)
-    if direction not in (None, spec.direction):
-        raise ConfigError(f"{path}: this model folder holds the {spec.direction} generator; direction={direction} "
-                          "is not available (export the other direction into its own folder)")
-    return LoadedGenerator(G, Translation("G", spec.source, spec.target))
-
-
-def _from_pretrained(checkpoint: str, direction: str | None) -> LoadedGenerator:
+def _from_pretrained(checkpoint: str, direction: str | None) -> Pipeline:
     """``pretrained:NAME``: the reference model's file (downloaded when missing) in its own architecture;
     ``direction`` says which side of a dataset it reads (default: the one its test script uses)."""
     model, path = resolve(checkpoint)
@@ -120,7 +87,7 @@ def _from_pretrained(checkpoint: str, direction: str | None) -> LoadedGenerator:
 
 
 def _from_training_checkpoint(path: Path, ckpt: dict[str, Any], *, direction: str | None,
-                              weights: str) -> LoadedGenerator:
+                              weights: str) -> Pipeline:
     """Rebuild the model from the checkpoint's stored config and load the weights of one of its generators."""
     cfg = stored_config(ckpt["config"], path)
     with torch.random.fork_rng(devices=[]):  # the initial weights drawn here are replaced below
@@ -149,7 +116,7 @@ def _from_training_checkpoint(path: Path, ckpt: dict[str, Any], *, direction: st
         load_network_state(G, state, name)
     except (RuntimeError, ValueError) as e:
         raise CheckpointError(f"{path}: generator weights do not fit its stored config ({first_line(e)})") from None
-    return LoadedGenerator(G.eval(), translation, cfg, _style_encoder(path, ckpt, model))
+    return Pipeline(G, translation, cfg, _style_encoder(path, ckpt, model))
 
 
 def _style_encoder(path: Path, ckpt: dict[str, Any], model) -> nn.Module | None:

@@ -1,5 +1,5 @@
-"""``translate.load``: one object that converts images, from a model folder, a run, a checkpoint, reference weights
-or a pretrained name.
+"""``Pipeline``: what ``translate.load`` gives, one object that converts images, from a model folder, a run, a
+checkpoint, reference weights or a pretrained name.
 
     import translate
     pipe = translate.load("models/sketch2photo")     # a model folder (python -m translate.inference.export ... format=folder)
@@ -8,14 +8,16 @@ or a pretrained name.
     y = pipe.tensors(x)                              # [N, C, H, W] in [-1, 1]
 
 A model folder loads without the training stack (no Hydra, no discriminator, loss, model family or training
-module: ``translate.loading.folder``); runs, checkpoints and reference weights load as
-``translate.loading.generator.load_generator`` does, through the config stored in them.
+module: ``translate.loading.folder``); runs, checkpoints and reference weights load through the config stored in
+them (``translate.loading.generator``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -23,43 +25,101 @@ from PIL import Image
 from torch import nn
 
 from translate.core.errors import ConfigError
-from translate.loading.folder import FolderSpec, is_model_folder, load_model_folder, spec_of
-from translate.networks.layers import pad_to_stride
+from translate.loading.folder import load_model_folder
+from translate.networks.layers import generator_channels, generator_stride, pad_to_stride
+
+if TYPE_CHECKING:  # annotations only: neither is imported when a model folder loads
+    from omegaconf import DictConfig
+
+    from translate.loading.pretrained import Pretrained
+    from translate.models.base import Translation
 
 
+class Sides(NamedTuple):
+    """Which batch key a generator reads and which it writes: the fields of ``translate.models.base.Translation``,
+    without importing the model families (a model folder loads without them)."""
+
+    generator: str
+    source: str
+    target: str
+
+
+@dataclass(eq=False)
 class Pipeline:
-    """One generator and what it needs to convert an image: its channels, stride and style-code size."""
+    """A generator ready for inference (eval mode) and what converting with it needs: the translation it performs
+    and, for our runs, the training config and the model's style encoder (``model=bicycle``'s E, for reference
+    styles); for a pretrained name, what the reference model is. ``translate.load`` gives one, and every command
+    (``infer.py``, the page, ``generate``, ``evaluate``, ``export``) works on one."""
 
-    def __init__(self, G: nn.Module, spec: FolderSpec):
-        self.module, self.spec = G.eval(), spec
+    module: nn.Module
+    translation: Translation | Sides
+    config: DictConfig | None = None
+    style_encoder: nn.Module | None = None
+    pretrained: Pretrained | None = None
+    trained_size: int | None = None  # the side a model folder was trained at (runs: their config's crop size)
+
+    def __post_init__(self):
+        self.module.eval()
 
     def __repr__(self) -> str:
-        return f"Pipeline({self.spec.network.rsplit('.', 1)[-1]}, {self.spec.direction}, {self.spec.size} px)"
+        return f"Pipeline({type(self.module).__name__}, {self.direction}, {self.size} px)"
+
+    @property
+    def direction(self) -> str:
+        """``AtoB`` or ``BtoA`` (``zto...`` for a generator from noise): the translation's sides."""
+        return f"{self.translation.source}to{self.translation.target}"
+
+    @property
+    def norm_mode(self) -> str:
+        """How to run the generator when nobody says: as the reference test script runs a pretrained model
+        (pix2pix's U-Net in train mode), else with running statistics (eval)."""
+        return self.pretrained.norm_mode if self.pretrained is not None else "eval"
+
+    @property
+    def size(self) -> int:
+        """The side the generator was trained at (256 when nothing says)."""
+        if self.config is not None:
+            return int(self.config.data.get("crop_size") or self.config.data.get("size") or 256)
+        return int(self.trained_size or 256)
+
+    @property
+    def nz(self) -> int:
+        """The size of the style code the generator takes (0: none)."""
+        return int(getattr(self.module, "nz", 0) or 0)
 
     def __call__(self, images: Image.Image | Sequence[Image.Image], *, seed: int | None = None,
                  truncation: float = 1.0) -> Image.Image | list[Image.Image]:
         """The translation of a PIL image (or of each of a list), at its own size. With a style code
-        (``spec.nz``): the mean style, or the code drawn from ``seed``, pulled towards the mean by ``truncation``."""
+        (``nz``): the mean style, or the code drawn from ``seed``, pulled towards the mean by ``truncation``."""
         single = isinstance(images, Image.Image)
         outputs = [self._one(image, seed, truncation) for image in ([images] if single else images)]
         return outputs[0] if single else outputs
 
     def _one(self, image: Image.Image, seed: int | None, truncation: float) -> Image.Image:
-        x = image_to_tensor(image, self.spec.in_channels)[None]
+        x = image_to_tensor(image, generator_channels(self.module)[0])[None]
         return tensor_to_image(self.tensors(x, seed=seed, truncation=truncation)[0])
 
     @torch.no_grad()
     def tensors(self, x: torch.Tensor, *, seed: int | None = None, truncation: float = 1.0) -> torch.Tensor:
         """Translate a batch [N, C, H, W] in [-1, 1] (padded to the generator's stride and cropped back)."""
-        if self.spec.source not in ("A", "B"):
+        if self.translation.source not in ("A", "B"):
             raise ConfigError("this model generates from noise: use python -m translate.latent.generate")
-        padded, h, w = pad_to_stride(x, self.spec.stride)
-        if self.spec.nz:
-            z = None if seed is None else style_code(seed, self.spec.nz, len(x))
+        padded, h, w = pad_to_stride(x, generator_stride(self.module))
+        if self.nz:
+            z = None if seed is None else style_code(seed, self.nz, len(x))
             y = self.module(padded, z, truncation=truncation)
         else:
             y = self.module(padded)
         return y[..., :h, :w].clamp(-1, 1)
+
+
+def from_model_folder(path: str | Path, direction: str | None = None) -> Pipeline:
+    """A model folder (``translate.loading.folder``): the generator and the one translation it was saved for."""
+    G, spec = load_model_folder(path)
+    if direction not in (None, spec.direction):
+        raise ConfigError(f"{path}: this model folder holds the {spec.direction} generator; direction={direction} "
+                          "is not available (export the other direction into its own folder)")
+    return Pipeline(G, Sides("G", spec.source, spec.target), trained_size=spec.size)
 
 
 def style_code(seed: int, nz: int, n: int) -> torch.Tensor:
@@ -81,22 +141,3 @@ def tensor_to_image(x: torch.Tensor) -> Image.Image:
     """[C, H, W] in [-1, 1] as an 8-bit PIL image (gray or RGB)."""
     pixels = ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
     return Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
-
-
-def load(source: str | Path, *, direction: str | None = None, weights: str = "auto", **architecture) -> Pipeline:
-    """A ``Pipeline`` from a model folder, a run folder or ``.pt`` checkpoint, reference weights (name the
-    architecture: ``generator="resnet_9blocks", norm="instance"``) or ``pretrained:NAME``."""
-    if is_model_folder(source):
-        return Pipeline(*load_model_folder(source))
-    from translate.loading.generator import load_translation  # runs and reference weights need the config machinery
-
-    loaded = load_translation(source, direction=direction, weights=weights, **architecture)
-    return Pipeline(loaded.module, spec_of_loaded(loaded))
-
-
-def spec_of_loaded(loaded) -> FolderSpec:
-    """The folder spec of a generator ``translate.loading.generator`` loaded (its direction, training size)."""
-    t = loaded.translation
-    size = int(loaded.config.data.crop_size) if loaded.config is not None else 256
-    direction = f"{t.source}to{t.target}" if t.source in ("A", "B") else "noise"
-    return spec_of(loaded.module, direction=direction, source=t.source, target=t.target, size=size)

@@ -61,7 +61,7 @@ from translate.data.folders import EpochSampler
 from translate.data.modules import close_workers, ignore_stop_signals
 from translate.evaluation.validation import BestTracker, FirstImages, Validator
 from translate.inference.export import write_model_folder
-from translate.loading.generator import load_translation
+from translate.loading.load import load
 from translate.models.base import Phase, TranslationModel
 from translate.training import distributed
 from translate.training.optimization import build_optimization
@@ -572,7 +572,7 @@ def export_run(run_dir: Path) -> Path:
     ``last.pt``; its EMA weights when it kept them) as a model folder ``<run>/model``."""
     best = run_dir / "checkpoints" / BEST
     checkpoint = best if best.is_file() else run_dir / "checkpoints" / LAST
-    path = write_model_folder(load_translation(checkpoint), str(checkpoint), run_dir / "model")
+    path = write_model_folder(load(checkpoint), str(checkpoint), run_dir / "model")
     print(f"model folder: {path} (translate.load({str(path)!r}))", file=sys.stderr)
     return path
 
