@@ -1,4 +1,5 @@
-"""Train pix2pix or CycleGAN: ``python train.py [experiment=...] [group=option ...] [key=value ...]``."""
+"""Train a model family (pix2pix, CycleGAN, CUT, BicycleGAN, GANs from noise, autoencoders):
+``python train.py [experiment=...] [group=option ...] [key=value ...]``."""
 
 import math
 
