@@ -3,7 +3,7 @@
     pip install scikit-image scikit-learn
     python examples/bundled_photos.py datasets/photos
 
-They make a small real-photo set for `python -m translate.data sketch` (see the docs' "Proof on real
+They make a small real-photo set for `translate datasets sketch` (see the docs' "Proof on real
 photos"). Synthetic, microscopy and astronomy images are left out.
 """
 

@@ -3,7 +3,7 @@
     python examples/faces_figures.py RUN PREFIX [AXIS ...]
 
 Writes PREFIX_truncation.png (rows: psi = 1, 0.7, 0.4, 0; the same 8 latents in every row; psi 0 is the
-average face) and, when the run has axes (python -m translate.apps.axes), PREFIX_edits.png: one row per AXIS, the
+average face) and, when the run has axes (translate axes), PREFIX_edits.png: one row per AXIS, the
 same latent moved -2, -1, 0, +1, +2 standard deviations along it.
 """
 

@@ -2,9 +2,9 @@
 
 Trains ``model=vae`` on the face demo (``data=demo_faces``: 6,000 procedurally drawn faces, 64x64, no
 download), then writes, from the run's last checkpoint: 64 samples (codes from N(0, I) through the decoder,
-``python -m translate.latent.generate``) as ``docs/vae_faces_samples.png``; the KL and reconstruction curves
-(``python -m translate.training.plot``) as ``docs/vae_faces_curves.png``; the val faces' codes projected on their
-two principal axes, coloured by hair colour (``python -m translate.latent.plot``), as
+``translate generate``) as ``docs/vae_faces_samples.png``; the KL and reconstruction curves
+(``translate plot``) as ``docs/vae_faces_curves.png``; the val faces' codes projected on their
+two principal axes, coloured by hair colour (``translate codes``), as
 ``docs/vae_faces_latent.png``; and the last reconstruction grid (val input | reconstruction) as
 ``docs/vae_faces_reconstructions.png``. Prints the last logged losses and validation metrics.
 """

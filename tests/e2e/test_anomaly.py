@@ -20,6 +20,7 @@ from translate.config.compose import compose
 from translate.core.errors import CheckpointError, ConfigError
 from translate.inference.convert import translate_files
 from translate.inference.guard import GuardOptions, load_guard, main
+from translate.loading.folder import save_model_folder, spec_of
 from translate.networks.generators import UnetGenerator
 from translate.training.loop import fit
 
@@ -359,3 +360,14 @@ def test_the_score_command_never_writes_over_an_input(guard_run, tmp_path, capsy
     assert main(["score", str(guard_run), f"input={folder}", f"output={tmp_path / 'out'}"]) == 0
     maps = sorted(p.name for p in (tmp_path / "out").glob("*_error.png"))
     assert maps == ["a.jpg_error.png", "a.png_error.png", "a_error_error.png", "b_error.png"]
+
+
+def test_infer_takes_the_guard_short_form_beside_its_options(guard_run, mixed, tmp_path):
+    """``guard=RUN guard.action=skip`` on the command line (Hydra alone refuses the pair)."""
+    G = UnetGenerator(num_downs=5, ngf=4).eval()
+    model = save_model_folder(G, spec_of(G, direction="AtoB", source="A", target="B", size=32), tmp_path / "m", "")
+    proc = subprocess.run([sys.executable, str(ROOT / "infer.py"), f"checkpoint={model}", f"input={mixed}",
+                           f"output={tmp_path / 'out'}", f"guard={guard_run}", "guard.action=skip", "quiet=true"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.stem for p in (tmp_path / "out").glob("*.png")) == ["drawing0", "drawing1", "drawing2"]

@@ -249,7 +249,7 @@ def test_axes_are_saved_beside_the_checkpoint_and_edit_what_is_generated(tmp_pat
     proc = subprocess.run([sys.executable, "-m", "translate.latent.generate", f"checkpoint={run_dir}",
                            f"output={tmp_path / 'y'}", "edit.brightness=1"], capture_output=True, text=True, cwd=ROOT,
                           check=False)
-    assert proc.returncode == 2 and "python -m translate.apps.axes" in proc.stderr
+    assert proc.returncode == 2 and "translate axes" in proc.stderr
 
 
 def test_edits_must_fit_the_generator():
@@ -288,7 +288,7 @@ def test_an_edit_amount_must_be_a_finite_number_of_deviations(amount):
 
 
 def test_the_axes_command_runs_its_app(tmp_path):
-    """``python -m translate.apps.axes`` runs the app, and a wrong checkpoint is one line and exit code 2."""
+    """``translate axes`` runs the app, and a wrong checkpoint is one line and exit code 2."""
     proc = subprocess.run([sys.executable, "-m", "translate.apps.axes", f"checkpoint={tmp_path / 'none'}"],
                           capture_output=True, text=True, cwd=ROOT, check=False, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].endswith("none: no such checkpoint file")

@@ -223,7 +223,7 @@ def test_unpaired_models_are_scored_against_true_translations(tmp_path, demo_cac
         assert 0 < metrics["val/paired_ssim"] < 1
     # The truth pairs are the same scene by day and by night.
     truth = next(demo_cache.glob("demo/day2night-*-n6-3-seed0")) / "truth"
-    # python -m translate.evaluation.evaluate scores a checkpoint on them too.
+    # translate evaluate scores a checkpoint on them too.
     from translate.evaluation.evaluate import run as evaluate
 
     report = evaluate(compose([f"checkpoint={tmp_path / 'demo_day2night_cut'}", "data=unaligned",

@@ -1,4 +1,4 @@
-"""python -m translate.evaluation.evaluate: our and reference checkpoints, paired and unpaired data, metrics.json + grid."""
+"""translate evaluate: our and reference checkpoints, paired and unpaired data, metrics.json + grid."""
 
 from __future__ import annotations
 

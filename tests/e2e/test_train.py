@@ -314,6 +314,8 @@ def test_ctrl_c_saves_a_checkpoint_and_resumes(tmp_path, aligned_root):
     assert proc.returncode == 130, err
     step = load_checkpoint(tmp_path / "run")["step"]
     assert step >= 3 and f"Stopped at step {step}" in err
+    assert err.count("Stopping after this step") == 1  # one Ctrl-C, one line
+    assert f"to continue: translate train resume={tmp_path / 'run'}" in err
     proc = _run_cli(f"resume={tmp_path / 'run'}", f"trainer.max_steps={step + 2}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert load_checkpoint(tmp_path / "run")["step"] == step + 2
@@ -347,7 +349,7 @@ def test_images_smaller_than_the_crop_are_skipped(tmp_path):
 
 
 def test_training_checks_the_dataset_first(tiny_cfg, aligned_root):
-    """The same checks as `python -m translate.data check`: a val image that is also a training image stops
+    """The same checks as `translate datasets check`: a val image that is also a training image stops
     the run before any step, with one line; trainer.check_data=off trains anyway."""
     from translate.core.errors import DataError
 

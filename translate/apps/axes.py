@@ -1,4 +1,4 @@
-"""``python -m translate.apps.axes``: find attribute axes for a checkpoint (a noise GAN's latent space, or a style
+"""``translate axes``: find attribute axes for a checkpoint (a noise GAN's latent space, or a style
 code's: ``translate.latent.style_axes``), save them beside it, and optionally report how well they edit
 (``translate.latent.report``)."""
 
@@ -27,7 +27,7 @@ from translate.models.gan import LATENT
 
 
 def run(cfg) -> Axes:
-    """The ``python -m translate.apps.axes`` app."""
+    """The ``translate axes`` app."""
     loaded = load(cfg.checkpoint, weights=cfg.weights)
     if loaded.translation.source != LATENT:
         return style_axes.run(cfg, loaded)
@@ -57,5 +57,7 @@ def main() -> None:
     _main()
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # python -m translate.apps.axes is translate axes
+    from translate.apps.cli import main as translate_command
+
+    sys.exit(translate_command(["axes", *sys.argv[1:]]))

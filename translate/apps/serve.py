@@ -1,4 +1,4 @@
-"""Draw and translate in the browser: ``python -m translate.apps.serve checkpoint=... [port=8000] [host=127.0.0.1]``.
+"""Draw and translate in the browser: ``translate serve checkpoint=... [port=8000] [host=127.0.0.1]``.
 
 A small Starlette app (``pip install -e ".[serve]"``) for any checkpoint the framework loads (ours, reference
 ``.pth``, safetensors, ``pretrained:NAME``):
@@ -43,10 +43,12 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
+import hydra
 import torch
 from omegaconf import OmegaConf
 from PIL import Image, UnidentifiedImageError
 
+from translate.config.compose import CONF_DIR, run_cli
 from translate.core.errors import ConfigError, DataError, TranslateError, first_line
 from translate.core.runtime import resolve_device
 from translate.core.schema import Count, Positive, Precision, Range, check_dataclass
@@ -297,7 +299,7 @@ class ModelService:
         if not request.edits:
             return []
         if self.axes is None:
-            raise BadRequest("edits: this model has no saved axes (python -m translate.apps.axes)")
+            raise BadRequest("edits: this model has no saved axes (translate axes)")
         try:
             return self.axes.edits(request.edits, self.G)
         except ConfigError as e:
@@ -630,7 +632,7 @@ def free_port() -> int:
 
 
 def run(cfg) -> None:
-    """``python -m translate.apps.serve``: load the model, print the address, serve until Ctrl-C."""
+    """``translate serve``: load the model, print the address, serve until Ctrl-C."""
     try:
         import uvicorn
     except ImportError:
@@ -651,13 +653,17 @@ def run(cfg) -> None:
     uvicorn.run(create_app(service), host=options.host, port=options.port, log_level="warning")
 
 
-if __name__ == "__main__":
-    import hydra
-
-    from translate.config.compose import CONF_DIR, run_cli
+def main() -> None:
+    """``translate serve``: Hydra reads the ``key=value`` overrides from ``sys.argv``."""
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="serve")
-    def main(cfg) -> None:
+    def _main(cfg) -> None:
         run_cli(run, cfg)
 
-    main()
+    _main()
+
+
+if __name__ == "__main__":  # python -m translate.apps.serve is translate serve
+    from translate.apps.cli import main as translate_command
+
+    sys.exit(translate_command(["serve", *sys.argv[1:]]))

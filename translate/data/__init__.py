@@ -1,5 +1,5 @@
 """Data: image files and image I/O, paired transforms, datasets, the built-in demos, inpainting inputs, and the
-dataset tools of ``python -m translate.data download|sketch|check|combine|separate|split`` (``download``,
+dataset tools of ``translate datasets download|sketch|check|combine|separate|split`` (``download``,
 ``sketch``, ``tools``)."""
 
 from translate.data.folders import AlignedDataset, EpochSampler, SingleDataset, UnalignedDataset

@@ -1,4 +1,4 @@
-"""``python -m translate.data download|sketch|check|combine|split ...``"""
+"""``translate datasets download|sketch|check|combine|split ...``"""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from translate.data.tools import check, combine, separate, split
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m translate.data", description=__doc__)
+    parser = argparse.ArgumentParser(prog="translate datasets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("download", help="a reference pix2pix/CycleGAN dataset into ROOT/NAME")
     p.add_argument("name", help=f"one of: {', '.join([*DATASETS, *INSTRUCTIONS_ONLY])}")

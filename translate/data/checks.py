@@ -1,4 +1,4 @@
-"""The dataset check before training (``python -m translate.data check`` over the run's data): each layout
+"""The dataset check before training (``translate datasets check`` over the run's data): each layout
 problem stops the run in one line, before any step."""
 
 from __future__ import annotations
@@ -29,6 +29,6 @@ def check_dataset(data: DataModule, how: str) -> None:
               file=sys.stderr)
     problems = report.layout_errors
     if problems:
-        more = (f" (and {len(problems) - 1} more: python -m translate.data check {data.root})"
+        more = (f" (and {len(problems) - 1} more: translate datasets check {data.root})"
                 if len(problems) > 1 else "")
         raise DataError(f"{problems[0]}{more}; fix the dataset or set trainer.check_data=off")

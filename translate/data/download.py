@@ -1,6 +1,6 @@
 """Download the reference pix2pix and CycleGAN datasets: resumable, size-checked, extracted safely.
 
-``python -m translate.data download NAME [--root datasets]`` fetches the archive the reference code's
+``translate datasets download NAME [--root datasets]`` fetches the archive the reference code's
 download scripts use into ``<root>/.downloads/`` (a ``.part`` file that a rerun continues with an HTTP range
 request), checks its size (and SHA-256 where one is recorded), and extracts it into ``<root>/NAME``.
 """

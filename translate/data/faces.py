@@ -3,7 +3,7 @@
 Each face varies in hair colour and length, eye colour, skin tone, mouth (smile, open), glasses, background
 hue, head size and position; what was drawn is saved as labels beside the images (``labels.csv``: one row per
 image, ``file`` relative to the dataset folder). The GAN never sees the labels; the TL-GAN pipeline
-(``python -m translate.apps.axes``) trains its attribute extractor on them, as TL-GAN uses CelebA's 40 labels.
+(``translate axes``) trains its attribute extractor on them, as TL-GAN uses CelebA's 40 labels.
 
 Two pairs of attributes are correlated on purpose, as real ones are (TL-GAN's beard and gender): glasses are
 more common with short hair, and an open mouth with a smile. So a raw latent axis for one of them also moves

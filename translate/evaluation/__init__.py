@@ -1,1 +1,1 @@
-"""Image-quality metrics (``metrics``), validation shared by training and evaluation (``validation``) and ``python -m translate.evaluation.evaluate``."""
+"""Image-quality metrics (``metrics``), validation shared by training and evaluation (``validation``) and ``translate evaluate``."""

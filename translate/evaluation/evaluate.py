@@ -1,4 +1,4 @@
-"""Evaluate a generator on a dataset split: ``python -m translate.evaluation.evaluate checkpoint=PATH [data.root=DIR]``.
+"""Evaluate a generator on a dataset split: ``translate evaluate checkpoint=PATH [data.root=DIR]``.
 
 Any checkpoint infer.py takes (ours, reference ``.pth``, safetensors). Writes ``metrics.json`` (``l1``, ``psnr``,
 ``ssim``, ``lpips``, ``fid``, ``kid``: whichever apply and are available, plus what was skipped and why) and
@@ -100,7 +100,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     loaded = load(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
     if loaded.translation.source == LATENT:
         raise ConfigError(f"{cfg.checkpoint}: a model=gan checkpoint generates from noise; its distribution against "
-                          "real images is measured by python -m translate.apps.axes (report=true) and val/fid in training")
+                          "real images is measured by translate axes (report=true) and val/fid in training")
     data = _evaluation_data(cfg, loaded)
     direction = next(d for d in ("AtoB", "BtoA") if (loaded.translation.source == "A") == (d == "AtoB"))
     batches, n_src = _batches(cfg, data, loaded.translation)
@@ -154,5 +154,7 @@ def main() -> None:
     _main()
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # python -m translate.evaluation.evaluate is translate evaluate
+    from translate.apps.cli import main as translate_command
+
+    sys.exit(translate_command(["evaluate", *sys.argv[1:]]))

@@ -1,4 +1,4 @@
-"""Validation shared by training and ``python -m translate.evaluation.evaluate``.
+"""Validation shared by training and ``translate evaluate``.
 
 ``Validator`` scores a model's translations on batches: paired models by L1, PSNR, SSIM (and LPIPS when its
 weights are on disk, FID/KID when asked for), unpaired models by FID and KID against the target domain's real

@@ -1,6 +1,6 @@
 """Export a generator to ONNX or TorchScript with dynamic batch, height and width.
 
-``python -m translate.inference.export checkpoint=PATH format=onnx|torchscript|folder [output=FILE] [direction=BtoA]``
+``translate export checkpoint=PATH format=onnx|torchscript|folder [output=FILE] [direction=BtoA]``
 (``folder``: a model folder, config.json + model.safetensors + a model card, that ``translate.load`` and every
 command read without the training stack: ``translate.loading.folder``)
 (reference weights also need ``generator=...`` as in ``infer.py``). Inputs are [N, C, H, W] in [-1, 1] with
@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import io
 import shlex
+import sys
 import warnings
 from pathlib import Path
 
+import hydra
 import torch
 import yaml
 from torch import nn
 
 from translate.config.checkpoint import load_checkpoint
+from translate.config.compose import CONF_DIR, run_cli
 from translate.core.atomic import atomic_write, atomic_write_bytes
 from translate.core.errors import ConfigError
 from translate.latent.generate import truncation_of
@@ -238,7 +241,7 @@ def _figures(ckpt: dict) -> str:
 
 
 def run(cfg) -> Path:
-    """The ``python -m translate.inference.export`` app."""
+    """The ``translate export`` app."""
     truncation = truncation_of(cfg.get("truncation", 1.0))  # a NaN or huge psi would bake in black images
     generator = dict(cfg.generator) if cfg.get("generator") else None
     loaded = load(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
@@ -255,13 +258,17 @@ def run(cfg) -> Path:
     return path
 
 
-if __name__ == "__main__":
-    import hydra
-
-    from translate.config.compose import CONF_DIR, run_cli
+def main() -> None:
+    """``translate export``: Hydra reads the ``key=value`` overrides from ``sys.argv``."""
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="export")
-    def main(cfg) -> None:
+    def _main(cfg) -> None:
         run_cli(run, cfg)
 
-    main()
+    _main()
+
+
+if __name__ == "__main__":  # python -m translate.inference.export is translate export
+    from translate.apps.cli import main as translate_command
+
+    sys.exit(translate_command(["export", *sys.argv[1:]]))

@@ -26,7 +26,7 @@ distributed as a new in-domain input's is). A percentile p needs 100 / (100 - p)
   converts them anyway, ``skip`` does not. ``translate.apps.serve guard=RUN`` shows the warning beside the output.
 - ``guard=cycle`` with a CycleGAN checkpoint needs no extra model: the score is the cycle error
   |G_back(G(x)) - x|, its threshold the percentile of the val images' cycle errors (kept by training).
-- ``python -m translate.inference.guard score RUN input=DIR output=DIR [percentile=99] [threshold=T] [score=S]`` writes
+- ``translate guard score RUN input=DIR output=DIR [percentile=99] [threshold=T] [score=S]`` writes
   ``scores.csv`` and, per image, input | reconstruction | error map (``<name>_error.png``).
 """
 
@@ -383,7 +383,7 @@ def error_map_names(inputs: list[Path]) -> dict[Path, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m translate.inference.guard score RUN input=DIR output=DIR [percentile=99] [threshold=T] [score=auto]``."""
+    """``translate guard score RUN input=DIR output=DIR [percentile=99] [threshold=T] [score=auto]``."""
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) < 2 or argv[0] != "score":

@@ -1,6 +1,6 @@
 """TL-GAN feature axes: directions in a generator's latent space that change one named attribute.
 
-``python -m translate.apps.axes checkpoint=RUN [extractor=trained|pixels|FILE] [base=[hair_length]] [method=svm]``
+``translate axes checkpoint=RUN [extractor=trained|pixels|FILE] [base=[hair_length]] [method=svm]``
 
 1. an attribute extractor (``translate.latent.extractor``): trained on the run's labelled real images (the face
    demo's ``labels.csv``, or ``labels=FILE``), or pixel statistics;
@@ -16,7 +16,7 @@
    ``report=true`` also sweeps along each axis (Spearman), linear separability from z vs w, and how the
    generated attribute distribution compares with the real one (KL of class shares, Fréchet distance on the
    extractor's features next to a real-vs-real baseline);
-6. ``python -m translate.latent.generate ... edit.smile=+1.5`` moves latents along the axes, in standard deviations.
+6. ``translate generate ... edit.smile=+1.5`` moves latents along the axes, in standard deviations.
 
 A translation checkpoint with a style code (``model=bicycle``) gets axes in its code space, for ``infer.py
 edit.NAME=k`` (``translate.latent.style_axes``).
@@ -210,7 +210,7 @@ def load_axes(checkpoint: str | Path) -> Axes:
 
     folder = axes_folder(checkpoint)
     if not (folder / AXES_FILE).is_file():
-        raise ConfigError(f"{folder}: no {AXES_FILE}; find them first: python -m translate.apps.axes checkpoint={checkpoint}")
+        raise ConfigError(f"{folder}: no {AXES_FILE}; find them first: translate axes checkpoint={checkpoint}")
     try:
         vectors = load_file(folder / AXES_FILE)
         info = json.loads((folder / "axes.json").read_text())
@@ -228,7 +228,7 @@ def load_axes(checkpoint: str | Path) -> Axes:
 def _check_axis(folder: Path, name: str, vector: torch.Tensor, std: Any) -> None:
     """A ConfigError naming the axis unless its vector is finite and its spread a finite number > 0 (a NaN, e.g.
     ``null`` where a fit failed, would make every edited image black)."""
-    again = "find the axes again: python -m translate.apps.axes"
+    again = "find the axes again: translate axes"
     if isinstance(std, bool) or not isinstance(std, (int, float)) or not 0 < std < math.inf:
         raise ConfigError(f"{folder / 'axes.json'}: axis {name!r}: std={std!r} is not a finite number > 0; {again}")
     if not torch.isfinite(vector).all():

@@ -1,9 +1,9 @@
-"""Images from a trained noise generator: ``python -m translate.latent.generate checkpoint=RUN n=64 seed=0 output=DIR``.
+"""Images from a trained noise generator: ``translate generate checkpoint=RUN n=64 seed=0 output=DIR``.
 
 Writes ``seed<S>_<i>.png`` for the n latents of the seed and ``grid.png`` (the first 64); ``mix=K`` also a K x K
 style-mixing grid (``mix.png``), ``interpolate=F`` a latent walk of F frames per segment (``interpolate.gif``);
 ``truncation=0.7`` (or one value per level, each between -2 and 2), ``noise=fixed|random|none`` and
-``edit.NAME=+1.5`` (axes from ``python -m translate.apps.axes``, in standard deviations of the latent along the axis)
+``edit.NAME=+1.5`` (axes from ``translate axes``, in standard deviations of the latent along the axis)
 shape them. Images are made and written ``batch_size`` at a time, so memory stays flat however large n is. Files
 are written atomically and existing images are skipped unless ``overwrite=true`` (the same seed gives the same
 images, in any batch size), so an interrupted command resumes. Bad input is one line and exit code 2.
@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+import hydra
 import torch
 from omegaconf import ListConfig
 from PIL import Image
 from torchvision.utils import make_grid
 
+from translate.config.compose import CONF_DIR, run_cli
 from translate.core.atomic import atomic_write_bytes, make_folder
 from translate.core.errors import ConfigError
 from translate.core.runtime import resolve_device
@@ -160,7 +162,7 @@ def edits_from_config(edit: dict[str, Any] | None, checkpoint: str | Path, G) ->
 
 
 def run(cfg) -> GenerateSummary:
-    """The ``python -m translate.latent.generate`` app."""
+    """The ``translate generate`` app."""
     check_settings(cfg)
     truncation = truncation_of(cfg.truncation)
     G = load_noise_generator(cfg.checkpoint, cfg.weights)
@@ -189,15 +191,17 @@ def run(cfg) -> GenerateSummary:
     return summary
 
 
-if __name__ == "__main__":
-    import hydra
-
-    from translate.config.compose import CONF_DIR, run_cli
+def main() -> None:
+    """``translate generate``: Hydra reads the ``key=value`` overrides from ``sys.argv``."""
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="generate")
-    def main(cfg) -> None:
+    def _main(cfg) -> None:
         sys.exit(run_cli(run, cfg).exit_code)
 
-    # edit.NAME=k names axes the config cannot list in advance: add them as Hydra's +key=value does.
-    sys.argv = [f"+{a}" if a.startswith("edit.") else a for a in sys.argv]
-    main()
+    _main()
+
+
+if __name__ == "__main__":  # python -m translate.latent.generate is translate generate
+    from translate.apps.cli import main as translate_command
+
+    sys.exit(translate_command(["generate", *sys.argv[1:]]))

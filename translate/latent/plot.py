@@ -1,4 +1,4 @@
-"""The encoder as dimensionality reduction: ``python -m translate.latent.plot RUN [label=NAME] [output=PNG]``.
+"""The encoder as dimensionality reduction: ``translate codes RUN [label=NAME] [output=PNG]``.
 
 Encodes the val images of an autoencoder or VAE run (its own data config; ``data_root=DIR`` points elsewhere)
 to their codes (the VAE's means), projects them onto their two principal axes when the code has more than

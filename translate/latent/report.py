@@ -1,4 +1,4 @@
-"""What ``python -m translate.apps.axes report=true`` measures about the axes and the generator:
+"""What ``translate axes report=true`` measures about the axes and the generator:
 
 - ``sweeps``: latents moved from -2 to +2 standard deviations along each axis; the mean score of the axis'
   own attribute at each step (Spearman rank correlation with the step: 1 is monotonic) and the change per

@@ -1,7 +1,7 @@
 """Images from a trained noise generator: truncation, noise, latent edits, style-mixing grids and latent walks.
 
 ``Sampler`` wraps a generator of ``translate.models.gan`` (DCGAN, the tutorial's, StyleGAN) with the choices
-``python -m translate.latent.generate`` exposes; tests and notebooks call it directly.
+``translate generate`` exposes; tests and notebooks call it directly.
 
 - Truncation: StyleGAN's w' = w_avg + psi (w - w_avg) (psi per level possible); for a generator without a
   mapping network, z' = psi z (z's mean is 0), the same pull towards the average image.

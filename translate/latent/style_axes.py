@@ -1,7 +1,7 @@
 """TL-GAN axes for the style codes of a translation model (``model=bicycle``): directions in its code space
 (z, or w in AdaIN mode) that change one attribute of the outputs, for ``infer.py edit.NAME=k``.
 
-``python -m translate.apps.axes checkpoint=RUN`` on such a checkpoint runs the same pipeline as for a noise
+``translate axes checkpoint=RUN`` on such a checkpoint runs the same pipeline as for a noise
 generator (``translate.latent.axes``), with these differences:
 
 - the attributes are computed from the outputs' pixels, nothing to download: brightness, colour temperature,
@@ -100,7 +100,7 @@ def fixed_inputs(checkpoint: str | Path, source: str, n: int) -> torch.Tensor:
 
 
 def run(cfg, loaded) -> object:
-    """``python -m translate.apps.axes`` for a translation checkpoint with a style code (see the module docstring)."""
+    """``translate axes`` for a translation checkpoint with a style code (see the module docstring)."""
 
     G = loaded.module
     if not takes_style(G):

@@ -2,7 +2,7 @@
 checkpoint, reference weights or a pretrained name.
 
     import translate
-    pipe = translate.load("models/sketch2photo")     # a model folder (python -m translate.inference.export ... format=folder)
+    pipe = translate.load("models/sketch2photo")     # a model folder (translate export ... format=folder)
     photo = pipe(Image.open("sketch.png"))           # PIL in, PIL out, at the image's own size
     photos = pipe([a, b], seed=3, truncation=0.7)    # a list; a style code drawn from the seed (model=bicycle)
     y = pipe.tensors(x)                              # [N, C, H, W] in [-1, 1]
@@ -103,7 +103,7 @@ class Pipeline:
     def tensors(self, x: torch.Tensor, *, seed: int | None = None, truncation: float = 1.0) -> torch.Tensor:
         """Translate a batch [N, C, H, W] in [-1, 1] (padded to the generator's stride and cropped back)."""
         if self.translation.source not in ("A", "B"):
-            raise ConfigError("this model generates from noise: use python -m translate.latent.generate")
+            raise ConfigError("this model generates from noise: use translate generate")
         padded, h, w = pad_to_stride(x, generator_stride(self.module))
         if self.nz:
             z = None if seed is None else style_code(seed, self.nz, len(x))

@@ -1,4 +1,4 @@
-"""The reference pix2pix and CycleGAN models, by name: ``python -m translate.loading.pretrained list|download NAME``.
+"""The reference pix2pix and CycleGAN models, by name: ``translate pretrained list|download NAME``.
 
 Weights come from the server the reference repository's download scripts use, into
 ``$TRANSLATE_CACHE/pretrained`` (default ``~/.cache/translate/pretrained``), through the same resumable, checked
@@ -122,7 +122,7 @@ def pretrained_dir() -> Path:
 def spec(name: str) -> Pretrained:
     if name not in MODELS:
         raise CheckpointError(f"pretrained:{name} is not a known model; known: {', '.join(MODELS)} "
-                              "(python -m translate.loading.pretrained list)")
+                              "(translate pretrained list)")
     return MODELS[name]
 
 
@@ -159,7 +159,7 @@ def download(name: str, *, folder: str | Path | None = None, archive: str | Path
     else:
         base = mirror or os.environ.get(MIRROR_ENV)
         url = f"{base.rstrip('/')}/{model.family}/{model.file_name}" if base else model.url
-        hint = (f"Fetch {model.url} by hand and pass --archive FILE (python -m translate.loading.pretrained download "
+        hint = (f"Fetch {model.url} by hand and pass --archive FILE (translate pretrained download "
                 f"{name} --archive FILE), or set {MIRROR_ENV}")
         download_file(url, path, sha256=model.sha256, timeout=timeout, progress=progress, offline_hint=hint,
                       max_bytes=model.max_bytes)
@@ -221,7 +221,7 @@ def _list(folder: Path | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m translate.loading.pretrained", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="translate pretrained", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="the models this command knows and whether they are on disk")
     p.add_argument("--dir", help="where the weights are kept (default $TRANSLATE_CACHE/pretrained)")

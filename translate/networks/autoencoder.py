@@ -91,7 +91,7 @@ class Autoencoder(nn.Module):
 
 class Decoder(nn.Module):
     """A variational autoencoder's decoder as a generator from noise: ``G(z)`` with z [N, z_dim] ~ N(0, I)
-    (what ``python -m translate.latent.generate`` samples)."""
+    (what ``translate generate`` samples)."""
 
     def __init__(self, autoencoder: Autoencoder):
         super().__init__()

@@ -324,7 +324,8 @@ class Trainer:
         if stop.requested:
             self.save()
             distributed.barrier()
-            print(f"Stopped at step {self.step}; checkpoint: {self.checkpointer.last}", file=sys.stderr)
+            print(f"Stopped at step {self.step}; checkpoint: {self.checkpointer.last}\nto continue: translate train "
+                  f"resume={self.run_dir}", file=sys.stderr)
             raise Stopped({**self.last_metrics, "step": self.step})
 
     # ------------------------------------------------------------------ one step
@@ -451,6 +452,7 @@ class Trainer:
 
     def _start_outputs(self) -> None:
         if self.is_main:
+            print(f"run folder: {self.run_dir}", file=sys.stderr)
             self.folder.save_config(to_container(self.cfg))
             self.wandb_run_id = self.logger.start(run_dir=self.run_dir, config=to_container(self.cfg),
                                                   run_id=self.wandb_run_id) or self.wandb_run_id
@@ -562,9 +564,21 @@ def fit(cfg: DictConfig) -> dict[str, float]:
         distributed.teardown()
     if main:
         write_result(result_path, "completed", metrics)
+        print(finished(Path(cfg.run_dir), metrics), file=sys.stderr)
         if cfg.trainer.get("export_folder"):
             export_run(Path(cfg.run_dir))
     return metrics
+
+
+def finished(run_dir: Path, metrics: dict[str, float]) -> str:
+    """Where a completed run put its results: the folder, its last sample grid and its checkpoints."""
+    grids = sorted((run_dir / "samples").glob("step_*.png"))
+    best = run_dir / "checkpoints" / BEST
+    lines = [f"done at step {int(metrics.get('step', 0))}: run folder {run_dir}"]
+    if grids:
+        lines.append(f"  samples: {grids[-1]}")
+    lines.append(f"  checkpoint: {run_dir / 'checkpoints' / LAST}" + (f" (best: {best})" if best.is_file() else ""))
+    return "\n".join(lines)
 
 
 def export_run(run_dir: Path) -> Path:

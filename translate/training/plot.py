@@ -1,4 +1,4 @@
-"""Plot metrics over steps from a run's ``metrics.jsonl``: ``python -m translate.training.plot RUN_DIR [OUT.png]
+"""Plot metrics over steps from a run's ``metrics.jsonl``: ``translate plot RUN_DIR [OUT.png]
 [--keys val/ssim val/psnr ...]``. Needs matplotlib (``pip install -e ".[plot]"``)."""
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def plot(metrics: str | Path, out: str | Path, keys: list[str] | None = None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m translate.training.plot", description=__doc__)
+    parser = argparse.ArgumentParser(prog="translate plot", description=__doc__)
     parser.add_argument("metrics", help="a run folder or its metrics.jsonl")
     parser.add_argument("out", nargs="?", help="image to write (default: <run>/metrics.png)")
     parser.add_argument("--keys", nargs="+", help=f"metric keys (default: those of {', '.join(DEFAULT_KEYS)} logged)")

@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m translate.apps.bench infer|train|serve [settings ...]``.
+"""Benchmarks: ``translate bench infer|train|serve [settings ...]``.
 
 - ``infer``: batch conversion against the reference test script's one-image loop (``translate.apps.bench.infer``).
 - ``train``: training-step speed per mode (fp32 eager, channels_last, bf16/fp16, compile, the best

@@ -1,4 +1,4 @@
-"""Command line of ``python -m translate.apps.bench``."""
+"""Command line of ``translate bench``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``python -m translate.apps.bench infer [key=value ...]``: batch conversion speed.
+"""``translate bench infer [key=value ...]``: batch conversion speed.
 
 Times batch conversion of a folder of synthetic images against the straightforward loop the reference test
 script runs (load one image, ``G(x)``, save it, next), side by side with the same random generator. Each mode

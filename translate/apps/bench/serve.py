@@ -1,4 +1,4 @@
-"""``python -m translate.apps.bench serve [key=value ...]``: latency and memory of ``translate.apps.serve``.
+"""``translate bench serve [key=value ...]``: latency and memory of ``translate.apps.serve``.
 
 Serves a generator with random weights (a reference-layout file of ``generator``, ``ngf``, ``norm``) on
 127.0.0.1 in a fresh process, then sends ``requests`` translations of ``size`` x ``size`` PNG images one at a

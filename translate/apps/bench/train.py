@@ -1,4 +1,4 @@
-"""``python -m translate.apps.bench train [overrides ...] [bench.key=value ...]``: training-step speed.
+"""``translate bench train [overrides ...] [bench.key=value ...]``: training-step speed.
 
 Builds the real training step (``translate.training.loop.Trainer``) from the composed config (any Hydra override;
 the reference defaults without an experiment) and times ``bench.steps`` steps after ``bench.warmup``, once per

@@ -1,0 +1,99 @@
+"""The ``translate`` command: every subcommand listed, each Hydra command's help built from its conf/ file (keys,
+defaults, comments: never written twice), usage for a bare command, one line with the closest name for a
+mistyped command, group or option, and the short forms written out for Hydra."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from translate.apps.cli import COMMANDS, Command, expanded, main
+from translate.config.describe import command_config, groups, settings_of
+
+ROOT = Path(__file__).resolve().parents[2]
+HYDRA_COMMANDS = [name for name, command in COMMANDS.items() if command.config]
+
+
+def test_translate_help_lists_every_command_with_one_line(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name, command in COMMANDS.items():
+        assert f"  {name}" in out and command.about in out
+    assert main([]) == 2 and "usage: translate COMMAND" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", HYDRA_COMMANDS)
+def test_a_commands_help_shows_its_own_settings_from_its_conf_file(name, capsys):
+    assert main([name, "--help"]) == 0
+    out = capsys.readouterr().out
+    settings = [s for s in settings_of(command_config(COMMANDS[name].config)) if s.default]
+    assert settings and all(f"{s.key}={s.default}" in out for s in settings)
+    assert all(s.about in out for s in settings if s.about)  # the yaml comments, not a second copy
+    if name != "train":
+        assert "hparams_search" not in out and len(out.splitlines()) < 80  # not the training groups
+    else:
+        assert all(f"  {group}: " in out for group in groups())
+
+
+def test_the_help_of_a_training_group_and_its_mistakes(capsys):
+    assert main(["train", "--help", "trainer"]) == 0
+    assert "max_epochs=200" in capsys.readouterr().out
+    assert main(["train", "--help", "model=cyclegan"]) == 0
+    assert "model.lambda_A=" in capsys.readouterr().out
+    assert main(["train", "--help", "modle"]) == 2
+    assert capsys.readouterr().err.strip() == "translate train --help: no group 'modle' (did you mean model?)"
+
+
+@pytest.mark.parametrize("name", [n for n in HYDRA_COMMANDS if n != "train"])
+def test_a_bare_command_prints_its_usage(name, capsys):
+    assert main([name]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[0].endswith("missing") and err[1].startswith(f"usage: translate {name} ")
+
+
+def test_mistyped_names_are_one_line_with_the_closest(capsys):
+    assert main(["train", "model=cyclegn"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("model=cyclegn: no such option (did you mean cyclegan?)") and "\n" not in err
+    assert main(["trian"]) == 2
+    assert capsys.readouterr().err.strip() == "translate: no command 'trian' (did you mean train?); translate --help lists them"
+
+
+def test_short_forms_are_written_out_for_hydra():
+    infer = COMMANDS["infer"]
+    assert expanded(infer, ["guard=runs/ae", "guard.action=skip", "edit.smile=1.5", "resize=64"]) == [
+        "guard.checkpoint=runs/ae", "guard.action=skip", "+edit.smile=1.5", "resize=64"]
+    assert expanded(infer, ["guard={checkpoint: x}"]) == ["guard={checkpoint: x}"]  # a whole node stays one
+    assert expanded(COMMANDS["export"], ["guard=x"]) == ["guard=x"]  # export has no guard: Hydra names the key
+
+
+def test_the_console_command_and_the_script_aliases_run(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "translate", "--help"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120, check=False)
+    assert proc.returncode == 0 and "  datasets" in proc.stdout
+    proc = subprocess.run([sys.executable, str(ROOT / "infer.py")], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=120, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("usage: translate infer checkpoint=... input=... output=...")
+    assert "translate.apps.cli:main" in (ROOT / "pyproject.toml").read_text()
+
+
+def test_a_command_without_hydra_parses_its_own_arguments(capsys):
+    assert isinstance(COMMANDS["datasets"], Command) and COMMANDS["datasets"].config is None
+    assert main(["pretrained", "list"]) == 0
+    assert "facades" in capsys.readouterr().out
+
+
+def test_the_run_folder_is_named_for_what_runs():
+    from translate.apps.train import run_name
+
+    assert run_name([], "demo", "pix2pix", "demo_sketch2photo") == "demo"  # python train.py: the demo
+    assert run_name(["experiment=facades"], "facades", "pix2pix", "aligned") == "facades"
+    assert run_name(["model=cyclegan", "data=unaligned"], "demo", "cyclegan", "unaligned") == "cyclegan_unaligned"
+    assert run_name(["+model=cyclegan"], "demo", "cyclegan", "demo_sketch2photo") == "cyclegan_demo_sketch2photo"
+    assert run_name(["experiment=demo", "model=cyclegan"], "demo", "cyclegan", "x") == "demo"
+    assert "${run_name:${hydra:overrides.task}," in (ROOT / "conf" / "train.yaml").read_text()
+
