@@ -97,3 +97,16 @@ def test_the_run_folder_is_named_for_what_runs():
     assert run_name(["experiment=demo", "model=cyclegan"], "demo", "cyclegan", "x") == "demo"
     assert "${run_name:${hydra:overrides.task}," in (ROOT / "conf" / "train.yaml").read_text()
 
+
+def test_warnings_are_one_line_without_their_source():
+    import warnings
+
+    from translate.apps.cli import one_line_warning
+
+    text = one_line_warning(UserWarning("guard=run: 6 val scores place the 99th percentile\nmore"), UserWarning,
+                            "/x/guard.py", 197, "warnings.warn(...)")
+    assert text == "warning: guard=run: 6 val scores place the 99th percentile\n"
+    with warnings.catch_warnings():
+        main(["--help"])
+        assert warnings.formatwarning is one_line_warning
+

@@ -10,10 +10,11 @@ from __future__ import annotations
 import difflib
 import importlib
 import sys
+import warnings
 from dataclasses import dataclass
 
 from translate.config.describe import command_config, groups, required, settings_of, summary
-from translate.core.errors import ConfigError
+from translate.core.errors import ConfigError, first_line
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ SHORT_FORMS = {"guard": "checkpoint"}
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    warnings.formatwarning = one_line_warning
     if not argv or argv[0] in HELP:
         print(overview(), file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
@@ -72,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     sys.argv = [f"translate {name}", *expanded(command, rest)]  # Hydra reads its overrides from sys.argv
     importlib.import_module(command.module).main()
     return 0
+
+
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as the commands show it: one line, without the source file and line that raised it."""
+    return f"warning: {first_line(message)}\n"
 
 
 def overview() -> str:

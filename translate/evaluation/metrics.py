@@ -60,6 +60,7 @@ DOWNLOAD_TIMEOUT = 5.0  # seconds
 DOWNLOAD_ENV = "TRANSLATE_METRICS_DOWNLOAD"  # never: no metric weights are ever fetched (air-gapped machines)
 MIRROR_ENV = "TRANSLATE_METRICS_MIRROR"  # a base URL (or file:// folder) with the same file names
 _unreachable: set[str] = set()
+_failed: set[str] = set()  # URLs whose fetch failed (and said so): the "off" line is not said again
 
 
 def hub_hash(url: str) -> str | None:
@@ -68,9 +69,11 @@ def hub_hash(url: str) -> str | None:
     return match.group(1) if match else None
 
 
-def metric_weights(url: str, download: str = "auto", *, timeout: float = DOWNLOAD_TIMEOUT) -> Path | None:
+def metric_weights(url: str, download: str = "auto", *, timeout: float = DOWNLOAD_TIMEOUT,
+                   off: str = "metric weights not fetched") -> Path | None:
     """The torch hub cache file of ``url``: there already, or fetched now (``download=auto``) and checked
-    against the SHA-256 prefix in its name; None when it is missing and cannot be fetched (said once)."""
+    against the SHA-256 prefix in its name; None when it is missing and cannot be fetched, said once in one line
+    that starts with ``off`` (what is off without it, e.g. ``LPIPS is off``)."""
     if download not in DOWNLOADS:
         raise ConfigError(f"metrics.download={download!r} is not one of {', '.join(DOWNLOADS)}")
     path = hub_file(url)
@@ -88,7 +91,8 @@ def metric_weights(url: str, download: str = "auto", *, timeout: float = DOWNLOA
                       offline_hint=f"set metrics.download=never or {DOWNLOAD_ENV}=never to stop trying")
     except DataError as e:
         _unreachable.add(host)
-        _say_once(f"metric weights not fetched: {first_line(e)}")
+        _failed.add(url)
+        _say_once(f"{off}: {first_line(e)}")
         return None
     _say_once(f"fetched {path.name} into {path.parent}")
     return path
@@ -252,11 +256,12 @@ def lpips_model(backbone: str | None, device: torch.device | str = "cpu", downlo
         return None
     if backbone not in LPIPS_BACKBONES:
         raise ConfigError(f"metrics.lpips={backbone!r} is not one of {', '.join(LPIPS_BACKBONES)} or null")
-    path = metric_weights(LPIPS_BACKBONES[backbone], download)
+    path = metric_weights(LPIPS_BACKBONES[backbone], download, off="LPIPS is off")
     if path is None:
         path = hub_file(LPIPS_BACKBONES[backbone])
-        _say_once(f"LPIPS is off: the {backbone} weights are not at {path} (download "
-                  f"{LPIPS_BACKBONES[backbone]} there to turn it on)")
+        if LPIPS_BACKBONES[backbone] not in _failed:
+            _say_once(f"LPIPS is off: the {backbone} weights are not at {path} (download "
+                      f"{LPIPS_BACKBONES[backbone]} there to turn it on)")
         return None
     from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
 
@@ -301,10 +306,11 @@ def inception_features(weights: str | Path | None = None, download: str = "auto"
         if not path.is_file():
             raise ConfigError(f"{path}: no such file (metrics.inception_weights)")
     else:
-        path = metric_weights(INCEPTION_URL, download) or hub_file(INCEPTION_URL)
+        path = metric_weights(INCEPTION_URL, download, off="FID/KID are off") or hub_file(INCEPTION_URL)
         if not path.is_file():
-            _say_once(f"FID/KID are off: no Inception weights at {path} (download {INCEPTION_URL} there, or set "
-                      "metrics.inception_weights=PATH)")
+            if INCEPTION_URL not in _failed:
+                _say_once(f"FID/KID are off: no Inception weights at {path} (download {INCEPTION_URL} there, or "
+                          "set metrics.inception_weights=PATH)")
             return None
     try:
         from torchmetrics.image.fid import NoTrainInceptionV3
