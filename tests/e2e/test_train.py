@@ -380,3 +380,25 @@ def test_fixed_images_are_spread_over_the_split():
     from translate.data.fixed import spread as _spread
 
     assert _spread(4, 10) == [0, 3, 6, 9] and _spread(32, 2) == [0, 1] and _spread(1, 5) == [0] and _spread(3, 0) == []
+
+
+@pytest.mark.slow
+def test_runs_are_found_continued_with_resume_latest_and_failures_leave_nothing(tmp_path, aligned_root):
+    """The run folder is named for what runs and printed; resume=latest continues the newest run of that name in
+    its own folder; a run that stops on a bad setting, or fails before its first step, leaves no folder."""
+    args = ["debug=fast", "logger=none", "trainer.progress_bar=false", "model=pix2pix", "data=aligned",
+            f"data.root={aligned_root}", "generator=unet_64", "data.load_size=64", "data.crop_size=64"]
+    first = _run_cli(*args, "trainer.max_steps=2", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run,) = (tmp_path / "runs" / "pix2pix_aligned").iterdir()
+    assert f"run folder: {run}" in first.stderr and f"done at step 2: run folder {run}" in first.stderr
+    assert f"checkpoint: {run / 'checkpoints' / 'last.pt'}" in first.stderr
+    again = _run_cli(*args, "trainer.max_steps=3", "resume=latest", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert load_checkpoint(run)["step"] == 3 and list((tmp_path / "runs" / "pix2pix_aligned").iterdir()) == [run]
+    bad = _run_cli(*args, "trainer.max_steps=-3", cwd=tmp_path)
+    assert bad.returncode == 2 and list((tmp_path / "runs" / "pix2pix_aligned").iterdir()) == [run]
+    failed = _run_cli(*args, "trainer.max_steps=2", f"data.root={tmp_path / 'nowhere'}", cwd=tmp_path)
+    assert failed.returncode == 2 and list((tmp_path / "runs" / "pix2pix_aligned").iterdir()) == [run]
+    lost = _run_cli(*args, "experiment=facades", "resume=latest", cwd=tmp_path)
+    assert lost.returncode == 2 and "resume=latest: no run with a checkpoint in" in lost.stderr

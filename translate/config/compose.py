@@ -6,11 +6,11 @@ DictConfigs and objects.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import functools
 import inspect
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -163,6 +163,19 @@ def resumed_run_dir(resume: str | Path) -> Path:
     return folder.parent if folder.name == "checkpoints" else folder
 
 
+LATEST = "latest"  # resume=latest: the newest run of the same name (runs/<name>/<date_time>) with a checkpoint
+
+
+def latest_run(output_dir: Path) -> Path:
+    """The newest run folder beside ``output_dir`` (this command's own new one, ``runs/<name>/<date_time>``) that
+    holds a checkpoint: what ``resume=latest`` continues."""
+    runs = [p for p in output_dir.parent.iterdir() if p != output_dir and (p / "checkpoints" / "last.pt").is_file()]
+    if not runs:
+        raise ConfigError(f"resume=latest: no run with a checkpoint in {output_dir.parent} (the same experiment, or "
+                          "model and data, as this command); give resume=RUN_FOLDER")
+    return max(runs, key=lambda p: ((p / "checkpoints" / "last.pt").stat().st_mtime, p.name))
+
+
 def resume_config(resume: str, overrides: list[str], composed: DictConfig | None = None) -> DictConfig:
     """The config to continue a run with: the one stored in the checkpoint, plus command-line ``key=value``
     overrides (e.g. ``trainer.max_steps=20000``). Group choices (``logger=none``, ``experiment=demo``) are
@@ -300,10 +313,21 @@ def _compose_any(overrides: list[str]) -> DictConfig:
     return compose(overrides)
 
 
-def _remove_if_empty(folder: str | None) -> None:
-    if folder:
-        with contextlib.suppress(OSError):  # not empty, or already gone: kept as it is
-            os.rmdir(folder)
+HYDRA_ONLY = {".hydra", "train.log"}  # what Hydra itself puts in a run folder
+NOTHING_YET = frozenset({"config.yaml", "result.json"})  # all a run that failed before its first step wrote
+
+
+def _remove_if_empty(folder: str | None, also: frozenset[str] = frozenset()) -> None:
+    """Remove a Hydra run folder the command wrote nothing into (Hydra's own ``.hydra/`` and an empty log do not
+    count, nor the names in ``also``): a resumed run writes into its old folder, a bad setting stops before
+    writing anything."""
+    if not folder or not Path(folder).is_dir():
+        return
+    path = Path(folder)
+    names = {p.name for p in path.iterdir()}
+    log = path / "train.log"
+    if names <= HYDRA_ONLY | also and (not log.exists() or log.stat().st_size == 0):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def run_cli(app, cfg: DictConfig) -> Any:
@@ -315,7 +339,10 @@ def run_cli(app, cfg: DictConfig) -> Any:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
         if cfg.get("resume"):
-            cfg = resume_config(cfg.resume, list(hydra_cfg.overrides.task), composed=cfg)
+            resume = cfg.resume
+            if resume == LATEST:
+                resume = latest_run(Path(hydra_cfg.runtime.output_dir))
+            cfg = resume_config(resume, list(hydra_cfg.overrides.task), composed=cfg)
         else:
             check_known_keys(cfg)
             if "run_dir" in cfg and not cfg.run_dir:
@@ -331,8 +358,8 @@ def run_cli(app, cfg: DictConfig) -> Any:
         if os.environ.get("HYDRA_FULL_ERROR") == "1" or not (multirun or isinstance(e, TranslateError)):
             raise
         return _report(e, hydra_cfg, multirun)
-    finally:
-        _remove_if_empty(hydra_cfg.runtime.output_dir)
+    finally:  # a single run that failed before its first step leaves nothing; a sweep keeps each job's result
+        _remove_if_empty(hydra_cfg.runtime.output_dir, frozenset() if multirun else NOTHING_YET)
 
 
 def _report(error: Exception, hydra_cfg, multirun: bool) -> None:
