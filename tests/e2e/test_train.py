@@ -15,7 +15,7 @@ from omegaconf import open_dict
 
 from translate.config.checkpoint import FORMAT_VERSION, load_checkpoint
 from translate.config.compose import resume_config
-from translate.core.errors import CheckpointError, NonFiniteLossError
+from translate.core.errors import CheckpointError, ConfigError, NonFiniteLossError
 from translate.models import BicycleGAN, NoiseGAN
 from translate.training.loop import fit
 
@@ -402,3 +402,22 @@ def test_runs_are_found_continued_with_resume_latest_and_failures_leave_nothing(
     assert failed.returncode == 2 and list((tmp_path / "runs" / "pix2pix_aligned").iterdir()) == [run]
     lost = _run_cli(*args, "experiment=facades", "resume=latest", cwd=tmp_path)
     assert lost.returncode == 2 and "resume=latest: no run with a checkpoint in" in lost.stderr
+
+
+def test_tensorboard_logs_scalars_and_grids_and_a_resume_drops_what_came_after(tiny_cfg, aligned_root, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    common = ("model=pix2pix", "generator=unet_64", "data=aligned", f"data.root={aligned_root}", "data.load_size=72",
+              "data.crop_size=64", "logger=tensorboard", "trainer.log_every=1",
+              "trainer.sample_every=2", "trainer.val_every=0")
+    fit_killed_at_step(tiny_cfg(*common, "trainer.max_steps=4", "trainer.checkpoint_every=2", run_dir=run), 4)
+    assert load_checkpoint(run)["step"] == 2  # step 3 was logged, then lost with the crash
+    fit(resume_config(str(run), []))  # steps 3 and 4 again
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss/G")] == [1, 2, 3, 4]  # nothing twice
+    assert events.Tags()["images"] and events.Images(events.Tags()["images"][0])[0].height > 0
+    with pytest.raises(ConfigError, match=r"logger.subdir='\.\./x' must be one folder name"):
+        fit(tiny_cfg(*common, "logger.subdir=../x", "trainer.max_steps=1", run_dir=tmp_path / "bad"))

@@ -116,7 +116,8 @@ def test_no_module_is_named_after_a_standard_library_one():
 ARCHITECTURE = PACKAGE.parent / "docs" / "develop" / "architecture.md"
 # Imports a function may make: optional or heavy dependencies, imported when their feature runs (the page lists
 # them), and the one deferred import of the package's own that keeps Hydra out of loading a model folder.
-OPTIONAL = ("starlette", "uvicorn", "matplotlib", "onnx", "wandb", "torchmetrics.image", "sklearn")
+OPTIONAL = ("starlette", "uvicorn", "matplotlib", "onnx", "wandb", "torch.utils.tensorboard", "torchmetrics.image",
+            "sklearn")
 DEFERRED = {("translate.loading.load", "translate.loading.generator")}
 
 

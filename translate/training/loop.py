@@ -455,7 +455,7 @@ class Trainer:
             print(f"run folder: {self.run_dir}", file=sys.stderr)
             self.folder.save_config(to_container(self.cfg))
             self.wandb_run_id = self.logger.start(run_dir=self.run_dir, config=to_container(self.cfg),
-                                                  run_id=self.wandb_run_id) or self.wandb_run_id
+                                                  run_id=self.wandb_run_id, step=self.step) or self.wandb_run_id
 
     # ------------------------------------------------------------------ state
     def _weights_finite(self) -> bool:

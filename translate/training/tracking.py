@@ -19,6 +19,7 @@ import torch
 import yaml
 
 from translate.core.atomic import atomic_write_bytes, json_text, make_folder, remove_stale_temp_files, write_failure
+from translate.core.errors import ConfigError
 from translate.data.files import sample_grid, save_image, to_uint8
 
 
@@ -74,7 +75,8 @@ def _hwc_uint8(images: torch.Tensor):
 class Logger:
     """Backend interface: no-op by default (``logger=none``)."""
 
-    def start(self, *, run_dir: Path, config: dict[str, Any], run_id: str | None) -> str | None:
+    def start(self, *, run_dir: Path, config: dict[str, Any], run_id: str | None, step: int = 0) -> str | None:
+        """Begin (or continue, from ``step``) logging the run in ``run_dir``; returns an id to resume with."""
         return None
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
@@ -146,7 +148,7 @@ class WandbLogger(Logger):
         self.mode, self.timeout = mode, timeout
         self.run = None
 
-    def start(self, *, run_dir: Path, config: dict[str, Any], run_id: str | None) -> str | None:
+    def start(self, *, run_dir: Path, config: dict[str, Any], run_id: str | None, step: int = 0) -> str | None:
         mode = choose_wandb_mode(self.mode, self.timeout)
         self.resolved_mode = mode
         if mode == "disabled":
@@ -198,3 +200,37 @@ class WandbLogger(Logger):
             if offline:
                 print(f"W&B offline run saved; upload it with: wandb sync {run_path}", file=sys.stderr)
             self.run = None
+
+
+class TensorBoardLogger(Logger):
+    """TensorBoard event files in ``<run folder>/<subdir>`` (``tensorboard --logdir runs`` shows every run):
+    scalars and sample grids. A resumed run drops the events logged after its checkpoint's step."""
+
+    def __init__(self, *, subdir: str = "tensorboard", images: bool = True):
+        if not subdir or Path(subdir).name != subdir or subdir in (".", ".."):
+            raise ConfigError(f"logger.subdir={subdir!r} must be one folder name inside the run folder")
+        self.subdir, self.images, self.writer = subdir, images, None
+
+    def start(self, *, run_dir: Path, config: dict[str, Any], run_id: str | None, step: int = 0) -> str | None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ConfigError('logger=tensorboard needs TensorBoard: pip install -e ".[tensorboard]"') from None
+        # events after the step the run continues from were not kept in its checkpoint: TensorBoard drops them
+        self.writer = SummaryWriter(log_dir=str(run_dir / self.subdir), purge_step=step + 1 if step else None)
+        return None
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        if self.writer is not None:
+            for key, value in metrics.items():
+                self.writer.add_scalar(key, value, step)
+
+    def log_images(self, key: str, grid: torch.Tensor, step: int) -> None:
+        if self.writer is not None and self.images:
+            self.writer.add_image(key, to_uint8(grid).cpu(), step)
+
+    def finish(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
