@@ -292,3 +292,15 @@ def test_the_axes_command_runs_its_app(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "translate.apps.axes", f"checkpoint={tmp_path / 'none'}"],
                           capture_output=True, text=True, cwd=ROOT, check=False, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].endswith("none: no such checkpoint file")
+
+
+def test_a_category_axis_can_be_named_as_the_command_line_writes_it():
+    """``edit.hair_colour.black=2`` (the command line cannot put ``=`` in a key) names the axis hair_colour=black."""
+    axes = Axes({"hair_colour=black": torch.tensor([1.0, 0.0]), "smile": torch.tensor([0.0, 1.0])}, "z",
+                {"hair_colour=black": 0.5, "smile": 0.25}, {})
+    G = ToneGenerator(z_dim=2)
+    nested = axes.edits(OmegaConf.create({"hair_colour": {"black": 2}, "smile": 1}), G)
+    flat = axes.edits({"hair_colour=black": 2, "smile": 1}, G)
+    assert [(e.amount, e.axis.tolist()) for e in nested] == [(e.amount, e.axis.tolist()) for e in flat]
+    with pytest.raises(ConfigError, match=r"edit.hair_colour=red: no such axis"):
+        axes.edits({"hair_colour": {"red": 1}}, G)

@@ -67,6 +67,12 @@ def test_short_forms_are_written_out_for_hydra():
     assert expanded(infer, ["guard=runs/ae", "guard.action=skip", "edit.smile=1.5", "resize=64"]) == [
         "guard.checkpoint=runs/ae", "guard.action=skip", "+edit.smile=1.5", "resize=64"]
     assert expanded(infer, ["guard={checkpoint: x}"]) == ["guard={checkpoint: x}"]  # a whole node stays one
+    # a category's axis (hair_colour=black): the class as one more key, a syntax Hydra parses
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    (edit,) = expanded(COMMANDS["generate"], ["edit.hair_colour.black=2"])
+    parsed = OverridesParser.create().parse_overrides([edit])[0]
+    assert (parsed.key_or_group, parsed.value()) == ("edit.hair_colour.black", 2)
     assert expanded(COMMANDS["export"], ["guard=x"]) == ["guard=x"]  # export has no guard: Hydra names the key
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,9 +188,12 @@ class Axes:
         return atomic_write_bytes(folder / AXES_FILE, save({k: v.contiguous() for k, v in self.vectors.items()}))
 
     def edits(self, amounts: dict[str, Any], G) -> list[LatentEdit]:
-        """``{name: k}`` -> edits of k standard deviations along each named axis."""
+        """``{name: k}`` -> edits of k standard deviations along each named axis. A category's axis is named
+        ``attribute=class``; ``{attribute: {class: k}}`` (``edit.hair_colour.black=2`` on the command line, where
+        ``=`` cannot stand in a key) names it too."""
         if self.space == "w" and not hasattr(G, "mapping"):
             raise ConfigError("these axes live in w: they were fitted for a StyleGAN generator")
+        amounts = flat_edits(amounts)
         edits = []
         for name, k in amounts.items():
             if name not in self.vectors:
@@ -203,6 +207,17 @@ class Axes:
                                   f"{MAX_EDIT:g} either way, e.g. +1.5")
             edits.append(LatentEdit(self.vectors[name], k * self.stds[name], self.space))
         return edits
+
+
+def flat_edits(amounts: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"hair_colour": {"black": 2}, "smile": 1}`` -> ``{"hair_colour=black": 2, "smile": 1}``."""
+    flat = {}
+    for name, value in amounts.items():
+        if isinstance(value, Mapping):
+            flat.update({f"{name}={category}": k for category, k in value.items()})
+        else:
+            flat[str(name)] = value
+    return flat
 
 
 def load_axes(checkpoint: str | Path) -> Axes:
