@@ -158,6 +158,26 @@ def test_resize_mode_keeps_size_and_aspect(p2p_run, messy, tmp_path):
     assert s.converted == 1 and _size(tmp_path / "o" / "odd.png") == (301, 257)
 
 
+def test_resize_auto_warns_when_inputs_are_far_from_the_training_scale(p2p_run, tmp_path):
+    """One rule, one line: images keep their size, and those far from the 64 px the demo model learned are named
+    with the option that fixes it."""
+    write_image(tmp_path / "in" / "sketch.png", (200, 150))
+    write_image(tmp_path / "in" / "near.png", (80, 64))
+    G = load_generator(p2p_run)
+    with pytest.warns(UserWarning, match=r"^1 of 2 inputs are far from the 64 px the model was trained at \(e\.g\. "
+                      r"sketch\.png, 200x150\): resize=64 translates them at that scale"):
+        translate_files(G, tmp_path / "in", tmp_path / "out", resize="auto", trained_size=64, quiet=True)
+    with Image.open(tmp_path / "out" / "sketch.png") as im:
+        assert im.size == (200, 150)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        translate_files(G, tmp_path / "in", tmp_path / "quiet", resize=None, trained_size=64, quiet=True)
+        translate_files(G, tmp_path / "in" / "near.png", tmp_path / "near", resize="auto", trained_size=64,
+                        quiet=True)
+
+
 def test_norm_mode_and_weights(p2p_run, messy, tmp_path):
     def run(name, **kw):
         G = load_generator(p2p_run, weights=kw.pop("weights", "auto"))

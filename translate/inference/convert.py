@@ -16,6 +16,7 @@ import queue
 import sys
 import threading
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -317,7 +318,7 @@ class InferOptions:
     overwrite: bool = False
     allow_inplace: bool = False
     norm_mode: Literal["eval", "train", "auto"] = "eval"  # auto: resolved by run() from the checkpoint
-    resize: Positive | None = None
+    resize: Positive | Literal["auto"] | None = None  # auto: own size, with a warning far from trained_size
     keep_aspect: bool = True
     tile_size: Positive = 1024
     tile_overlap: Count = 128
@@ -328,6 +329,7 @@ class InferOptions:
     channels_last: bool = False
     compile: bool = False
     quiet: bool = False
+    trained_size: Positive | None = None  # the side the model was trained at (run() sets it from the model)
     mask: str | None = None  # inpainting models: a folder of hole masks named like the inputs
 
     def __post_init__(self) -> None:
@@ -366,6 +368,7 @@ def translate_files(G: nn.Module, inputs: str | Path | list, output: str | Path,
         _check_writable(output)
     _remove_leftovers(output)
     sizes = _read_sizes(jobs, summary)
+    opts = _settled_resize(opts, [(jobs[i][0], hw) for i, hw in sizes.items()])
     device = resolve_device(opts.device)
     translator = Translator(G, device=device, precision=opts.precision, channels_last=opts.channels_last,
                             compile=opts.compile, norm_mode=opts.norm_mode, tile_size=opts.tile_size,
@@ -488,6 +491,24 @@ def _plan(found: list[tuple[Path, Path]], output: Path, fmt: str | None, overwri
     return jobs
 
 
+FAR = 2.0  # an input whose shorter side is over FAR times, or under 1/FAR of, the training size
+
+
+def _settled_resize(opts: InferOptions, sizes: list[tuple[Path, tuple[int, int]]]) -> InferOptions:
+    """``resize=auto``: each image at its own size, and one warning naming the option that fixes it when some are
+    far from the scale the model was trained at (a generator sees shapes at the scale it learned them)."""
+    if opts.resize != "auto":
+        return opts
+    n = opts.trained_size
+    far = [(src, hw) for src, hw in sizes if n and not 1 / FAR <= min(hw) / n <= FAR]
+    if far:
+        src, (h, w) = far[0]
+        warnings.warn(f"{len(far)} of {len(sizes)} inputs are far from the {n} px the model was trained at (e.g. "
+                      f"{src.name}, {w}x{h}): resize={n} translates them at that scale and back to their size; "
+                      "resize=null keeps their own size without this warning", stacklevel=2)
+    return replace(opts, resize=None)
+
+
 def _read_sizes(jobs: list[tuple[Path, Path]], summary: Summary) -> dict[int, tuple[int, int]]:
     """Each job's image size from its header (for batching equal sizes); unreadable headers fail that file."""
     sizes: dict[int, tuple[int, int]] = {}
@@ -604,13 +625,15 @@ def run(cfg) -> Summary:
     generator = dict(cfg.generator) if cfg.get("generator") else None
     loaded = load(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
     if loaded.translation.source == LATENT:
-        raise ConfigError(f"{cfg.checkpoint}: this model generates images from noise (model=gan); use python -m "
-                          f"translate.latent.generate checkpoint={cfg.checkpoint} output=DIR")
+        raise ConfigError(f"{cfg.checkpoint}: this model generates images from noise (model=gan); use translate "
+                          f"generate checkpoint={cfg.checkpoint} output=DIR")
     plan = style_plan_of(loaded, StyleOptions.from_config(cfg.get("style")), cfg.get("edit"), cfg.checkpoint)
     inputs = list(cfg.input) if not isinstance(cfg.input, str) else cfg.input
     options = InferOptions.from_config(cfg)
     if options.norm_mode == "auto":
         options = replace(options, norm_mode=loaded.norm_mode)
+    known_size = loaded.config is not None or loaded.pretrained is not None or loaded.trained_size
+    options = replace(options, trained_size=loaded.size if known_size else None)
     guard = load_guard(GuardOptions.from_config(cfg.get("guard")), cfg.checkpoint, loaded.direction)
     summary = translate_files(loaded.module, inputs, cfg.output, options, plan=plan, guard=guard)
     if guard is not None:

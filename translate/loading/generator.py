@@ -94,8 +94,8 @@ def _from_training_checkpoint(path: Path, ckpt: dict[str, Any], *, direction: st
         model = build_model(cfg)
     direction = direction or next(iter(model.translations))
     if direction not in model.translations and model.from_noise:
-        raise ConfigError(f"{path}: this model generates images from noise (model=gan); use python -m "
-                          f"translate.latent.generate checkpoint={path} output=DIR")
+        raise ConfigError(f"{path}: this model generates images from noise (model=gan); use translate "
+                          f"generate checkpoint={path} output=DIR")
     if direction not in model.translations:
         raise ConfigError(f"{path}: this model was trained {', '.join(model.translations)}; direction={direction} "
                           "is not available")
