@@ -216,7 +216,7 @@ def test_run_prints_ignored_files_without_failing(tmp_path, capsys, monkeypatch)
 # ------------------------------------------------------------------------------------ item 11: infer settings
 @pytest.mark.parametrize("setting, message", [
     ("jpg_quality=500", "jpg_quality=500 is out of range: expected an integer >= 1 and <= 100"),
-    ("resize=0", "resize=0 is out of range: expected an integer >= 1 or null"),
+    ("resize=0", "resize=0 is out of range: expected an integer >= 1 or one of auto or null"),
     ("batch_size=0", "batch_size=0 is out of range"),
     ("num_workers=-1", "num_workers=-1 is out of range: expected an integer >= 0"),
     ("device=cuda:x", "device='cuda:x' is not a device"),

@@ -101,6 +101,7 @@ def test_best_checkpoint_mode_must_fit_the_metric(tiny_cfg, aligned_root, capsys
 def torch_home(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     monkeypatch.setattr(metrics, "_said", set())
+    monkeypatch.setattr(metrics, "_failed", set())
     return tmp_path / "torch_home"
 
 
@@ -221,6 +222,7 @@ def test_cyclegan_validates_with_fid_kid_and_keeps_best(tiny_cfg, unaligned_root
 @pytest.mark.slow
 def test_cyclegan_without_features_trains_and_says_why(tiny_cfg, unaligned_root, capsys, monkeypatch):
     monkeypatch.setattr(metrics, "_said", set())
+    monkeypatch.setattr(metrics, "_failed", set())
     cfg = tiny_cfg("model=cyclegan", "generator=resnet_6blocks", "data=unaligned", f"data.root={unaligned_root}",
                    "trainer.max_steps=2", "trainer.val_every=1")
     assert fit(cfg)["step"] == 2
