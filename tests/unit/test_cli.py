@@ -116,3 +116,11 @@ def test_warnings_are_one_line_without_their_source():
         main(["--help"])
         assert warnings.formatwarning is one_line_warning
 
+
+@pytest.mark.parametrize("name", [n for n, c in COMMANDS.items() if c.config is None])
+def test_every_other_command_answers_help_with_its_usage(name, capsys):
+    with pytest.raises(SystemExit) as done:  # argparse commands exit themselves
+        raise SystemExit(main([name, "--help"]))
+    assert done.value.code == 0
+    assert f"translate {name}" in capsys.readouterr().out
+

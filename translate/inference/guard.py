@@ -386,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     """``translate guard score RUN input=DIR output=DIR [percentile=99] [threshold=T] [score=auto]``."""
 
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["-h"], ["--help"]):
+        print(main.__doc__)
+        return 0
     if len(argv) < 2 or argv[0] != "score":
         print(main.__doc__, file=sys.stderr)
         return 2

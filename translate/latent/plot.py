@@ -129,6 +129,9 @@ def run(settings: dict[str, Any]) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
     if not argv or "=" in argv[0]:
         print(__doc__, file=sys.stderr)
         return 2

@@ -21,6 +21,9 @@ SIMPLE = {
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] in (["-h"], ["--help"]):
+        print(USAGE)
+        return 0
     if not argv or argv[0] not in ("infer", "train", "serve"):
         print(USAGE, file=sys.stderr)
         return 2
