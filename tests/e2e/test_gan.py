@@ -471,7 +471,7 @@ def test_generate_refuses_bad_requests_with_one_line(stylegan_run, tmp_path, ali
 def test_translation_and_noise_tools_refuse_each_others_checkpoints(stylegan_run, tmp_path, aligned_root):
     proc = subprocess.run([sys.executable, "infer.py", f"checkpoint={stylegan_run}", f"input={aligned_root}",
                            f"output={tmp_path / 'o'}"], capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
-    assert proc.returncode == 2 and "generates images from noise" in proc.stderr and "translate.latent.generate" in proc.stderr
+    assert proc.returncode == 2 and "generates images from noise" in proc.stderr and "use translate generate checkpoint=" in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "translate.evaluation.evaluate", f"checkpoint={stylegan_run}",
                            f"data.root={aligned_root}"], capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
     assert proc.returncode == 2 and "from noise" in proc.stderr and "Traceback" not in proc.stderr
