@@ -70,7 +70,8 @@ def test_a_new_family_trains_validates_and_resumes_exactly(tmp_path, unaligned_r
     from PIL import Image
 
     with Image.open(tmp_path / "full" / "samples" / "step_0000006.png") as grid:
-        assert grid.width == 2 * 32 + 3 * 2  # input | output: an unpaired one-sided model has no target column
+        # input | output (an unpaired one-sided model has no target column), 32 px tiles shown at 128
+        assert grid.width == 2 * 128 + 3 * 2
 
     fit_killed_at_step(_config(unaligned_root, tmp_path / "split", "trainer.ema.enabled=true"), 5)
     assert load_checkpoint(tmp_path / "split")["step"] == 4

@@ -7,6 +7,7 @@ with no credentials, or no server reachable within a couple of seconds, W&B runs
 from __future__ import annotations
 
 import json
+import math
 import netrc
 import os
 import socket
@@ -16,11 +17,14 @@ from typing import Any
 from urllib.parse import urlparse
 
 import torch
+import torch.nn.functional as F
 import yaml
 
 from translate.core.atomic import atomic_write_bytes, json_text, make_folder, remove_stale_temp_files, write_failure
 from translate.core.errors import ConfigError
 from translate.data.files import sample_grid, save_image, to_uint8
+
+GRID_TILE = 128  # the smallest side of a tile in a saved sample grid: a 64 px demo image is shown at 128
 
 
 class RunFolder:
@@ -57,7 +61,12 @@ class RunFolder:
         atomic_write_bytes(self.metrics_path, "".join(kept).encode())
 
     def save_grid(self, columns: list[torch.Tensor], step: int) -> Path:
-        """One row per sample, one column per image kind (e.g. input | output | target)."""
+        """One row per sample, one column per image kind (e.g. input | output | target); small images are
+        enlarged by a whole factor (each pixel a block) until a tile is ``GRID_TILE`` pixels or more."""
+        h, w = columns[0].shape[-2:]
+        factor = max(1, math.ceil(GRID_TILE / max(1, min(h, w))))
+        if factor > 1:
+            columns = [F.interpolate(c.float(), scale_factor=factor, mode="nearest") for c in columns]
         grid = sample_grid(columns)
         path = self.root / "samples" / f"step_{step:07d}.png"
         save_image(grid, path)
