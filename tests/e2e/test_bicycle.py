@@ -186,7 +186,7 @@ def test_every_injection_mode_trains_validates_and_samples(tiny_cfg, aligned_roo
     assert metrics["step"] == 2 and np.isfinite(metrics["loss/G"]) and np.isfinite(metrics["loss/D"])
     assert metrics["val/diversity"] > 0 and np.isfinite(metrics["val/random_l1"])
     grid = Image.open(f"{cfg.run_dir}/samples/step_0000002.png")
-    assert grid.size[0] == 2 + 6 * 66  # input | mean | 3 styles | target, 64 px tiles
+    assert grid.size[0] == 2 + 6 * 130  # input | mean | 3 styles | target, 64 px tiles shown at 128
 
 
 @pytest.mark.slow

@@ -285,7 +285,7 @@ def test_a_gan_trains_samples_validates_and_checkpoints(tiny_cfg, faces_root, ne
     assert metrics["step"] == 4 and np.isfinite(metrics["loss/G"]) and np.isfinite(metrics["loss/D"])
     assert "val/fid" in metrics and "val/kid" in metrics
     grid = Image.open(Path(cfg.run_dir) / "samples" / "step_0000004.png")
-    assert grid.size == (2 + 2 * 34, 2 + 2 * 34)  # 4 fixed latents as 2 x 2 tiles of 32 px
+    assert grid.size == (2 + 2 * 130, 2 + 2 * 130)  # 4 fixed latents as 2 x 2 tiles of 32 px, shown at 128
     assert (Path(cfg.run_dir) / "checkpoints" / "last.pt").is_file()
 
 
