@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import sys
 
-import hydra
-
-from translate.config.compose import CONF_DIR, run_cli
+from translate.config.compose import hydra_command
 from translate.core.runtime import resolve_device
 from translate.latent import style_axes
 from translate.latent.axes import (
@@ -50,11 +48,8 @@ def run(cfg) -> Axes:
 
 
 def main() -> None:
-    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="axes")
-    def _main(cfg) -> None:
-        run_cli(run, cfg)
-
-    _main()
+    """``translate axes``: Hydra reads the ``key=value`` overrides from ``sys.argv``."""
+    hydra_command("axes", run)
 
 
 if __name__ == "__main__":  # python -m translate.apps.axes is translate axes

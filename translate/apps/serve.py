@@ -43,12 +43,11 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-import hydra
 import torch
 from omegaconf import OmegaConf
 from PIL import Image, UnidentifiedImageError
 
-from translate.config.compose import CONF_DIR, run_cli
+from translate.config.compose import hydra_command
 from translate.core.errors import ConfigError, DataError, TranslateError, first_line
 from translate.core.runtime import resolve_device
 from translate.core.schema import Count, Positive, Precision, Range, check_dataclass
@@ -655,12 +654,7 @@ def run(cfg) -> None:
 
 def main() -> None:
     """``translate serve``: Hydra reads the ``key=value`` overrides from ``sys.argv``."""
-
-    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="serve")
-    def _main(cfg) -> None:
-        run_cli(run, cfg)
-
-    _main()
+    hydra_command("serve", run)
 
 
 if __name__ == "__main__":  # python -m translate.apps.serve is translate serve

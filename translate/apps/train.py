@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from translate.config.compose import CONF_DIR, run_cli
+from translate.config.compose import hydra_command
 from translate.training.loop import fit
 
 
@@ -24,13 +23,11 @@ def run_name(overrides, experiment: str | None, model: str, data: str) -> str:
 OmegaConf.register_new_resolver("run_name", run_name, replace=True)  # conf/train.yaml's hydra.run.dir
 
 
+def objective(cfg: DictConfig, metrics: dict[str, float] | None) -> float:
+    """What a sweeper (Optuna) optimises: the metric named by ``objective``; NaN marks a failed job."""
+    return float(metrics.get(cfg.objective, math.nan)) if metrics else math.nan
+
+
 def main() -> None:
     """Hydra reads the ``key=value`` overrides from ``sys.argv``; ``-m`` sweeps them."""
-
-    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
-    def _main(cfg: DictConfig) -> float:
-        metrics = run_cli(fit, cfg)
-        # Sweepers (Optuna) optimise the returned value: the metric named by `objective`; NaN marks a failed job.
-        return float(metrics.get(cfg.objective, math.nan)) if metrics else math.nan
-
-    _main()
+    hydra_command("train", fit, objective)

@@ -17,6 +17,7 @@ from typing import Any
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
+from hydra import main as hydra_main
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -328,6 +329,25 @@ def _remove_if_empty(folder: str | None, also: frozenset[str] = frozenset()) -> 
     log = path / "train.log"
     if names <= HYDRA_ONLY | also and (not log.exists() or log.stat().st_size == 0):
         shutil.rmtree(path, ignore_errors=True)
+
+
+def hydra_command(config_name: str, app, returns=None) -> None:
+    """Run ``app(cfg)`` as a Hydra command: ``conf/<config_name>.yaml`` composed with the ``key=value`` overrides
+    Hydra reads from ``sys.argv`` (``-m`` sweeps them), through ``run_cli``. ``returns(cfg, result)`` is what Hydra
+    gets back (a sweeper optimises it) or how the process ends (an exit code); by default nothing."""
+
+    def task(cfg: DictConfig) -> Any:
+        result = run_cli(app, cfg)
+        return returns(cfg, result) if returns is not None else None
+
+    # Hydra names the job, and so its log file (<job>.log in the run folder), after the task's module's last part.
+    task.__module__ = f"translate.{config_name}"
+    hydra_main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(task)()
+
+
+def exit_with_code(cfg: DictConfig, result) -> None:
+    """``hydra_command``'s ``returns`` for commands whose result carries the process's exit code (infer, generate)."""
+    sys.exit(result.exit_code)
 
 
 def run_cli(app, cfg: DictConfig) -> Any:

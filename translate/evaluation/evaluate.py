@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from translate.config.compose import CONF_DIR, build, run_cli, to_container
+from translate.config.compose import build, hydra_command, to_container
 from translate.config.stored import check_rendering
 from translate.core.atomic import atomic_write_bytes, json_text
 from translate.core.errors import ConfigError
@@ -147,11 +146,8 @@ def _write_report(report: dict[str, Any], shown: FirstImages, run_dir: Path) -> 
 
 
 def main() -> None:
-    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
-    def _main(cfg: DictConfig) -> None:
-        run_cli(run, cfg)
-
-    _main()
+    """``translate evaluate``: Hydra reads the ``key=value`` overrides from ``sys.argv``."""
+    hydra_command("evaluate", run)
 
 
 if __name__ == "__main__":  # python -m translate.evaluation.evaluate is translate evaluate

@@ -18,13 +18,12 @@ import sys
 import warnings
 from pathlib import Path
 
-import hydra
 import torch
 import yaml
 from torch import nn
 
 from translate.config.checkpoint import load_checkpoint
-from translate.config.compose import CONF_DIR, run_cli
+from translate.config.compose import hydra_command
 from translate.core.atomic import atomic_write, atomic_write_bytes
 from translate.core.errors import ConfigError
 from translate.latent.generate import truncation_of
@@ -260,12 +259,7 @@ def run(cfg) -> Path:
 
 def main() -> None:
     """``translate export``: Hydra reads the ``key=value`` overrides from ``sys.argv``."""
-
-    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="export")
-    def _main(cfg) -> None:
-        run_cli(run, cfg)
-
-    _main()
+    hydra_command("export", run)
 
 
 if __name__ == "__main__":  # python -m translate.inference.export is translate export

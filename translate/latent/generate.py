@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import hydra
 import torch
 from omegaconf import ListConfig
 from PIL import Image
 from torchvision.utils import make_grid
 
-from translate.config.compose import CONF_DIR, run_cli
+from translate.config.compose import exit_with_code, hydra_command
 from translate.core.atomic import atomic_write_bytes, make_folder
 from translate.core.errors import ConfigError
 from translate.core.runtime import resolve_device
@@ -193,12 +192,7 @@ def run(cfg) -> GenerateSummary:
 
 def main() -> None:
     """``translate generate``: Hydra reads the ``key=value`` overrides from ``sys.argv``."""
-
-    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="generate")
-    def _main(cfg) -> None:
-        sys.exit(run_cli(run, cfg).exit_code)
-
-    _main()
+    hydra_command("generate", run, exit_with_code)
 
 
 if __name__ == "__main__":  # python -m translate.latent.generate is translate generate
