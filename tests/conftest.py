@@ -99,6 +99,18 @@ def bicycle_run(tmp_path_factory) -> Path:
     return bicycle_tiny(tmp_path_factory.mktemp("bicycle_run"))
 
 
+@pytest.fixture(scope="session")
+def gan_run(tmp_path_factory) -> Path:
+    """A tiny noise GAN run (DCGAN on four random images), shared by the page and API tests."""
+    from helpers import write_image
+    from serving import train_tiny
+
+    tmp = tmp_path_factory.mktemp("gan_run")
+    for i in range(4):
+        write_image(tmp / "images" / f"{i}.png", seed=i)
+    return train_tiny(tmp, "model=gan", "data=single", f"data.root={tmp / 'images'}")
+
+
 class FileHandler(http.server.BaseHTTPRequestHandler):
     """Serves files from ``root`` with HTTP range support; ``cut_after`` bytes into the first full request it
     drops the connection (an interrupted download); ``delay`` seconds before answering (a dead network)."""

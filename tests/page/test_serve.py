@@ -4,6 +4,7 @@ burst of parallel requests."""
 from __future__ import annotations
 
 import io
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -18,8 +19,8 @@ from serving import (
     pixels,
     png_bytes,
     post,
+    send,
     serving,
-    train_tiny,
 )
 
 from translate.apps.serve import BadRequest, ServeOptions, decode_image, parse_request
@@ -27,16 +28,6 @@ from translate.apps.serve import BadRequest, ServeOptions, decode_image, parse_r
 pytest.importorskip("uvicorn")
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def gan_run(tmp_path_factory) -> Path:
-    from helpers import write_image
-
-    tmp = tmp_path_factory.mktemp("serve_gan")
-    for i in range(4):
-        write_image(tmp / "images" / f"{i}.png", seed=i)
-    return train_tiny(tmp, "model=gan", "data=single", f"data.root={tmp / 'images'}")
 
 
 def _drawing(size: int = 64) -> bytes:
@@ -90,6 +81,37 @@ def test_translation_api(p2p_run):
         Image.open(io.BytesIO(_drawing())).save(jpeg, format="JPEG")
         assert post(f"{url}/api/translate", jpeg.getvalue(), "image/jpeg")[0] == 200
         assert post(f"{url}/api/generate", {"seed": 1})[0] == 400
+
+
+def test_the_page_names_the_run_and_offers_its_validation_images(p2p_run, tmp_path):
+    with serving(p2p_run) as (url, service):
+        info = get_json(f"{url}/api/info")
+        assert info["model"] == "run" and info["family"] == "Pix2Pix" and info["examples"] == 2  # val: 2 pairs
+        status, body = send(f"{url}/api/example/1", Host=url.split("//")[1])
+        val = pixels(png_bytes(np.asarray(Image.open(p2p_run.parent / "data" / "val" / "A" / "1.png"))))
+        assert status == 200 and np.array_equal(pixels(body), val)  # 64 px, centred: the image itself
+        status, body = send(f"{url}/api/example/2", Host=url.split("//")[1])
+        assert status == 404 and b"there are 2" in body and str(tmp_path) not in body.decode()
+    # a run whose data is not on this machine: no examples, and the reason once on the console
+    moved = tmp_path / "run"
+    shutil.copytree(p2p_run, moved)
+    from translate.config.checkpoint import atomic_save, load_checkpoint
+
+    ckpt = load_checkpoint(moved / "checkpoints" / "last.pt")
+    ckpt["config"]["data"]["root"] = str(tmp_path / "gone")
+    atomic_save(ckpt, moved / "checkpoints" / "last.pt")
+    with serving(moved) as (url, service):
+        assert get_json(f"{url}/api/info")["examples"] == 0
+        assert service.no_examples.startswith("no example inputs: ") and "gone" in service.no_examples
+
+
+def test_names_of_what_was_loaded():
+    from translate.loading.pipeline import source_name
+
+    assert source_name("runs/demo_bicycle/2026-12-05_20-45-20") == "demo_bicycle"
+    assert source_name("runs/cyclegan_unaligned/2026-12-05_20-45-20/checkpoints/best.pt") == "cyclegan_unaligned"
+    assert source_name("/tmp/shots/bicycle") == "bicycle" and source_name("pretrained:edges2shoes") == "edges2shoes"
+    assert source_name("weights/latest_net_G.pth") == "latest_net_G" and source_name("models/sketch2photo") == "sketch2photo"
 
 
 def test_bad_requests_are_answered_with_the_reason(p2p_run):

@@ -65,6 +65,15 @@ def bicycle_tiny(tmp: Path) -> Path:
     return run
 
 
+def save_random_axes(run: Path, names: tuple[str, ...], nz: int) -> None:
+    """Attribute axes (random unit vectors in z) saved beside a noise GAN run, as ``translate axes`` saves them."""
+    from translate.latent.axes import Axes, axes_folder
+
+    g = torch.Generator().manual_seed(1)
+    vectors = {n: torch.nn.functional.normalize(torch.randn(nz, generator=g), dim=0) for n in names}
+    Axes(vectors, "z", {n: 1.0 for n in names}, {}).save(axes_folder(run))
+
+
 @contextlib.contextmanager
 def serving(checkpoint: str | Path, **options):
     """A server of ``checkpoint`` on a free 127.0.0.1 port in a thread: yields (base URL, service)."""

@@ -10,7 +10,8 @@ A small Starlette app (``pip install -e ".[serve]"``) for any checkpoint the fra
   "resize"}`` (``Content-Type: application/json``), or the raw image as the body (``Content-Type: image/*``;
   the settings as query parameters) -> PNG. Images go through ``infer.py``'s padding and tiling.
 - ``POST /api/generate`` (noise generators): JSON ``{"seed", "truncation", "edits"}`` -> PNG.
-- ``GET /api/info`` what the page shows and needs; ``GET /healthz``.
+- ``GET /api/info`` what the page shows and needs; ``GET /api/example/N`` (PNG) the N-th example input, a few of
+  the run's validation images; ``GET /healthz``.
 - ``guard=RUN`` (``translate.inference.guard``): every translated input is scored by an autoencoder of the model's
   input domain; the answer carries ``X-Guard-Score``, ``X-Guard-Threshold``, ``X-Guard-Flagged`` and the page
   shows a warning beside an output whose input looks out of domain.
@@ -53,7 +54,8 @@ from translate.core.runtime import resolve_device
 from translate.core.schema import Count, Positive, Precision, Range, check_dataclass
 from translate.data.images import encode, read_picture, to_model_input
 from translate.data.inpainting import composited, hole_mask, inpainting_input, remasked
-from translate.inference.convert import Translator, resize_for_model, resized_size
+from translate.evaluation.evaluate import validation_inputs
+from translate.inference.convert import FAR, Translator, resize_for_model, resized_size
 from translate.inference.guard import Guard, GuardOptions, load_guard
 from translate.latent.axes import load_axes
 from translate.latent.sampling import LatentEdit, Sampler
@@ -272,6 +274,7 @@ class ModelService:
         self.device = resolve_device(options.device)
         self.kind = "noise" if loaded.translation.source == LATENT else "style" if takes_style(self.G) else "translation"
         self.axes = _saved_axes(self.checkpoint)
+        self.examples, self.no_examples = example_images(loaded, self.kind == "translation" or self.kind == "style")
         norm_mode = loaded.norm_mode if options.norm_mode == "auto" else options.norm_mode
         if self.kind == "noise":
             self.sampler = Sampler(self.G, device=self.device)
@@ -383,24 +386,25 @@ class ModelService:
     # -------------------------------------------------------------------------------------------- info
     @property
     def input_size(self) -> int:
-        if self.loaded.config is not None:
-            return int(self.loaded.config.data.get("crop_size") or self.loaded.config.data.get("size") or 256)
-        return 256
+        """The side the model was trained at: the page's canvas and what ``resize`` fits uploads to."""
+        return self.loaded.size
 
     def info(self) -> dict[str, Any]:
         """What the page shows and needs: the model, its direction and input size, the canvas, the controls."""
         t, p = self.loaded.translation, self.loaded.pretrained
         about = p.about if p else _describe(self.loaded.config)
         result: dict[str, Any] = {
-            "model": p.name if p else file_name(self.checkpoint), "about": about, "kind": self.kind,
+            "model": self.loaded.name or file_name(self.checkpoint), "family": self.loaded.family, "about": about,
+            "kind": self.kind, "examples": len(self.examples),
             "direction": "noise -> image" if self.kind == "noise" else f"{t.source} -> {t.target}",
-            "input_size": self.input_size,
+            "input_size": self.input_size, "far": FAR,
             "limits": {"max_upload_bytes": self.options.max_bytes, "max_pixels": self.options.max_pixels,
                        "max_aspect": self.options.max_aspect},
             "axes": [{"name": n, "std": self.axes.stds[n]} for n in sorted(self.axes.vectors)] if self.axes else [],
         }
         if self.kind != "noise":
             result["canvas"] = self.canvas()
+            result["inpaints"] = bool(self.translator.inpaints)
         if self.kind == "style":
             result["styles"] = {"nz": int(self.G.nz), "reference": self.loaded.style_encoder is not None,
                                 "per_level": is_styled(self.G)}
@@ -415,6 +419,23 @@ class ModelService:
         ink, background = p.canvas if p and p.canvas else ("#000000", "#ffffff")
         return {"ink": ink, "background": background, "width": max(1, round(self.input_size / 100)),
                 "drawing": bool(p.canvas) if p else _trained_on_sketches(self.loaded.config)}
+
+
+EXAMPLES = 6
+
+
+def example_images(loaded: Pipeline, translates: bool) -> tuple[list[bytes], str | None]:
+    """The page's example inputs as PNGs: a few of the run's validation images (an inpainting model's with its
+    holes transparent), and why there are none when the run's data cannot be read here."""
+    if not translates:
+        return [], None
+    try:
+        images = validation_inputs(loaded, EXAMPLES)
+    except TranslateError as e:
+        return [], f"no example inputs: {first_line(e)}"
+    if images and images[0].shape[0] in (2, 4):  # an inpainting input: the image and its hole mask
+        return [encode(x[:-1], ((x[-1:] < 0) * 255).to(torch.uint8), "PNG") for x in images], None
+    return [png(x) for x in images], None
 
 
 def _describe(cfg) -> str:
@@ -474,11 +495,18 @@ def create_app(service: ModelService):
     async def info(request):
         return JSONResponse(service.info())
 
+    async def example(request):
+        index = request.path_params["index"]
+        if not 0 <= index < len(service.examples):
+            return refusal(404, f"example {index}: there are {len(service.examples)}")
+        return Response(service.examples[index], media_type="image/png")
+
     async def health(request):
         return JSONResponse({"status": "ok", "model": service.info()["model"]})
 
     app = Starlette(routes=[
         Route("/", page), Route("/api/info", info), Route("/healthz", health),
+        Route("/api/example/{index:int}", example),
         Route("/api/translate", answer(service.translate), methods=["POST"]),
         Route("/api/generate", answer(service.generate), methods=["POST"]),
     ])
@@ -647,6 +675,8 @@ def run(cfg) -> None:
     print(f"answering Host {', '.join(sorted(hosts)) if hosts else 'any (allowed_hosts=[*])'}; more: "
           "allowed_hosts=[NAME,...]", file=sys.stderr)
     info = service.info()
+    if service.no_examples:
+        print(service.no_examples, file=sys.stderr)
     print(f"serving {info['model']} ({info['about']}, {info['direction']}, input {info['input_size']} px) at "
           f"http://{options.host}:{options.port}/", file=sys.stderr)
     uvicorn.run(create_app(service), host=options.host, port=options.port, log_level="warning")

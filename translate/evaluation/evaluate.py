@@ -66,6 +66,18 @@ def _evaluation_data(cfg: DictConfig, loaded: Pipeline):
     return data
 
 
+def validation_inputs(loaded: Pipeline, n: int) -> list[torch.Tensor]:
+    """Up to ``n`` source images [C, H, W] of the run's validation split (its training split when it has none),
+    centred at the training size as validation sees them: the page's example inputs. Nothing for weights that name
+    no data and for a generator from noise; a DataError or CheckpointError when the run's data is not here."""
+    if loaded.config is None or loaded.translation.source not in ("A", "B"):
+        return []
+    check_rendering(loaded.config, loaded.name or "the run")  # a demo renders only where it already is
+    node = {**OmegaConf.to_container(loaded.config.data), "flip": False, "num_workers": 0}
+    dataset = build(OmegaConf.create(node)).sample_dataset()
+    return [dataset[i][loaded.translation.source] for i in range(min(n, len(dataset)))]
+
+
 def _batches(cfg: DictConfig, data, translation: Translation) -> tuple[Iterator[dict[str, torch.Tensor]], int]:
     """The split's batches (unpaired: each folder's images once, the shorter side's batches running empty) and
     the number of source images."""

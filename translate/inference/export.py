@@ -29,7 +29,7 @@ from translate.core.errors import ConfigError
 from translate.latent.generate import truncation_of
 from translate.loading.folder import FolderSpec, save_model_folder, spec_of
 from translate.loading.load import load
-from translate.loading.pipeline import Pipeline
+from translate.loading.pipeline import Pipeline, source_name
 from translate.loading.pretrained import is_pretrained
 from translate.models.base import Translation, fixed_latents
 from translate.models.gan import LATENT
@@ -184,9 +184,7 @@ def folder_spec(pipe: Pipeline) -> FolderSpec:
 
 def model_card(loaded, checkpoint: str) -> str:
     """A model folder's README.md: what the generator does, what it was trained on, how long, how well, how."""
-    path = Path(checkpoint)
-    name = path.parent.parent.name if path.parent.name == "checkpoints" else path.stem if path.suffix else path.name
-    lines = [f"# {name}: {loaded.direction}", ""]
+    lines = [f"# {loaded.name or source_name(checkpoint)}: {loaded.direction}", ""]
     if loaded.pretrained is not None:
         lines += [(f"The reference model `{loaded.pretrained.name}` ({loaded.pretrained.about}; "
                    f"{loaded.pretrained.architecture}).")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from translate.loading.folder import is_model_folder
-from translate.loading.pipeline import Pipeline, from_model_folder
+from translate.loading.pipeline import Pipeline, from_model_folder, source_name
 
 
 def load(source: str | Path, *, direction: str | None = None, weights: str = "auto", **architecture) -> Pipeline:
@@ -14,7 +14,10 @@ def load(source: str | Path, *, direction: str | None = None, weights: str = "au
     of a run's translations (CycleGAN: AtoB or BtoA); ``weights``: ``auto`` (the EMA generator when the run kept
     one), ``G`` or ``G_ema``."""
     if is_model_folder(source):
-        return from_model_folder(source, direction)
-    from translate.loading.generator import load_translation  # runs and reference weights need Hydra and the models
+        pipe = from_model_folder(source, direction)
+    else:
+        from translate.loading.generator import load_translation  # runs and reference weights need Hydra, models
 
-    return load_translation(source, direction=direction, weights=weights, **architecture)
+        pipe = load_translation(source, direction=direction, weights=weights, **architecture)
+    pipe.name = source_name(source)
+    return pipe

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+import re
+
 import numpy as np
 import torch
 from PIL import Image
@@ -57,6 +59,7 @@ class Pipeline:
     style_encoder: nn.Module | None = None
     pretrained: Pretrained | None = None
     trained_size: int | None = None  # the side a model folder was trained at (runs: their config's crop size)
+    name: str = ""  # how people name it: the run's name, the pretrained name, the folder's or file's (source_name)
 
     def __post_init__(self):
         self.module.eval()
@@ -81,6 +84,16 @@ class Pipeline:
         if self.config is not None:
             return int(self.config.data.get("crop_size") or self.config.data.get("size") or 256)
         return int(self.trained_size or 256)
+
+    @property
+    def family(self) -> str:
+        """The model family that trained it (``Pix2Pix``, ``CycleGAN``, ``BicycleGAN`` ...), or what the weights
+        are (``reference weights``, a model folder's generator class)."""
+        if self.config is not None:
+            return str(self.config.model.get("_target_", "model")).rsplit(".", 1)[-1]
+        if self.pretrained is not None:
+            return self.pretrained.architecture
+        return type(self.module).__name__
 
     @property
     def nz(self) -> int:
@@ -120,6 +133,23 @@ def from_model_folder(path: str | Path, direction: str | None = None) -> Pipelin
         raise ConfigError(f"{path}: this model folder holds the {spec.direction} generator; direction={direction} "
                           "is not available (export the other direction into its own folder)")
     return Pipeline(G, Sides("G", spec.source, spec.target), trained_size=spec.size)
+
+
+RUN_TIME = re.compile(r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}")  # runs/<name>/<date_time>
+
+
+def source_name(source: str | Path) -> str:
+    """How people name what was loaded from ``source``: a pretrained model's name; a run's name (the experiment
+    or ``<model>_<data>`` of ``runs/<name>/<date_time>``, for the run folder or a checkpoint in it); else the
+    folder's or file's own name."""
+    text = str(source)
+    if text.startswith("pretrained:"):
+        return text.removeprefix("pretrained:")
+    path = Path(text)
+    run = path.parent.parent if path.parent.name == "checkpoints" else path
+    if RUN_TIME.fullmatch(run.name) and run.parent.name not in ("", "."):
+        return run.parent.name
+    return run.stem if run.is_file() or run.suffix in (".pt", ".pth", ".safetensors") else run.name
 
 
 def style_code(seed: int, nz: int, n: int) -> torch.Tensor:
