@@ -321,6 +321,22 @@ def test_ctrl_c_saves_a_checkpoint_and_resumes(tmp_path, aligned_root):
     assert load_checkpoint(tmp_path / "run")["step"] == step + 2
 
 
+def test_the_run_log_keeps_lines_and_a_progress_bars_last_state(tmp_path, capsys):
+    from translate.training.tracking import RunLog
+
+    with pytest.raises(ValueError), RunLog(tmp_path):
+        print("run folder: here", file=sys.stderr)
+        sys.stderr.write("train: 10%\rtrain: 50%\rtrain: 100% 4/4\n")
+        print("a line on stdout")
+        raise ValueError("bad value\nsecond line")
+    assert (tmp_path / "train.log").read_text().splitlines() == [
+        "run folder: here", "train: 100% 4/4", "a line on stdout", "error: ValueError: bad value"]
+    assert "train: 10%" in capsys.readouterr().err  # the console saw everything
+    with RunLog(tmp_path):
+        print("resumed")
+    assert (tmp_path / "train.log").read_text().splitlines()[-1] == "resumed"  # appended
+
+
 @pytest.mark.slow
 def test_resuming_with_more_steps_stretches_the_schedule(tmp_path, tiny_cfg, aligned_root):
     cfg = tiny_cfg("data=aligned", "generator=unet_64", f"data.root={aligned_root}", "trainer.max_steps=2",
@@ -396,6 +412,8 @@ def test_runs_are_found_continued_with_resume_latest_and_failures_leave_nothing(
     again = _run_cli(*args, "trainer.max_steps=3", "resume=latest", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert load_checkpoint(run)["step"] == 3 and list((tmp_path / "runs" / "pix2pix_aligned").iterdir()) == [run]
+    log = (run / "train.log").read_text()  # the run's log: both sessions, what each printed
+    assert f"run folder: {run}" in log and "done at step 2" in log and "Resumed from" in log and "done at step 3" in log
     bad = _run_cli(*args, "trainer.max_steps=-3", cwd=tmp_path)
     assert bad.returncode == 2 and list((tmp_path / "runs" / "pix2pix_aligned").iterdir()) == [run]
     failed = _run_cli(*args, "trainer.max_steps=2", f"data.root={tmp_path / 'nowhere'}", cwd=tmp_path)

@@ -315,19 +315,20 @@ def _compose_any(overrides: list[str]) -> DictConfig:
 
 
 HYDRA_ONLY = {".hydra", "train.log"}  # what Hydra itself puts in a run folder
-NOTHING_YET = frozenset({"config.yaml", "result.json"})  # all a run that failed before its first step wrote
+# All a run that failed before its first step wrote (its log says why, on the console too).
+NOTHING_YET = frozenset({"config.yaml", "result.json", "train.log"})
 
 
 def _remove_if_empty(folder: str | None, also: frozenset[str] = frozenset()) -> None:
     """Remove a Hydra run folder the command wrote nothing into (Hydra's own ``.hydra/`` and an empty log do not
-    count, nor the names in ``also``): a resumed run writes into its old folder, a bad setting stops before
-    writing anything."""
+    count, nor the names in ``also``, a log among them): a resumed run writes into its old folder, a bad setting
+    stops before writing anything."""
     if not folder or not Path(folder).is_dir():
         return
     path = Path(folder)
     names = {p.name for p in path.iterdir()}
     log = path / "train.log"
-    if names <= HYDRA_ONLY | also and (not log.exists() or log.stat().st_size == 0):
+    if names <= HYDRA_ONLY | also and ("train.log" in also or not log.exists() or log.stat().st_size == 0):
         shutil.rmtree(path, ignore_errors=True)
 
 

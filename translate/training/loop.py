@@ -66,7 +66,7 @@ from translate.models.base import Phase, TranslationModel
 from translate.training import distributed
 from translate.training.optimization import build_optimization
 from translate.training.sizes import fit_sizes_to_networks
-from translate.training.tracking import RunFolder
+from translate.training.tracking import RunFolder, RunLog
 
 
 class Stopped(KeyboardInterrupt):
@@ -543,8 +543,13 @@ def fit(cfg: DictConfig) -> dict[str, float]:
     older); ``failed`` (with the error).
     """
     cfg = prepare_config(cfg)
+    main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 writes result.json and train.log
+    with RunLog(Path(cfg.run_dir) if main else None):
+        return _fit(cfg, main)
+
+
+def _fit(cfg: DictConfig, main: bool) -> dict[str, float]:
     result_path = Path(cfg.run_dir) / "result.json"
-    main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 writes result.json
     try:
         metrics = Trainer(cfg).run()
     except Stopped as stop:

@@ -1,4 +1,5 @@
-"""Run outputs: the run folder (config, JSON-lines metrics, PNG sample grids) and an optional W&B backend.
+"""Run outputs: the run folder (config, JSON-lines metrics, PNG sample grids, ``train.log``) and an optional W&B or
+TensorBoard backend.
 
 Whatever the backend, the run folder gets everything; W&B mirrors it. Nothing here waits on the network:
 with no credentials, or no server reachable within a couple of seconds, W&B runs offline.
@@ -21,10 +22,60 @@ import torch.nn.functional as F
 import yaml
 
 from translate.core.atomic import atomic_write_bytes, json_text, make_folder, remove_stale_temp_files, write_failure
-from translate.core.errors import ConfigError
+from translate.core.errors import ConfigError, first_line
 from translate.data.files import sample_grid, save_image, to_uint8
 
 GRID_TILE = 128  # the smallest side of a tile in a saved sample grid: a 64 px demo image is shown at 128
+
+
+class _Tee:
+    """A text stream that also appends each complete line written to it to ``log`` (a progress bar, which redraws
+    its line with carriage returns, contributes only the state it had when its line ended)."""
+
+    def __init__(self, stream, log):
+        self.stream, self.log, self.pending = stream, log, ""
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        *lines, self.pending = (self.pending + text).split("\n")
+        self.pending = self.pending.rsplit("\r", 1)[-1]
+        for line in lines:
+            line = line.rsplit("\r", 1)[-1]
+            if line.strip() and not self.log.closed:
+                self.log.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name: str):  # isatty, fileno, encoding ... as the console's
+        return getattr(self.stream, name)
+
+
+class RunLog:
+    """``with RunLog(run_dir):`` what the run prints on the console, also in ``<run_dir>/train.log`` (appended:
+    a resumed run continues its log), and the error that ended it; ``None``: nothing is written (other ranks)."""
+
+    def __init__(self, run_dir: Path | None):
+        self.path = None if run_dir is None else Path(run_dir) / "train.log"
+        self.file = None
+
+    def __enter__(self) -> RunLog:
+        if self.path is not None:
+            make_folder(self.path.parent)
+            self.file = open(self.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed in __exit__
+            self.saved = sys.stdout, sys.stderr
+            sys.stdout, sys.stderr = _Tee(sys.stdout, self.file), _Tee(sys.stderr, self.file)
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if self.file is None:
+            return
+        if isinstance(error, Exception):
+            self.file.write(f"error: {type(error).__name__}: {first_line(error)}\n")
+        if isinstance(sys.stdout, _Tee) and isinstance(sys.stderr, _Tee):  # unless something replaced them since
+            sys.stdout, sys.stderr = self.saved
+        self.file.close()
 
 
 class RunFolder:
