@@ -187,6 +187,8 @@ def test_every_injection_mode_trains_validates_and_samples(tiny_cfg, aligned_roo
     assert metrics["val/diversity"] > 0 and np.isfinite(metrics["val/random_l1"])
     grid = Image.open(f"{cfg.run_dir}/samples/step_0000002.png")
     assert grid.size[0] == 2 + 6 * 130  # input | mean | 3 styles | target, 64 px tiles shown at 128
+    strip = np.asarray(grid.convert("L"))[:20]  # their names above them: dark text over each column
+    assert all((strip[:, 2 + k * 130 : (k + 1) * 130] < 128).any() for k in range(6))
 
 
 @pytest.mark.slow

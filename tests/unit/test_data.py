@@ -258,3 +258,16 @@ def test_transparent_and_float_images_load_as_seen(tmp_path):
     assert x[:, :2].tolist() == [[[200] * 4] * 2, [[0] * 4] * 2, [[0] * 4] * 2] and (x[:, 2:] == 255).all()
     Image.fromarray(np.full((4, 4), 0.5, np.float32), "F").save(tmp_path / "f.tif")
     assert (load_image(tmp_path / "f.tif", 1) == 128).all()
+
+
+def test_sample_grids_name_their_columns():
+    from translate.data.files import sample_grid
+
+    columns = [torch.zeros(2, 3, 32, 32) for _ in range(3)]
+    plain, named = sample_grid(columns), sample_grid(columns, ["input A", "G(A)", "target B"])
+    assert named.shape[-1] == plain.shape[-1] and named.shape[-2] == plain.shape[-2] + 20
+    assert torch.equal(named[:, 20:], plain)
+    strip = named[:, :20].mean(0)
+    assert all((strip[:, 2 + k * 34 : (k + 1) * 34] < 0).any() for k in range(3))  # text over each column
+    with pytest.raises(ValueError, match="2 labels for 3 columns"):
+        sample_grid(columns, ["a", "b"])

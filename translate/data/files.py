@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 from torchvision.utils import make_grid
 
@@ -182,8 +183,32 @@ def save_image(image: torch.Tensor, path: str | Path) -> Path:
     return atomic_write(path, lambda f: pil.save(f, format=fmt))
 
 
-def sample_grid(columns: list[torch.Tensor]) -> torch.Tensor:
-    """Interleave columns [N, C, H, W] x K into a grid of N rows and K columns, in [-1, 1]."""
+GRID_PADDING = 2
+
+
+def sample_grid(columns: list[torch.Tensor], labels: list[str] | None = None) -> torch.Tensor:
+    """Interleave columns [N, C, H, W] x K into a grid of N rows and K columns, in [-1, 1]; ``labels`` (one per
+    column) are written above their columns."""
     n = columns[0].shape[0]
     tiles = torch.stack(columns, dim=1).reshape(n * len(columns), *columns[0].shape[1:])
-    return make_grid(tiles.float().cpu(), nrow=len(columns), padding=2, pad_value=1.0)
+    grid = make_grid(tiles.float().cpu(), nrow=len(columns), padding=GRID_PADDING, pad_value=1.0)
+    if not labels:
+        return grid
+    if len(labels) != len(columns):
+        raise ValueError(f"{len(labels)} labels for {len(columns)} columns")
+    return torch.cat([column_labels(labels, columns[0].shape[-1], grid.shape[-1]), grid], dim=1)
+
+
+def column_labels(labels: list[str], tile_width: int, width: int) -> torch.Tensor:
+    """A white strip [3, h, width] in [-1, 1] with each label centred over its column of a ``sample_grid``
+    (shortened with an ellipsis to fit its column)."""
+    font = ImageFont.load_default(size=13)
+    strip = Image.new("RGB", (width, 20), "white")
+    draw = ImageDraw.Draw(strip)
+    for k, label in enumerate(labels):
+        text = label
+        while len(text) > 1 and draw.textlength(text, font=font) > tile_width:
+            text = text[:-2] + "…"
+        left = GRID_PADDING + k * (tile_width + GRID_PADDING)
+        draw.text((left + tile_width / 2, 10), text, fill="black", font=font, anchor="mm")
+    return torch.from_numpy(np.array(strip)).permute(2, 0, 1).float() / 127.5 - 1

@@ -151,7 +151,7 @@ def _write_report(report: dict[str, Any], shown: FirstImages, run_dir: Path) -> 
     atomic_write_bytes(run_dir / "metrics.json", json_text(report, indent=2, default=str).encode())
     columns = shown.columns()
     if columns:
-        save_image(sample_grid([to_rgb(c) for c in columns.values()]), run_dir / "grid.png")
+        save_image(sample_grid([to_rgb(c) for c in columns.values()], list(columns)), run_dir / "grid.png")
     metrics = {k: v for k, v in report.items() if higher_is_better(k) is not None}
     summary = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
     print(f"{summary}\nwrote {run_dir / 'metrics.json'}", file=sys.stderr)

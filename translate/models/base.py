@@ -197,3 +197,12 @@ class TranslationModel(nn.Module):
             if self.paired:
                 columns.append(to_rgb(batch[t.target]))
         return columns
+
+    def sample_labels(self, batch: dict[str, torch.Tensor]) -> list[str]:
+        """The names written above ``sample_columns``' columns in the run's sample grids (none: no labels)."""
+        labels = []
+        for t in self.translations.values():
+            labels += [f"input {t.source}", f"{t.generator}({t.source})"]
+            if self.paired:
+                labels.append(f"target {t.target}")
+        return labels

@@ -196,3 +196,7 @@ class BicycleGAN(TranslationModel):
         for z in batch.get(STYLES, torch.empty(0, self.nz)):
             columns.append(to_rgb(G(x, z.to(x).expand(len(x), -1))))
         return [*columns, to_rgb(batch[self.tgt])]
+
+    def sample_labels(self, batch: dict[str, torch.Tensor]) -> list[str]:
+        styles = [f"style {i + 1}" for i in range(len(batch.get(STYLES, ())))]
+        return [f"input {self.src}", "mean style", *styles, f"target {self.tgt}"]

@@ -396,7 +396,7 @@ class Trainer:
         gens = self.sample_generators()
         with eval_mode(*gens.values()), autocast(self.device, self.amp_dtype):
             columns = self.model.sample_columns(self._to_device(self.fixed_batch), gens)
-        path = self.folder.save_grid(columns, self.step)
+        path = self.folder.save_grid(columns, self.step, self.model.sample_labels(self.fixed_batch))
         self.logger.log_images("samples", sample_grid(columns), self.step)
         return path
 

@@ -111,14 +111,15 @@ class RunFolder:
                 kept.append(line)
         atomic_write_bytes(self.metrics_path, "".join(kept).encode())
 
-    def save_grid(self, columns: list[torch.Tensor], step: int) -> Path:
-        """One row per sample, one column per image kind (e.g. input | output | target); small images are
-        enlarged by a whole factor (each pixel a block) until a tile is ``GRID_TILE`` pixels or more."""
+    def save_grid(self, columns: list[torch.Tensor], step: int, labels: list[str] | None = None) -> Path:
+        """One row per sample, one column per image kind (e.g. input | output | target), named by ``labels``;
+        small images are enlarged by a whole factor (each pixel a block) until a tile is ``GRID_TILE`` pixels or
+        more."""
         h, w = columns[0].shape[-2:]
         factor = max(1, math.ceil(GRID_TILE / max(1, min(h, w))))
         if factor > 1:
             columns = [F.interpolate(c.float(), scale_factor=factor, mode="nearest") for c in columns]
-        grid = sample_grid(columns)
+        grid = sample_grid(columns, labels)
         path = self.root / "samples" / f"step_{step:07d}.png"
         save_image(grid, path)
         return path
