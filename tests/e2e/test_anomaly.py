@@ -236,7 +236,7 @@ def test_the_score_command_writes_scores_and_error_maps(guard_run, mixed, tmp_pa
     with open(tmp_path / "rec" / "scores.csv") as f:
         assert {Path(r["file"]).stem: float(r["score"]) for r in csv.DictReader(f)} != rows  # in pixel units now
     assert main(["score", str(guard_run), f"input={mixed}", "score=pixels"]) == 2
-    assert "guard.score='pixels' is not allowed" in capsys.readouterr().err
+    assert "score=pixels: one of auto, all, reconstruction, code, detail" in capsys.readouterr().err
 
 
 def test_a_guard_that_is_not_an_autoencoder_is_one_line(tmp_path, guard_run):

@@ -114,10 +114,10 @@ def test_a_pix2pix_name_knows_its_unet(cache, tmp_path):
 def test_archive_offline_message_and_cli_exit_code(cache, horse2zebra_file, capsys):
     with pytest.raises(DataError, match=r"offline\? Fetch .* by hand and pass --archive FILE"):
         download("horse2zebra", mirror="http://127.0.0.1:9", progress=False, timeout=2)
-    assert main(["download", "horse2zebra", "--mirror", "http://127.0.0.1:9", "--timeout", "2"]) == 2
+    assert main(["download", "horse2zebra", "mirror=http://127.0.0.1:9", "timeout=2"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot download") and "\n" not in err
-    assert main(["download", "horse2zebra", "--archive", str(horse2zebra_file[0])]) == 0
+    assert main(["download", "horse2zebra", f"archive={horse2zebra_file[0]}"]) == 0
     assert (cache / "cyclegan" / "horse2zebra.pth").read_bytes() == horse2zebra_file[0].read_bytes()
     assert main(["download", "nonesuch"]) == 2
     assert "pretrained:nonesuch is not a known model" in capsys.readouterr().err

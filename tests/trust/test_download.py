@@ -105,7 +105,7 @@ def test_cyclegan_zip_from_a_local_archive(tmp_path):
         for folder in ("trainA", "trainB", "testA", "testB"):
             img = write_image(tmp_path / "img" / f"{folder}.png", (16, 16))
             z.write(img, f"horse2zebra/{folder}/0.png")
-    assert main(["download", "horse2zebra", "--root", str(tmp_path / "d"), "--archive", str(archive)]) == 0
+    assert main(["download", "horse2zebra", f"root={tmp_path / 'd'}", f"archive={archive}"]) == 0
     assert check(tmp_path / "d" / "horse2zebra", "unaligned").counts == {
         "trainA": 1, "trainB": 1, "testA": 1, "testB": 1}
     assert archive.exists()  # the user's own file is never deleted
@@ -118,12 +118,12 @@ def test_download_errors(tmp_path, capsys):
     with pytest.raises(DataError, match="outside the target folder"):
         extract(evil, tmp_path / "t")
     assert not (tmp_path / "outside.txt").exists()
-    assert main(["download", "nosuchset", "--root", str(tmp_path)]) == 2
+    assert main(["download", "nosuchset", f"root={tmp_path}"]) == 2
     assert "unknown dataset 'nosuchset'" in capsys.readouterr().err
     assert main(["download", "cityscapes"]) == 2
     assert "cityscapes-dataset.com" in capsys.readouterr().err
     # Nothing listening: a clear offline error, quickly.
-    assert main(["download", "facades", "--root", str(tmp_path), "--mirror", "http://127.0.0.1:9", "--timeout", "2"]) == 2
+    assert main(["download", "facades", f"root={tmp_path}", "mirror=http://127.0.0.1:9", "timeout=2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: cannot download http://127.0.0.1:9/facades.tar.gz") and "--archive" in err
     assert err.count("\n") == 1

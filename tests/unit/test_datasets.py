@@ -81,7 +81,7 @@ def test_bad_arguments(flat_pairs, tmp_path):
     (flat_pairs / "B" / "00.png").unlink()
     with pytest.raises(DataError, match="A/B name mismatch"):
         combine(flat_pairs, tmp_path / "y")
-    assert main(["split", str(flat_pairs), str(tmp_path / "z"), "--ratios", "0.5", "0.5", "0.5"]) == 2
+    assert main(["split", str(flat_pairs), str(tmp_path / "z"), "ratios=[0.5,0.5,0.5]"]) == 2
 
 
 def test_split_counts_give_every_asked_split_an_image():
@@ -165,8 +165,8 @@ def test_sketch_writes_a_checked_split_dataset(tmp_path):
     again = sketch(tmp_path / "photos", tmp_path / "ab2", size=32, crops=3, ratios=(0.6, 0.2, 0.2), seed=1)
     assert again == counts and sorted(p.name for p in (tmp_path / "ab2" / "val").iterdir()) == sorted(
         p.name for p in (tmp_path / "ab" / "val").iterdir())
-    assert main(["sketch", str(tmp_path / "photos"), str(tmp_path / "f"), "--size", "32", "--layout", "folders",
-                 "--style", "xdog", "--ratios", "0.6", "0.4", "0"]) == 0
+    assert main(["sketch", str(tmp_path / "photos"), str(tmp_path / "f"), "size=32", "layout=folders",
+                 "style=xdog", "ratios=[0.6,0.4,0]"]) == 0
     assert check(tmp_path / "f").ok and len(list((tmp_path / "f" / "val" / "A").iterdir())) == 2
     data = AlignedData(root=tmp_path / "ab", load_size=32, crop_size=32, num_workers=0)
     assert len(data.train_dataset()) == 9
@@ -220,3 +220,19 @@ def test_sketch_region_holdout_keeps_val_pixels_out_of_training(tmp_path):
             for s in ("train", "val")}
     # Train crops come from columns 0-69, val crops from 70-99 (a pixel of resampling blur at the cut).
     assert max(im.max() for im in seen["train"]) <= 2 * 70 and min(im.min() for im in seen["val"]) >= 2 * 69
+
+
+def test_the_tools_take_key_value_settings_and_refuse_the_rest_in_one_line(tmp_path, capsys):
+    assert main(["split", "a", "b", "--ratios", "0.5"]) == 2
+    assert "--ratios: settings are key=value (ratios=...)" in capsys.readouterr().err
+    assert main(["split", "a", "b", "ratio=[0.5,0.5,0]"]) == 2
+    assert "ratio: not a setting of translate datasets split (did you mean ratios?)" in capsys.readouterr().err
+    assert main(["split", "a", "b", "ratios=[0.5,0.5]"]) == 2
+    assert "ratios=[0.5,0.5]: 3 values" in capsys.readouterr().err
+    assert main(["check", "d", "mode=paired"]) == 2
+    assert "mode=paired: one of aligned, unaligned, single" in capsys.readouterr().err
+    assert main(["sketch", "photos"]) == 2 and "usage: translate datasets sketch SRC OUT" in capsys.readouterr().err
+    assert main(["sketch", "--help"]) == 0
+    shown = capsys.readouterr().out
+    assert "thickness=1" in shown and "line width in pixels" in shown and "style=canny" in shown
+    assert main([]) == 2 and "tools:" in capsys.readouterr().err

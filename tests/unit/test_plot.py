@@ -20,7 +20,7 @@ def test_plot_metrics(tmp_path):
     with Image.open(out) as im:
         assert im.width > 2.5 * im.height  # three panels side by side: loss/G/l1, val/psnr, val/ssim
     assert main([str(tmp_path)]) == 0 and (tmp_path / "metrics.png").is_file()
-    assert main([str(tmp_path), "--keys", "val/fid"]) == 2
+    assert main([str(tmp_path), "keys=[val/fid]"]) == 2
     # A resumed run logs again the steps after its checkpoint (the latest value wins); a run killed mid-write
     # leaves a cut line (skipped, with a warning).
     with open(tmp_path / "metrics.jsonl", "a") as f:

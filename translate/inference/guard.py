@@ -40,14 +40,14 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
 
 from translate.config.checkpoint import load_checkpoint
+from translate.core.arguments import MISSING, Arguments, Setting, parse_arguments
 from translate.core.atomic import atomic_write_bytes, make_folder
 from translate.core.errors import CheckpointError, ConfigError, TranslateError
 from translate.core.schema import check_dataclass
@@ -382,25 +382,31 @@ def error_map_names(inputs: list[Path]) -> dict[Path, Path]:
     return names
 
 
+SCORE_ARGUMENTS = Arguments("translate guard score", ("run",), {
+    "input": Setting(MISSING, "the images: a file, folder, glob or list file"),
+    "output": Setting("anomaly_scores", "the folder for scores.csv and the error maps"),
+    "percentile": Setting(99.0, "the threshold: this percentile of the guard's own validation scores"),
+    "threshold": Setting(None, "a fixed threshold instead of the percentile", kind=float),
+    "score": Setting("auto", "which error scores an image (as infer.py's guard.score)", get_args(Score)),
+}, "score images (a file, folder or glob) by how unlike the guard run's training images they are")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``translate guard score RUN input=DIR output=DIR [percentile=99] [threshold=T] [score=auto]``."""
+    """``translate guard score RUN input=DIR [output=DIR] [percentile=99] [threshold=T] [score=auto]``."""
 
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] in (["-h"], ["--help"]):
-        print(main.__doc__)
+    if argv[:1] in (["-h"], ["--help"]) or argv[:1] == ["score"] and argv[1:2] in (["-h"], ["--help"]):
+        print(SCORE_ARGUMENTS.help())
         return 0
-    if len(argv) < 2 or argv[0] != "score":
-        print(main.__doc__, file=sys.stderr)
+    if argv[:1] != ["score"]:
+        print(SCORE_ARGUMENTS.usage(), file=sys.stderr)
         return 2
     try:
-        settings = OmegaConf.to_container(OmegaConf.from_dotlist(argv[2:]))
-        unknown = sorted(set(settings) - {"input", "output", "percentile", "threshold", "score"})
-        if unknown or "input" not in settings:
-            raise ConfigError(f"{unknown[0]} is not a setting" if unknown else "input=DIR is missing")
-        guard = load_guard(GuardOptions(argv[1], percentile=float(settings.get("percentile", 99.0)),
-                                        threshold=settings.get("threshold"), score=settings.get("score", "auto")))
-        output = settings.get("output") or "anomaly_scores"
-        rows = score_folder(guard, settings["input"], output)
+        args = parse_arguments(argv[1:], SCORE_ARGUMENTS)
+        guard = load_guard(GuardOptions(args["run"], percentile=args["percentile"], threshold=args["threshold"],
+                                        score=args["score"]))
+        output = args["output"]
+        rows = score_folder(guard, args["input"], output)
     except TranslateError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf, open_dict
+from omegaconf import open_dict
 
 from translate.config.compose import build
+from translate.core.arguments import Arguments, Setting, parse_arguments
 from translate.core.atomic import atomic_write
 from translate.core.errors import ConfigError, DataError, TranslateError
 from translate.data.files import read_csv
@@ -127,20 +128,22 @@ def run(settings: dict[str, Any]) -> Path:
     return plot_latents(points, share, out, labels, str(label or ""), title)
 
 
+ARGUMENTS = Arguments("translate codes", ("run",), {
+    "label": Setting(None, "colour the points by this column of the data folder's labels.csv", kind=str),
+    "output": Setting(None, "the PNG to write (null: <run>/latents.png)", kind=str),
+    "data_root": Setting(None, "encode the val images of this folder instead of the run's own data", kind=str),
+    "max_images": Setting(2000, "encode at most this many val images"),
+}, "an autoencoder's codes of its val images in 2-D")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] in (["-h"], ["--help"]):
-        print(__doc__)
+        print(f"{__doc__}\n{ARGUMENTS.help()}")
         return 0
-    if not argv or "=" in argv[0]:
-        print(__doc__, file=sys.stderr)
-        return 2
     try:
-        settings = OmegaConf.to_container(OmegaConf.from_dotlist(argv[1:]))
-        unknown = sorted(set(settings) - {"label", "output", "data_root", "max_images"})
-        if unknown:
-            raise ConfigError(f"{unknown[0]} is not a setting (label, output, data_root, max_images)")
-        path = run({"checkpoint": argv[0], **settings})
+        args = parse_arguments(argv, ARGUMENTS)
+        path = run({"checkpoint": args.pop("run"), **args})
     except TranslateError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -16,13 +16,13 @@ base URL or ``file://`` folder holding the same file names.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from translate.core.arguments import Arguments, Setting, parse_arguments
 from translate.core.atomic import atomic_write_bytes
 from translate.core.download import check_sha256, download_file, human_size, sha256_of
 from translate.core.errors import CheckpointError, DataError, TranslateError, first_line
@@ -220,27 +220,39 @@ def _list(folder: Path | None) -> None:
         print(f"{m.name:30} {m.family:9} {m.about:38} {m.architecture:32} {here}")
 
 
+FOLDER = Setting(None, "where the weights are kept (null: $TRANSLATE_CACHE/pretrained)", kind=str)
+ACTIONS = {
+    "list": Arguments("translate pretrained list", (), {"dir": FOLDER},
+                      "the models this command knows and whether they are on disk"),
+    "download": Arguments("translate pretrained download", ("name",), {
+        "dir": FOLDER,
+        "archive": Setting(None, "a local copy of the .pth file instead of downloading", kind=str),
+        "mirror": Setting(None, f"base URL with <family>/<file>.pth (or set {MIRROR_ENV})", kind=str),
+        "force": Setting(False, "download again even when the file is there"),
+        "timeout": Setting(30.0, "seconds to wait for the server")}, "fetch (or copy) a model's weights and check them"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="translate pretrained", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("list", help="the models this command knows and whether they are on disk")
-    p.add_argument("--dir", help="where the weights are kept (default $TRANSLATE_CACHE/pretrained)")
-    p = sub.add_parser("download", help="fetch (or copy) a model's weights and check them")
-    p.add_argument("name")
-    p.add_argument("--dir", help="where the weights are kept (default $TRANSLATE_CACHE/pretrained)")
-    p.add_argument("--archive", help="a local copy of the .pth file instead of downloading")
-    p.add_argument("--mirror", help=f"base URL with <family>/<file>.pth (or set {MIRROR_ENV})")
-    p.add_argument("--force", action="store_true", help="download again even when the file is there")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the server")
-    args = parser.parse_args(argv)
-    folder = Path(args.dir).expanduser() if args.dir else None
+    """``translate pretrained list|download NAME [key=value ...]``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ACTIONS:
+        print(f"usage: translate pretrained list|download NAME [key=value ...]\n{__doc__.splitlines()[0]}",
+              file=sys.stdout if argv[:1] in (["-h"], ["--help"]) else sys.stderr)
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    spec = ACTIONS[argv[0]]
+    if argv[1:2] in (["-h"], ["--help"]):
+        print(spec.help())
+        return 0
     try:
-        if args.command == "list":
+        args = parse_arguments(argv[1:], spec)
+        folder = Path(args["dir"]).expanduser() if args["dir"] else None
+        if argv[0] == "list":
             _list(folder)
         else:
-            path = download(args.name, folder=folder, archive=args.archive, mirror=args.mirror, force=args.force,
-                            timeout=args.timeout)
-            print(f"{args.name}: {path} (use checkpoint=pretrained:{args.name})")
+            path = download(args["name"], folder=folder, archive=args["archive"], mirror=args["mirror"],
+                            force=args["force"], timeout=args["timeout"])
+            print(f"{args['name']}: {path} (use checkpoint=pretrained:{args['name']})")
     except TranslateError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

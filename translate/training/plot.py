@@ -1,17 +1,17 @@
-"""Plot metrics over steps from a run's ``metrics.jsonl``: ``translate plot RUN_DIR [OUT.png]
-[--keys val/ssim val/psnr ...]``. Needs matplotlib (``pip install -e ".[plot]"``)."""
+"""Plot metrics over steps from a run's ``metrics.jsonl``: ``translate plot RUN [keys=[val/ssim,val/psnr]]
+[output=OUT.png]``. Needs matplotlib (``pip install -e ".[plot]"``)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 import warnings
 from pathlib import Path
 
+from translate.core.arguments import Arguments, Setting, parse_arguments
 from translate.core.atomic import atomic_write
-from translate.core.errors import DataError
+from translate.core.errors import DataError, TranslateError
 
 DEFAULT_KEYS = ("loss/G/l1", "val/l1", "val/psnr", "val/ssim", "val/fid", "val/kid", "val/lpips")
 
@@ -72,17 +72,24 @@ def plot(metrics: str | Path, out: str | Path, keys: list[str] | None = None) ->
     return path
 
 
+ARGUMENTS = Arguments("translate plot", ("run",), {
+    "keys": Setting(None, f"metric keys, e.g. [val/ssim,val/psnr] (null: those of {', '.join(DEFAULT_KEYS)} logged)",
+                    kind=list),
+    "output": Setting(None, "the image to write (null: <run>/metrics.png)", kind=str),
+}, "a run's metrics over steps as a PNG (a run folder or its metrics.jsonl)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="translate plot", description=__doc__)
-    parser.add_argument("metrics", help="a run folder or its metrics.jsonl")
-    parser.add_argument("out", nargs="?", help="image to write (default: <run>/metrics.png)")
-    parser.add_argument("--keys", nargs="+", help=f"metric keys (default: those of {', '.join(DEFAULT_KEYS)} logged)")
-    args = parser.parse_args(argv)
-    src = Path(args.metrics)
-    out = args.out or (src if src.is_dir() else src.parent) / "metrics.png"
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["-h"], ["--help"]):
+        print(ARGUMENTS.help())
+        return 0
     try:
-        print(f"wrote {plot(src, out, args.keys)}")
-    except DataError as e:
+        args = parse_arguments(argv, ARGUMENTS)
+        src = Path(args["run"])
+        out = args["output"] or (src if src.is_dir() else src.parent) / "metrics.png"
+        print(f"wrote {plot(src, out, args['keys'])}")
+    except TranslateError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
