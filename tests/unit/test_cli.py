@@ -4,14 +4,19 @@ mistyped command, group or option, and the short forms written out for Hydra."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from translate.apps.cli import COMMANDS, Command, expanded, main
 from translate.config.describe import command_config, groups, settings_of
+from translate.core.arguments import Arguments, Setting, parse_arguments
+from translate.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 HYDRA_COMMANDS = [name for name, command in COMMANDS.items() if command.config]
@@ -124,3 +129,39 @@ def test_every_other_command_answers_help_with_its_usage(name, capsys):
     assert done.value.code == 0
     assert f"translate {name}" in capsys.readouterr().out
 
+
+
+# ------------------------------------------------------------------------------ the non-Hydra commands' arguments
+SPEC = Arguments("translate tool", ("src", "out?"), {
+    "size": Setting(256, "a side"), "sigma": Setting(1.0, "a width"), "force": Setting(False, "again"),
+    "style": Setting("canny", "how", ("canny", "xdog")), "ratios": Setting([0.8, 0.1, 0.1], "fractions"),
+    "keys": Setting(None, "names", kind=list)})
+
+
+@given(size=st.integers(-10**6, 10**6), sigma=st.floats(allow_nan=False, allow_infinity=False), force=st.booleans(),
+       ratios=st.lists(st.floats(0, 1), min_size=3, max_size=3))
+def test_settings_read_back_what_was_written(size, sigma, force, ratios):
+    argv = ["photos", f"size={size}", f"sigma={sigma!r}", f"force={str(force).lower()}",
+            f"ratios=[{','.join(map(repr, ratios))}]"]
+    args = parse_arguments(argv, SPEC)
+    assert (args["src"], args["out"], args["size"], args["force"]) == ("photos", None, size, force)
+    assert args["sigma"] == sigma and args["ratios"] == ratios and args["style"] == "canny"
+
+
+@given(st.lists(st.text(st.characters(codec="utf-8"), max_size=12), max_size=5))
+def test_any_command_line_is_read_or_refused_in_one_line(argv):
+    try:
+        parse_arguments(argv, SPEC)
+    except ConfigError as e:
+        assert str(e).splitlines()[0] and len(str(e).splitlines()) <= 2  # the reason (and the usage line)
+
+
+def test_flags_unknown_keys_and_bad_values_are_named():
+    for argv, message in [(["a", "--size", "3"], "--size: settings are key=value (size=...)"),
+                          (["a", "sise=3"], "sise: not a setting of translate tool (did you mean size?)"),
+                          (["a", "size=big"], "size=big: a whole number"), (["a", "force=maybe"], "true or false"),
+                          (["a", "style=pen"], "style=pen: one of canny, xdog"), ([], "SRC missing"),
+                          (["a", "b", "c"], "unexpected 'c'"), (["a", "ratios=[1,2]"], "3 values")]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            parse_arguments(argv, SPEC)
+    assert parse_arguments(["a", "keys=[val/ssim, val/psnr,loss/G]"], SPEC)["keys"] == ["val/ssim", "val/psnr", "loss/G"]

@@ -2,7 +2,8 @@
 
 The Hydra subcommands (train, infer, serve, generate, axes, evaluate, export) take ``key=value`` overrides;
 ``translate X --help`` lists X's own settings with their defaults and the comments of ``conf/X.yaml`` (the file the
-configuration reference shows). The others parse their own arguments (``translate X --help``). ``python train.py``
+configuration reference shows). The others take positional arguments, then ``key=value`` settings
+(``translate.core.arguments``; ``translate X --help`` lists them). ``python train.py``
 and ``python infer.py`` are aliases of ``translate train`` and ``translate infer``."""
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def _value(key: str, text: str, setting: Setting) -> Any:
         return None
     kind = setting.kind or type(setting.default)
     items = [t.strip() for t in text.strip().removeprefix("[").removesuffix("]").split(",") if t.strip()]
-    if kind is list:  # any number of strings: keys=[val/ssim,val/psnr]
+    if setting.kind is list:  # any number of strings: keys=[val/ssim,val/psnr]
         return items
     if isinstance(setting.default, (list, tuple)):
         if len(items) != len(setting.default):
