@@ -61,9 +61,9 @@ def folder_scores(guard, folder: Path) -> np.ndarray:
 
 def canny_sketches() -> Path:
     if not (CANNY / "valA").is_dir():
-        run("-m", "translate.data", "sketch", "datasets/photos", str(CANNY) + "_pairs", "--style", "canny",
-            "--size", "128", "--crops", "40", "--ratios", "0.75", "0.25", "0", "--holdout", "region")
-        run("-m", "translate.data", "separate", str(CANNY) + "_pairs", str(CANNY), "--layout", "unaligned")
+        run("-m", "translate.data", "sketch", "datasets/photos", str(CANNY) + "_pairs", "style=canny", "size=128",
+            "crops=40", "ratios=[0.75,0.25,0]", "holdout=region")
+        run("-m", "translate.data", "separate", str(CANNY) + "_pairs", str(CANNY), "layout=unaligned")
     return CANNY / "valA"
 
 

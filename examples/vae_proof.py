@@ -33,8 +33,8 @@ def main(steps: int = 3000) -> None:
     samples = ROOT / "runs" / "proof_vae_samples"
     python("-m", "translate.latent.generate", f"checkpoint={RUN}", "n=64", "seed=0", f"output={samples}", "overwrite=true")
     shutil.copy(samples / "grid.png", DOCS / "vae_faces_samples.png")
-    python("-m", "translate.training.plot", str(RUN), str(DOCS / "vae_faces_curves.png"), "--keys", "loss/G/kl",
-           "loss/G/rec", "val/l1", "val/psnr")
+    python("-m", "translate.training.plot", str(RUN), f"output={DOCS / 'vae_faces_curves.png'}",
+           "keys=[loss/G/kl,loss/G/rec,val/l1,val/psnr]")
     python("-m", "translate.latent.plot", str(RUN), "label=hair_colour", f"output={DOCS / 'vae_faces_latent.png'}")
     last_grid = max((RUN / "samples").glob("*.png"))
     shutil.copy(last_grid, DOCS / "vae_faces_reconstructions.png")

@@ -43,7 +43,7 @@ def test_pix2pix_checkpoint_on_the_val_split(tmp_path, aligned_root):
     ckpt = _train(tmp_path, "data=aligned", f"data.root={aligned_root}", "generator=unet_64", "data.load_size=64",
                   "data.crop_size=64")
     out = tmp_path / "eval"
-    report = _evaluate(f"checkpoint={ckpt}", f"data.root={aligned_root}", f"run_dir={out}", STAND_IN)
+    report = _evaluate(f"checkpoint={ckpt}", f"data.root={aligned_root}", f"output={out}", STAND_IN)
     saved = json.loads((out / "metrics.json").read_text())
     assert {"l1", "psnr", "ssim", "fid", "kid"} <= saved.keys() and saved["num_images"] == 2
     assert saved["skipped"] == {"lpips": "backbone weights not cached"}
@@ -59,17 +59,17 @@ def test_pix2pix_checkpoint_on_the_val_split(tmp_path, aligned_root):
     assert saved["l1"] == pytest.approx(float(l1(fake, B).mean()), rel=1e-5)
     assert saved["ssim"] == pytest.approx(float(ssim(fake, B).mean()), rel=1e-5)
     with Image.open(out / "grid.png") as grid:
-        assert grid.size == (3 * 64 + 4 * 2, 2 * 64 + 3 * 2)  # input | output | target, 2 rows, 2 px padding
+        assert grid.size == (3 * 64 + 4 * 2, 20 + 2 * 64 + 3 * 2)  # input | output | target, named; 2 rows, 2 px pad
 
 
 @pytest.mark.slow
 def test_cyclegan_checkpoint_gets_fid_and_kid_per_direction(tmp_path, unaligned_root):
     ckpt = _train(tmp_path, "model=cyclegan", "data=unaligned", f"data.root={unaligned_root}",
                   "generator=resnet_6blocks", "data.load_size=36", "data.crop_size=32")
-    ab = _evaluate(f"checkpoint={ckpt}", "data=unaligned", f"data.root={unaligned_root}", f"run_dir={tmp_path / 'ab'}",
+    ab = _evaluate(f"checkpoint={ckpt}", "data=unaligned", f"data.root={unaligned_root}", f"output={tmp_path / 'ab'}",
                    STAND_IN)
     ba = _evaluate(f"checkpoint={ckpt}", "data=unaligned", f"data.root={unaligned_root}", "direction=BtoA",
-                   f"run_dir={tmp_path / 'ba'}", STAND_IN)
+                   f"output={tmp_path / 'ba'}", STAND_IN)
     assert ab["num_images"] == ba["num_images"] == 2 and ab["direction"] == "AtoB" and ba["direction"] == "BtoA"
     assert ab["fid"] > 0 and ab["fid"] != ba["fid"] and "psnr" not in ab  # no reference images: no PSNR
     assert (tmp_path / "ab" / "grid.png").is_file()
@@ -86,14 +86,14 @@ def test_cli_with_reference_weights_and_bad_input(tmp_path, aligned_root):
                               text=True, timeout=300, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
 
     ok = cli(f"checkpoint={weights}", "generator=resnet_6blocks", "generator.ngf=8", "generator.norm=instance",
-             f"data.root={aligned_root}", "data.crop_size=32", "metrics.fid=false", "run_dir=out")
+             f"data.root={aligned_root}", "data.crop_size=32", "metrics.fid=false", "output=out")
     assert ok.returncode == 0, ok.stderr
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["num_images"] == 2 and 0 < saved["l1"] < 2 and "fid" not in saved
-    missing = cli(f"checkpoint={tmp_path / 'nope.pt'}", f"data.root={aligned_root}", "run_dir=out2")
+    missing = cli(f"checkpoint={tmp_path / 'nope.pt'}", f"data.root={aligned_root}", "output=out2")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr and "nope.pt" in missing.stderr
     no_split = cli(f"checkpoint={weights}", "generator=resnet_6blocks", "generator.ngf=8", "generator.norm=instance",
-                   f"data.root={aligned_root}", "split=test", "run_dir=out3")
+                   f"data.root={aligned_root}", "split=test", "output=out3")
     assert no_split.returncode == 2 and "test" in no_split.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "out2").exists() and not (tmp_path / "out3" / "metrics.json").exists()
     no_root = cli(f"checkpoint={weights}", "generator=resnet_6blocks", "generator.ngf=8", "generator.norm=instance")
@@ -105,6 +105,6 @@ def test_cli_with_reference_weights_and_bad_input(tmp_path, aligned_root):
 def test_a_run_is_evaluated_on_its_own_data_without_data_root(tmp_path, aligned_root):
     ckpt = _train(tmp_path, "data=aligned", f"data.root={aligned_root}", "generator=unet_64", "data.load_size=64",
                   "data.crop_size=64")
-    own = _evaluate(f"checkpoint={ckpt}", f"run_dir={tmp_path / 'own'}", STAND_IN)
-    given = _evaluate(f"checkpoint={ckpt}", f"data.root={aligned_root}", f"run_dir={tmp_path / 'given'}", STAND_IN)
+    own = _evaluate(f"checkpoint={ckpt}", f"output={tmp_path / 'own'}", STAND_IN)
+    given = _evaluate(f"checkpoint={ckpt}", f"data.root={aligned_root}", f"output={tmp_path / 'given'}", STAND_IN)
     assert own["data"] == str(aligned_root) and own["num_images"] == 2 and own["l1"] == given["l1"]

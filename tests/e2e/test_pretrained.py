@@ -112,7 +112,7 @@ def test_a_pix2pix_name_knows_its_unet(cache, tmp_path):
 
 
 def test_archive_offline_message_and_cli_exit_code(cache, horse2zebra_file, capsys):
-    with pytest.raises(DataError, match=r"offline\? Fetch .* by hand and pass --archive FILE"):
+    with pytest.raises(DataError, match=r"offline\? Fetch .* by hand and give it as archive=FILE"):
         download("horse2zebra", mirror="http://127.0.0.1:9", progress=False, timeout=2)
     assert main(["download", "horse2zebra", "mirror=http://127.0.0.1:9", "timeout=2"]) == 2
     err = capsys.readouterr().err.strip()
@@ -138,7 +138,20 @@ def test_export_names_the_file_after_the_model(cache, horse2zebra_file, tmp_path
     pretrained.download("horse2zebra", archive=horse2zebra_file[0])
     monkeypatch.chdir(tmp_path)
     path = export_run(compose(["checkpoint=pretrained:horse2zebra", "format=torchscript"], config_name="export"))
-    assert Path(path).name == "horse2zebra_AtoB.ts" and (tmp_path / Path(path).name).is_file()
+    assert Path(path) == Path("runs/export/horse2zebra/horse2zebra_AtoB.ts") and (tmp_path / path).is_file()
+
+
+def test_results_of_a_run_go_in_its_folder(p2p_run, tmp_path, monkeypatch):
+    """One rule: what evaluate and export find out about a run is written inside its folder, and printed."""
+    from translate.inference.export import run as export_run
+    from translate.loading.pipeline import results_folder
+
+    assert results_folder(p2p_run, "evaluate") == p2p_run / "evaluate"
+    assert results_folder(p2p_run / "checkpoints" / "last.pt", "export") == p2p_run / "export"
+    assert results_folder("weights/latest_net_G.pth", "export") == Path("runs/export/latest_net_G")
+    monkeypatch.chdir(tmp_path)
+    path = export_run(compose([f"checkpoint={p2p_run / 'checkpoints' / 'last.pt'}"], config_name="export"))
+    assert Path(path) == p2p_run / "export" / "last_AtoB.onnx" and Path(path).is_file()
 
 
 # ----------------------------------------------------------------------------------------------- issue 28, item 5

@@ -125,5 +125,5 @@ def test_download_errors(tmp_path, capsys):
     # Nothing listening: a clear offline error, quickly.
     assert main(["download", "facades", f"root={tmp_path}", "mirror=http://127.0.0.1:9", "timeout=2"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: cannot download http://127.0.0.1:9/facades.tar.gz") and "--archive" in err
+    assert err.startswith("error: cannot download http://127.0.0.1:9/facades.tar.gz") and "archive=FILE" in err
     assert err.count("\n") == 1

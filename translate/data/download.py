@@ -1,6 +1,6 @@
 """Download the reference pix2pix and CycleGAN datasets: resumable, size-checked, extracted safely.
 
-``translate datasets download NAME [--root datasets]`` fetches the archive the reference code's
+``translate datasets download NAME [root=datasets]`` fetches the archive the reference code's
 download scripts use into ``<root>/.downloads/`` (a ``.part`` file that a rerun continues with an HTTP range
 request), checks its size (and SHA-256 where one is recorded), and extracts it into ``<root>/NAME``.
 """
@@ -174,7 +174,7 @@ def download(name: str, root: str | Path = "datasets", *, archive: str | Path | 
     root = Path(root)
     target = root / name
     if target.is_dir() and any(target.iterdir()) and not force:
-        print(f"{target} already exists (use --force to download again)")
+        print(f"{target} already exists (force=true downloads it again)")
         return target
     if archive is not None:
         path = Path(archive)
@@ -192,7 +192,7 @@ def download(name: str, root: str | Path = "datasets", *, archive: str | Path | 
             url = f"{base.rstrip('/')}/{spec.archive_name}" if base else spec.url
             print(f"{name}: about {spec.about} from {url}")
             download_file(url, path, sha256=spec.sha256, timeout=timeout, progress=progress,
-                          offline_hint=f"Fetch it by hand and pass --archive FILE, or set {MIRROR_ENV}")
+                          offline_hint=f"Fetch it by hand and give it as archive=FILE, or set {MIRROR_ENV}")
     try:
         extract(path, target)
     except CorruptArchive as e:

@@ -8,6 +8,7 @@ Any checkpoint infer.py takes (ours, reference ``.pth``, safetensors). Writes ``
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from translate.data.fixed import truth_batches
 from translate.evaluation.metrics import dropout_layers, higher_is_better
 from translate.evaluation.validation import FirstImages, Validator
 from translate.loading.load import load
-from translate.loading.pipeline import Pipeline
+from translate.loading.pipeline import Pipeline, results_folder
 from translate.models.base import Translation, fixed_latents, takes_style, to_rgb
 from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels
@@ -126,8 +127,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     result = validator({loaded.translation.generator: loaded.module.to(device)}, batches, prefix="", on_batch=shown)
     report = {**result, "num_images": n_src, "checkpoint": str(cfg.checkpoint), "data": str(data.root),
               "split": cfg.split, "direction": direction, "skipped": validator.skipped, "config": to_container(cfg)}
-    _write_report(report, shown, Path(cfg.run_dir or "runs/evaluate"))
+    _write_report(report, shown, Path(cfg.output or _evaluation_folder(cfg)))
     return report
+
+
+def _evaluation_folder(cfg: DictConfig) -> Path:
+    """``<run>/evaluate/<split>_<date_time>`` (``results_folder``): every evaluation of a run kept beside it."""
+    return results_folder(cfg.checkpoint, "evaluate") / f"{cfg.split}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
 
 
 def evaluation_styles(G, style) -> tuple[torch.Tensor | int | None, float]:
@@ -154,7 +160,7 @@ def _write_report(report: dict[str, Any], shown: FirstImages, run_dir: Path) -> 
         save_image(sample_grid([to_rgb(c) for c in columns.values()], list(columns)), run_dir / "grid.png")
     metrics = {k: v for k, v in report.items() if higher_is_better(k) is not None}
     summary = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
-    print(f"{summary}\nwrote {run_dir / 'metrics.json'}", file=sys.stderr)
+    print(f"{summary}\nwrote {run_dir / 'metrics.json'}" + (" and grid.png" if columns else ""), file=sys.stderr)
 
 
 def main() -> None:

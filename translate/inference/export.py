@@ -29,7 +29,7 @@ from translate.core.errors import ConfigError
 from translate.latent.generate import truncation_of
 from translate.loading.folder import FolderSpec, save_model_folder, spec_of
 from translate.loading.load import load
-from translate.loading.pipeline import Pipeline, source_name
+from translate.loading.pipeline import Pipeline, results_folder, source_name
 from translate.loading.pretrained import is_pretrained
 from translate.models.base import Translation, fixed_latents
 from translate.models.gan import LATENT
@@ -243,12 +243,14 @@ def run(cfg) -> Path:
     generator = dict(cfg.generator) if cfg.get("generator") else None
     loaded = load(cfg.checkpoint, generator=generator, direction=cfg.direction, weights=cfg.weights)
     direction = cfg.direction or _direction_name(loaded.translation)
-    stem = loaded.pretrained.name if loaded.pretrained else Path(str(cfg.checkpoint)).with_suffix("").as_posix()
+    source = Path(str(cfg.checkpoint))
+    stem = source.stem if source.suffix in (".pt", ".pth", ".safetensors") else loaded.name
+    default = results_folder(cfg.checkpoint, "export") / f"{stem}_{direction}"
     if cfg.format == FOLDER:
-        path = write_model_folder(loaded, str(cfg.checkpoint), cfg.output or f"{stem}_{direction}")
+        path = write_model_folder(loaded, str(cfg.checkpoint), cfg.output or default)
         print(f"wrote {path} (load it with translate.load({str(path)!r}), or checkpoint={path})")
         return path
-    output = cfg.output or f"{stem}_{direction}{FORMATS[cfg.format]}"
+    output = cfg.output or default.with_name(default.name + FORMATS[cfg.format])
     path = export_generator(loaded.module, output, cfg.format, cfg.opset, truncation=truncation,
                             style=cfg.get("style", "input"))
     print(f"wrote {path}")

@@ -14,12 +14,11 @@ them (``translate.loading.generator``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
-
-import re
 
 import numpy as np
 import torch
@@ -150,6 +149,23 @@ def source_name(source: str | Path) -> str:
     if RUN_TIME.fullmatch(run.name) and run.parent.name not in ("", "."):
         return run.parent.name
     return run.stem if run.is_file() or run.suffix in (".pt", ".pth", ".safetensors") else run.name
+
+
+def run_folder(source: str | Path) -> Path | None:
+    """The run folder of a run (``runs/<name>/<date_time>``) or of a checkpoint in its ``checkpoints/``; None for
+    anything else (reference weights, a model folder, a pretrained name)."""
+    if str(source).startswith("pretrained:"):
+        return None
+    path = Path(source)
+    run = path.parent.parent if path.parent.name == "checkpoints" else path
+    return run if (run / "checkpoints").is_dir() else None
+
+
+def results_folder(source: str | Path, command: str) -> Path:
+    """Where ``command`` (evaluate, export) writes what it finds out about a model, by one rule: inside the run's
+    folder (``<run>/<command>``) for our runs, else ``runs/<command>/<name>`` (``source_name``)."""
+    run = run_folder(source)
+    return run / command if run is not None else Path("runs") / command / source_name(source)
 
 
 def style_code(seed: int, nz: int, n: int) -> torch.Tensor:

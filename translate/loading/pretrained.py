@@ -10,8 +10,8 @@ the named architecture (a truncated, oversized or different file, a translate tr
 deleted, never used). The SHA-256 of the first good file is then recorded beside it (``<file>.sha256``) and
 checked on every later use: a file changed since is deleted.
 
-Offline: ``--archive FILE`` takes a copy fetched by hand, ``--mirror URL`` (or $TRANSLATE_PRETRAINED_MIRROR) a
-base URL or ``file://`` folder holding the same file names.
+Offline: ``archive=FILE`` takes a copy fetched by hand, ``mirror=URL`` (or $TRANSLATE_PRETRAINED_MIRROR) a base
+URL or ``file://`` folder holding the same file names.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def download(name: str, *, folder: str | Path | None = None, archive: str | Path
     if archive is not None:
         source = Path(archive).expanduser()
         if not source.is_file():
-            raise DataError(f"{source}: no such file (--archive)")
+            raise DataError(f"{source}: no such file (archive=)")
         if source.stat().st_size > model.max_bytes:
             raise DataError(f"{source}: {human_size(source.stat().st_size)} is over the {human_size(model.max_bytes)} "
                             f"the {name} model can be; refused")
@@ -159,8 +159,8 @@ def download(name: str, *, folder: str | Path | None = None, archive: str | Path
     else:
         base = mirror or os.environ.get(MIRROR_ENV)
         url = f"{base.rstrip('/')}/{model.family}/{model.file_name}" if base else model.url
-        hint = (f"Fetch {model.url} by hand and pass --archive FILE (translate pretrained download "
-                f"{name} --archive FILE), or set {MIRROR_ENV}")
+        hint = (f"Fetch {model.url} by hand and give it as archive=FILE (translate pretrained download "
+                f"{name} archive=FILE), or set {MIRROR_ENV}")
         download_file(url, path, sha256=model.sha256, timeout=timeout, progress=progress, offline_hint=hint,
                       max_bytes=model.max_bytes)
     _verify(model, path)
