@@ -227,7 +227,7 @@ def test_unpaired_models_are_scored_against_true_translations(tmp_path, demo_cac
     from translate.evaluation.evaluate import run as evaluate
 
     report = evaluate(compose([f"checkpoint={tmp_path / 'demo_day2night_cut'}", "data=unaligned",
-                               f"data.root={truth.parent}", "data.truth=truth", f"run_dir={tmp_path / 'eval'}"],
+                               f"data.root={truth.parent}", "data.truth=truth", f"output={tmp_path / 'eval'}"],
                               config_name="evaluate"))
     assert report["direction"] == "AtoB" and 0 < report["paired_ssim"] < 1 and report["paired_psnr"] > 0
     day, night = sorted((truth / "A" / "val").iterdir()), sorted((truth / "B" / "val").iterdir())

@@ -93,7 +93,7 @@ def test_a_new_family_evaluates_translates_and_exports(tmp_path, unaligned_root)
         assert not torch.equal(loaded.module(x), loaded.module(x, torch.ones(1, 4)))
 
     cfg = compose([f"checkpoint={tmp_path / 'run'}", "data=unaligned", f"data.root={unaligned_root}",
-                   f"run_dir={tmp_path / 'eval'}", "+metrics.features._target_=stand_ins.TinyFeatures"],
+                   f"output={tmp_path / 'eval'}", "+metrics.features._target_=stand_ins.TinyFeatures"],
                   config_name="evaluate")
     report = evaluate(cfg)
     assert report["direction"] == "AtoB" and report["fid"] > 0 and report["num_images"] == 2

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import sys
+import textwrap
 import warnings
 from dataclasses import dataclass
 
@@ -48,7 +50,14 @@ SHORT_FORMS = {"guard": "checkpoint"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return run_command(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:  # `translate X --help | head`: the reader left; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def run_command(argv: list[str]) -> int:
     warnings.formatwarning = one_line_warning
     if not argv or argv[0] in HELP:
         print(overview(), file=sys.stdout if argv else sys.stderr)
@@ -109,11 +118,19 @@ def command_help(name: str, command: Command, topic: list[str]) -> str:
     return "\n".join([*lines, "settings (key=default  what it does):", *rows(path)])
 
 
+LINE = 120  # the width help lines are cut to
+
+
 def rows(path) -> list[str]:
-    """One line per setting of a conf/ file: key=default, aligned, then its description."""
+    """One line per setting of a conf/ file: key=default, aligned, then its description (shortened to the line)."""
     shown = [s for s in settings_of(path) if s.default]
     width = min(max((len(s.key) + len(s.default) + 1 for s in shown), default=0), 40)
-    return [f"  {f'{s.key}={s.default}':<{width}}  {s.about}".rstrip() for s in shown]
+    return [f"  {f'{s.key}={s.default}':<{width}}  {one_line(s.about, LINE - width - 4)}".rstrip() for s in shown]
+
+
+def one_line(text: str, width: int) -> str:
+    """``text`` cut at a word to ``width`` characters, with an ellipsis when cut."""
+    return textwrap.shorten(text, max(width, 20), placeholder=" …") if text else ""
 
 
 def group_help(name: str, topic: str) -> str:

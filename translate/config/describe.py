@@ -18,20 +18,26 @@ SKIPPED = ("defaults", "hydra")  # composition and Hydra's own settings: not the
 class Setting:
     key: str  # dotted: guard.action
     default: str  # as the file writes it ("" for a mapping)
-    about: str  # the first line of its comment ("" when it has none)
+    about: str  # its comment, continuation lines joined ("" when it has none)
 
 
 def settings_of(path: Path) -> list[Setting]:
-    """Every key of a config file, nested keys dotted, with its default and one line of description (the comment
-    on its line, else the comment block right above it)."""
-    found, parents, above = [], [], []
+    """Every key of a config file, nested keys dotted, with its default and its description: the comment on its
+    line with the comment lines aligned under it, else the first line of the comment block right above it."""
+    found, parents, above, column = [], [], [], None
     lines = path.read_text().splitlines()
     header = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))
     for line in lines[header:]:  # the header comment describes the file (``summary``), not its first key
         if line.strip().startswith("#"):
-            above.append(line.strip().lstrip("#").strip())
+            text = line.strip().lstrip("#").strip()
+            if column is not None and line.index("#") >= column and found:  # the comment above goes on
+                found[-1] = Setting(found[-1].key, found[-1].default, f"{found[-1].about} {text}".strip())
+            else:
+                above.append(text)
+                column = None
             continue
         match = _KEY.match(line)
+        column = None
         if not match:
             above = [] if not line.strip() else above
             continue
@@ -40,6 +46,7 @@ def settings_of(path: Path) -> list[Setting]:
         if parents[0] not in SKIPPED:
             about = match["comment"] or (above[0] if above else "")
             found.append(Setting(".".join(parents), match["value"].strip(), about.strip()))
+            column = line.index("#") if match["comment"] is not None else None
         above = []
     return found
 

@@ -237,9 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     """``translate pretrained list|download NAME [key=value ...]``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in ACTIONS:
-        print(f"usage: translate pretrained list|download NAME [key=value ...]\n{__doc__.splitlines()[0]}",
-              file=sys.stdout if argv[:1] in (["-h"], ["--help"]) else sys.stderr)
-        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+        asked = argv[:1] in (["-h"], ["--help"])
+        lines = ["usage: translate pretrained list|download NAME [key=value ...]      translate pretrained X --help: "
+                 "its settings", "", *(f"  {name:<8}  {spec.about}" for name, spec in ACTIONS.items())]
+        print("\n".join(lines), file=sys.stdout if asked else sys.stderr)
+        return 0 if asked else 2
     spec = ACTIONS[argv[0]]
     if argv[1:2] in (["-h"], ["--help"]):
         print(spec.help())
