@@ -332,6 +332,7 @@ def test_cli_exit_codes(p2p_run, messy, tmp_path):
     ok = _infer(f"checkpoint={p2p_run}", f"input={clean}", f"output={tmp_path / 'o1'}", "quiet=true", cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert "converted 1, skipped 0 existing, failed 0" in ok.stderr
+    assert ok.stderr.strip().splitlines()[-1] == f"  output: {tmp_path / 'o1'}"  # where the results went
     some = _infer(f"checkpoint={p2p_run}", f"input={messy}", f"output={tmp_path / 'o2'}", "quiet=true", cwd=tmp_path)
     assert some.returncode == 1 and "failed: " in some.stderr and "fake.jpg" in some.stderr
     fatal = _infer(f"checkpoint={tmp_path / 'missing.pt'}", f"input={clean}", f"output={tmp_path / 'o3'}",

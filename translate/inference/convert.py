@@ -642,7 +642,7 @@ def run(cfg) -> Summary:
                     "out of domain", "out-of-domain inputs", 20)
     _print_some(summary.failed, "failed", "failures", 20)
     _print_some(summary.ignored, "ignored", "ignored files", 5)
-    print(summary, file=sys.stderr)
+    print(f"{summary}\n  output: {Path(cfg.output).resolve()}", file=sys.stderr)
     return summary
 
 

@@ -186,7 +186,7 @@ def run(cfg) -> GenerateSummary:
         frames = sampler.walk(keys, int(cfg.interpolate))
         summary.extras.append(str(save_animation(frames, output / "interpolate.gif")))
     summary.seconds = time.perf_counter() - start
-    print(summary, file=sys.stderr)
+    print(f"{summary}\n  output: {output.resolve()}", file=sys.stderr)
     return summary
 
 
