@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from translate.apps.cli import COMMANDS, Command, expanded, main, one_line
+from translate.apps.cli import COMMANDS, Command, expanded, main
 from translate.config.describe import command_config, groups, settings_of
-from translate.core.arguments import Arguments, Setting, parse_arguments
+from translate.core.arguments import Arguments, Setting, one_line, parse_arguments
 from translate.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,11 +12,11 @@ import difflib
 import importlib
 import os
 import sys
-import textwrap
 import warnings
 from dataclasses import dataclass
 
 from translate.config.describe import command_config, groups, required, settings_of, summary
+from translate.core.arguments import LINE, one_line
 from translate.core.errors import ConfigError, first_line
 
 
@@ -118,19 +118,11 @@ def command_help(name: str, command: Command, topic: list[str]) -> str:
     return "\n".join([*lines, "settings (key=default  what it does):", *rows(path)])
 
 
-LINE = 120  # the width help lines are cut to
-
-
 def rows(path) -> list[str]:
     """One line per setting of a conf/ file: key=default, aligned, then its description (shortened to the line)."""
     shown = [s for s in settings_of(path) if s.default]
     width = min(max((len(s.key) + len(s.default) + 1 for s in shown), default=0), 40)
     return [f"  {f'{s.key}={s.default}':<{width}}  {one_line(s.about, LINE - width - 4)}".rstrip() for s in shown]
-
-
-def one_line(text: str, width: int) -> str:
-    """``text`` cut at a word to ``width`` characters, with an ellipsis when cut."""
-    return textwrap.shorten(text, max(width, 20), placeholder=" …") if text else ""
 
 
 def group_help(name: str, topic: str) -> str:

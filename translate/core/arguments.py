@@ -10,6 +10,7 @@ take them. ``translate X --help`` lists each setting with its default and one li
 from __future__ import annotations
 
 import difflib
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from translate.core.errors import ConfigError
 
 TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 MISSING = "???"  # the default of a setting that must be given (as in conf/*.yaml)
+LINE = 120  # the width help lines are cut to
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class Arguments:
             shown = {k: f"{k}={_shown(s.default)}" for k, s in self.settings.items()}
             width = min(max(map(len, shown.values())), 36)
             lines += ["", "settings (key=default  what it does):"]
-            lines += [f"  {shown[k]:<{width}}  {_about(s)}" for k, s in self.settings.items()]
+            lines += [f"  {shown[k]:<{width}}  {one_line(_about(s), LINE - width - 4)}" for k, s in self.settings.items()]
         return "\n".join(lines)
 
 
@@ -126,3 +128,8 @@ def _shown(default: Any) -> str:
 
 def _about(setting: Setting) -> str:
     return setting.about + (f" ({' | '.join(setting.choices)})" if setting.choices else "")
+
+
+def one_line(text: str, width: int) -> str:
+    """``text`` cut at a word to ``width`` characters (20 at least), with an ellipsis when cut: a help line."""
+    return textwrap.shorten(text, max(width, 20), placeholder=" …") if text else ""

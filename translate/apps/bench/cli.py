@@ -20,6 +20,19 @@ SIMPLE = {
 }
 
 
+MODULES = {"infer": infer_bench, "serve": serve_bench, "train": train_bench}
+
+
+def mode_help(mode: str) -> str:
+    """A benchmark's own help: its module's description and each setting with its default."""
+    module = MODULES[mode]
+    defaults = {"infer": getattr(module, "INFER_DEFAULTS", {}), "serve": getattr(module, "SERVE_DEFAULTS", {}),
+                "train": {f"bench.{k}": v for k, v in getattr(module, "TRAIN_DEFAULTS", {}).items()}}[mode]
+    shown = [f"  {k}={'null' if v is None else str(v).lower() if isinstance(v, bool) else v}"
+             for k, v in defaults.items()]
+    return "\n".join([module.__doc__.strip(), "", "settings (key=default):", *shown])
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] in (["-h"], ["--help"]):
         print(USAGE)
@@ -27,6 +40,9 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("infer", "train", "serve"):
         print(USAGE, file=sys.stderr)
         return 2
+    if argv[1:2] in (["-h"], ["--help"]):
+        print(mode_help(argv[0]))
+        return 0
     if argv[0] in SIMPLE:
         defaults, bench, print_table = SIMPLE[argv[0]]
         settings = OmegaConf.to_container(OmegaConf.from_dotlist(argv[1:]))
