@@ -141,3 +141,14 @@ def test_a_hostile_or_broken_folder_is_refused_in_one_line(folder, tmp_path, cha
     with pytest.raises(CheckpointError, match=message) as e:
         load_model_folder(copy)
     assert "\n" not in str(e.value)
+
+
+def test_a_model_folder_is_evaluated_and_named_at_its_own_size_and_name(folder):
+    from translate.evaluation.evaluate import _evaluation_data
+
+    run, path = folder
+    pipe = translate.load(path)
+    assert pipe.size == 64 and pipe.name == "model" and pipe.family == "UnetGenerator"
+    data = _evaluation_data(compose([f"checkpoint={path}", f"data.root={run.parent / 'data'}"], config_name="evaluate"),
+                            pipe)
+    assert data.crop_size == 64  # the size it was trained at, as for its run (not 256)

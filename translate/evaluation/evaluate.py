@@ -55,8 +55,7 @@ def _evaluation_data(cfg: DictConfig, loaded: Pipeline):
     """The data module of ``cfg.data`` (or the run's own, ``_data_node``) at the checkpoint's training size (ours)
     or 256, centred, no flips, with each domain's channel count taken from the generator."""
     data_cfg = _data_node(cfg, loaded)
-    size = int(loaded.config.data.crop_size) if loaded.config is not None else 256
-    data_cfg["crop_size"] = data_cfg.get("crop_size") or size
+    data_cfg["crop_size"] = data_cfg.get("crop_size") or loaded.size
     data_cfg["load_size"] = data_cfg.get("load_size") or data_cfg["crop_size"]
     data_cfg["flip"] = False
     channels = dict(zip((loaded.translation.source, loaded.translation.target), generator_channels(loaded.module)))

@@ -651,11 +651,9 @@ def style_plan_of(loaded, opts: StyleOptions, edit=None, checkpoint=None) -> Sty
     along the attribute axes saved beside ``checkpoint`` by ``edit`` ({NAME: k standard deviations})."""
     edits = []
     if edit:
-
         edits = load_axes(checkpoint).edits({str(k): v for k, v in edit.items()}, loaded.module)
     channels = generator_channels(loaded.module)[1]
-    size = int(loaded.config.data.crop_size) if loaded.config is not None else 256
-    return style_plan(loaded.module, opts, encoder=loaded.style_encoder, channels=channels, image_size=size,
+    return style_plan(loaded.module, opts, encoder=loaded.style_encoder, channels=channels, image_size=loaded.size,
                       edits=edits)
 
 
