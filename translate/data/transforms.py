@@ -1,4 +1,5 @@
-"""Preprocessing: resize / crop / flip, applied identically to every image of a sample (A and B)."""
+"""Preprocessing: resize / crop / flip, applied identically to every image of a sample (A and B, and a sample's
+label and instance maps, which are resampled nearest-neighbour only)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ class PairedTransform:
     - ``none``: keep the size.
     Sides are then rounded to a multiple of ``size_multiple`` (the generator's stride) by resizing.
     Training crops are random and images may be flipped; evaluation crops are centred and never flipped.
-    Randomness comes from the global torch RNG, which the dataset seeds per sample.
+    Randomness comes from the global torch RNG, which the dataset seeds per sample. The last ``labels`` images of
+    a call are index maps ([H, W] integers: classes, instance ids): resized nearest-neighbour, returned as int64.
     """
 
     def __init__(
@@ -57,7 +59,7 @@ class PairedTransform:
             ops.append(K.RandomHorizontalFlip())
         self._ops = ops
 
-    def _resize(self, image: torch.Tensor) -> torch.Tensor:
+    def _resize(self, image: torch.Tensor, nearest: bool = False) -> torch.Tensor:
         h, w = image.shape[-2:]
         if self.preprocess == "resize_and_crop":
             size = [self.load_size, self.load_size]
@@ -68,20 +70,17 @@ class PairedTransform:
             size = [new_h, target]
         else:
             size = [h, w]
-        if list(size) == [h, w]:
-            return image
-        return TF.resize(image, size, interpolation=InterpolationMode.BICUBIC, antialias=True)
+        return _resized(image, size, nearest)
 
-    def _round(self, image: torch.Tensor) -> torch.Tensor:
+    def _round(self, image: torch.Tensor, nearest: bool = False) -> torch.Tensor:
         m = self.size_multiple
         h, w = image.shape[-2:]
-        nh, nw = max(m, round(h / m) * m), max(m, round(w / m) * m)
-        if (nh, nw) == (h, w):
-            return image
-        return TF.resize(image, [nh, nw], interpolation=InterpolationMode.BICUBIC, antialias=True)
+        return _resized(image, [max(m, round(h / m) * m), max(m, round(w / m) * m)], nearest)
 
-    def __call__(self, *images: torch.Tensor) -> list[torch.Tensor]:
-        out = [self._resize(to_float(im)).clamp_(-1, 1) for im in images]
+    def __call__(self, *images: torch.Tensor, labels: int = 0) -> list[torch.Tensor]:
+        n = len(images) - labels
+        out = [self._resize(to_float(im)).clamp_(-1, 1) for im in images[:n]]
+        out += [self._resize(im.reshape(1, *im.shape[-2:]).float(), nearest=True) for im in images[n:]]
         if self.preprocess == "crop" or self.preprocess.endswith("crop"):
             for im, src in zip(out, images):
                 if min(im.shape[-2:]) < self.crop_size:
@@ -95,4 +94,14 @@ class PairedTransform:
                 # One draw of parameters for the whole sample: the same crop/flip for A and B.
                 params = op.forward_parameters(out[0].unsqueeze(0).shape)
                 out = [op(im.unsqueeze(0), params=params).squeeze(0) for im in out]
-        return [self._round(im) for im in out]
+        out = [self._round(im, nearest=i >= n) for i, im in enumerate(out)]
+        return [*out[:n], *(im[0].round().long() for im in out[n:])]
+
+
+def _resized(image: torch.Tensor, size: list[int], nearest: bool) -> torch.Tensor:
+    """``image`` at ``size``: bicubic (antialiased) for pictures, nearest-neighbour for index maps."""
+    if list(size) == list(image.shape[-2:]):
+        return image
+    if nearest:
+        return TF.resize(image, size, interpolation=InterpolationMode.NEAREST_EXACT, antialias=False)
+    return TF.resize(image, size, interpolation=InterpolationMode.BICUBIC, antialias=True)

@@ -1,0 +1,102 @@
+"""Label and instance maps (issue 31): the three file kinds read to the same classes, bad values are one line
+naming the file, boundaries and one-hot encoding, and geometry that never mixes classes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from PIL import Image
+
+from translate.core.errors import DataError
+from translate.data.labels import Palette, boundaries, one_hot, read_instance_map, read_label_map, read_palette
+from translate.data.transforms import PairedTransform
+
+PALETTE = Palette(("sky", "grass", "road"), ((70, 130, 180), (107, 142, 35), (128, 64, 128)))
+
+
+def _index_png(path, labels: np.ndarray, mode: str = "L"):
+    if mode == "P":
+        im = Image.fromarray(labels.astype(np.uint8), "P")
+        im.putpalette([c for colour in PALETTE.colours for c in colour])
+    elif mode == "I;16":
+        im = Image.fromarray(labels.astype(np.uint16))
+    else:
+        im = Image.fromarray(labels.astype(np.uint8), "L")
+    im.save(path)
+    return path
+
+
+def test_index_palette_and_colour_maps_read_to_the_same_classes(tmp_path):
+    labels = np.array([[0, 1, 2], [2, 1, 0]])
+    colour = tmp_path / "colour.png"
+    Image.fromarray(np.asarray(PALETTE.colours, np.uint8)[labels]).save(colour)
+    for path in (_index_png(tmp_path / "index.png", labels), _index_png(tmp_path / "palette.png", labels, "P"),
+                 _index_png(tmp_path / "deep.png", labels, "I;16")):
+        assert torch.equal(read_label_map(path, 3), torch.from_numpy(labels))
+    assert torch.equal(read_label_map(colour, 3, palette=PALETTE), torch.from_numpy(labels))
+    shown = PALETTE.colourise(torch.from_numpy(labels))
+    assert shown.shape == (3, 2, 3) and torch.allclose(shown[:, 0, 1], torch.tensor([107, 142, 35]) / 127.5 - 1)
+
+
+def test_bad_values_are_one_line_naming_the_file_and_the_value(tmp_path):
+    path = _index_png(tmp_path / "map.png", np.array([[0, 1], [7, 255]]))
+    with pytest.raises(DataError, match=r"map.png: label 7 is outside data.label_nc=3 \(a don't-care value\?"):
+        read_label_map(path, 3)
+    with pytest.raises(DataError, match="label 7 is outside data.label_nc=3$"):
+        read_label_map(path, 3, dont_care=255)
+    fine = read_label_map(_index_png(tmp_path / "ok.png", np.array([[0, 255]])), 3, dont_care=255)
+    assert fine.tolist() == [[0, 3]]  # don't care: the extra class label_nc
+    colour = tmp_path / "colour.png"
+    Image.fromarray(np.array([[[70, 130, 180], [1, 2, 3]]], np.uint8)).save(colour)
+    with pytest.raises(DataError, match=r"colour.png: colour \(1, 2, 3\) at \(1, 0\) is not in the palette"):
+        read_label_map(colour, 3, palette=PALETTE)
+    with pytest.raises(DataError, match="needs the palette"):
+        read_label_map(colour, 3)
+
+
+@settings(max_examples=25, deadline=None)
+@given(arrays(np.uint8, st.tuples(st.integers(1, 9), st.integers(1, 9)), elements=st.integers(0, 2)))
+def test_any_index_map_reads_back(tmp_path_factory, labels):
+    path = _index_png(tmp_path_factory.mktemp("maps") / "m.png", labels)
+    assert torch.equal(read_label_map(path, 3), torch.from_numpy(labels.astype(np.int64)))
+
+
+def test_boundaries_and_one_hot(tmp_path):
+    ids = torch.tensor([[1, 1, 2], [1, 1, 2], [3, 3, 3]])
+    edge = boundaries(ids)[0]
+    assert edge.tolist() == [[0, 1, 1], [1, 1, 1], [1, 1, 1]]
+    assert boundaries(torch.zeros(4, 4, dtype=torch.long)).sum() == 0
+    path = tmp_path / "inst.png"
+    Image.fromarray(np.array([[1000, 2000]], np.uint16)).save(path)
+    assert read_instance_map(path).tolist() == [[1000, 2000]]
+    encoded = one_hot(torch.tensor([[0, 2]]), 3)
+    assert encoded.shape == (3, 1, 2) and encoded[:, 0, 1].tolist() == [0, 0, 1]
+
+
+def test_label_maps_follow_their_photo_through_crops_flips_and_resizes():
+    """The photo's pixels encode their class: after any crop, flip and resize the map still names them."""
+    classes = torch.arange(12).repeat_interleave(5).reshape(1, 60).expand(40, 60) % 4
+    photo = (classes * 60).to(torch.uint8).expand(3, 40, 60)
+    for train in (True, False):
+        transform = PairedTransform(load_size=72, crop_size=64, train=train)
+        for seed in range(5):
+            torch.manual_seed(seed)
+            out, labels = transform(photo, classes, labels=1)
+            assert labels.dtype == torch.int64 and set(labels.unique().tolist()) <= {0, 1, 2, 3}
+            inside = (out[0] + 1) * 127.5 / 60  # the photo's class, away from the bicubic class borders
+            near = (inside - labels).abs() < 0.2
+            assert near.float().mean() > 0.75
+
+
+def test_palette_files(tmp_path):
+    path = tmp_path / "palette.txt"
+    path.write_text("# name r g b\nsky 70 130 180\ngrass #6b8e23\n")
+    palette = read_palette(path)
+    assert palette.names == ("sky", "grass") and palette.colours == ((70, 130, 180), (107, 142, 35))
+    path.write_text("sky 70 130\n")
+    with pytest.raises(DataError, match="line 1: 'sky 70 130' is not 'name r g b'"):
+        read_palette(path)
