@@ -53,3 +53,39 @@ def fit_killed_at_step(cfg, step: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- HTTP
+
+
+def label_dataset(root: Path, layout: str = "folders", *, n: int = 2, size: tuple[int, int] = (48, 40),
+                  label_nc: int = 4, dont_care: int | None = None) -> Path:
+    """A tiny label map -> photo dataset in ``layout`` (folders, cityscapes, ade20k): train and val, each map of
+    ``label_nc`` classes in vertical stripes (and ``dont_care`` in a corner), a photo coloured by class, an
+    instance map splitting each stripe in two."""
+    w, h = size
+    classes = (np.arange(w)[None, :].repeat(h, 0) * label_nc // w).astype(np.uint8)
+    if dont_care is not None:
+        classes[:4, :4] = dont_care
+    instances = (classes.astype(np.int32) * 1000 + (np.arange(h)[:, None] >= h // 2)).astype(np.uint16)
+    for split in ("train", "val"):
+        for i in range(n):
+            name = f"{split}{i}"
+            c = classes.astype(np.int32)
+            photo = np.stack([(c * 60 + 10 * i) % 256, (255 - c * 50) % 256, np.full_like(c, 128)], -1)
+            label_value = classes + 1 if layout == "ade20k" else classes  # ade20k: 0 is "other"
+            if layout == "folders":
+                paths = (root / split / "label" / f"{name}.png", root / split / "image" / f"{name}.png",
+                         root / split / "instance" / f"{name}.png")
+            elif layout == "cityscapes":
+                city = root / "gtFine" / split / "aachen"
+                paths = (city / f"{name}_gtFine_labelIds.png", root / "leftImg8bit" / split / "aachen" /
+                         f"{name}_leftImg8bit.png", city / f"{name}_gtFine_instanceIds.png")
+            else:
+                ade = {"train": "training", "val": "validation"}[split]
+                paths = (root / "annotations" / ade / f"{name}.png", root / "images" / ade / f"{name}.jpg", None)
+            for path in paths:
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(label_value.astype(np.uint8), "L").save(paths[0])
+            Image.fromarray(photo.astype(np.uint8)).save(paths[1], quality=95)
+            if paths[2] is not None:
+                Image.fromarray(instances).save(paths[2])
+    return root

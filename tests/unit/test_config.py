@@ -138,9 +138,15 @@ def test_data_options(option, tmp_path, aligned_root, unaligned_root):
             "corrupt": aligned_root / "train" / "B"}
     extra = [f"data.root={root[option]}"] if option in root else [f"data.root={tmp_path / option}", "data.num_train=2",
                                                                   "data.num_val=1", "data.size=32"]
+    if option in ("labels", "cityscapes", "ade20k"):  # label maps: their own layouts and channel counts
+        from helpers import label_dataset
+
+        layout = {"labels": "folders"}.get(option, option)
+        extra = [f"data.root={label_dataset(tmp_path / option, layout)}"]
+        extra += ["data.label_nc=4"] + (["data.preprocess=resize_and_crop"] if option == "cityscapes" else [])
     cfg = compose([f"data={option}", "data.load_size=32", "data.crop_size=32", *extra])
     data = build(cfg.data)
-    assert data.train_dataset()[(0, 0)]["A"].shape == (3, 32, 32)
+    assert data.train_dataset()[(0, 0)]["A"].shape == (cfg.data.input_nc if "label_nc" in cfg.data else 3, 32, 32)
 
 
 @pytest.mark.parametrize("option", options("scheduler"))

@@ -100,3 +100,45 @@ def test_palette_files(tmp_path):
     path.write_text("sky 70 130\n")
     with pytest.raises(DataError, match="line 1: 'sky 70 130' is not 'name r g b'"):
         read_palette(path)
+
+
+@pytest.mark.parametrize("layout", ["folders", "cityscapes", "ade20k"])
+def test_each_layout_gives_one_hot_maps_with_their_photos(tmp_path, layout):
+    from helpers import label_dataset
+
+    from translate.data.semantic import LabelData
+
+    root = label_dataset(tmp_path, layout, dont_care=255 if layout == "cityscapes" else None)
+    settings = {"folders": {"instances": True}, "cityscapes": {"instances": True, "dont_care": 255},
+                "ade20k": {"dont_care": 0}}[layout]
+    data = LabelData(root=root, label_nc=4, layout=layout, preprocess="crop", crop_size=40, flip=False, **settings)
+    sample = data.val_dataset()[0]
+    classes = 4 + ("dont_care" in settings)
+    assert data.input_nc == classes + settings.get("instances", False) == sample["A"].shape[0]
+    assert torch.equal(sample["A"][:classes].argmax(0), sample["labels"])  # one-hot of the index map
+    assert sample["A"][:classes].sum(0).eq(1).all() and sample["B"].shape == (3, 40, 40)
+    stripes = (torch.arange(48) * 4 // 48)[None].expand(40, 48)[:, 4:44]  # the centre crop (the corner's
+    assert torch.equal(sample["labels"], stripes)  # don't-care pixels are cropped away)
+    if settings.get("instances"):
+        edges = sample["A"][-1]
+        assert edges[19:21].sum() > 0 and edges[5:15, 10:18].sum() == 0  # the instances' border, not inside
+
+
+def test_a_map_without_its_photo_and_bad_settings_are_one_line(tmp_path):
+    from helpers import label_dataset
+
+    from translate.data.semantic import LabelData
+
+    root = label_dataset(tmp_path)
+    (root / "val" / "image" / "val1.png").unlink()
+    data = LabelData(root=root, label_nc=4, load_size=40, crop_size=40)
+    with pytest.raises(DataError, match=r"'val1' has a label map but no photo in .*val/image"):
+        data.val_dataset()
+    with pytest.raises(DataError, match="train0.png: label 2 is outside data.label_nc=2"):
+        LabelData(root=root, label_nc=2, load_size=40, crop_size=40).train_dataset().load(0, 0)
+    from translate.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.input_nc=3: label maps give 4 channels"):
+        LabelData(root=root, label_nc=4, input_nc=3)
+    with pytest.raises(ConfigError, match="data.layout=ade20k: its class 0 is don't-care"):
+        LabelData(root=root, label_nc=4, layout="ade20k")

@@ -28,9 +28,12 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from translate.config.checkpoint import load_checkpoint, resolve_checkpoint_path
 from translate.config.stored import CONF_DIR, RESUME_SECTIONS, allow_targets, conf_keys, is_under, stored_config
 from translate.core.errors import ConfigError, TranslateError, first_line
-from translate.core.schema import check_dataclass, check_target_node, loop_settings
+from translate.core.schema import check_dataclass, check_target_node, label_channels, loop_settings
 
 __all__ = ["CONF_DIR", "allow_targets", "build", "build_model", "compose", "resume_config", "stored_config"]
+
+
+OmegaConf.register_new_resolver("label_channels", label_channels, replace=True)  # conf/data/labels.yaml's input_nc
 
 
 def compose(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:

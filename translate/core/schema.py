@@ -120,6 +120,12 @@ class CheckpointSettings:
     mode: Literal["auto", "min", "max"] = "auto"
 
 
+def label_channels(label_nc: int, dont_care: int | None, instances: bool) -> int:
+    """A label map's input channels: one per class (``label_nc``), one for don't-care when ``dont_care`` names a
+    value, one for the instance boundaries (``data=labels``; conf/data/labels.yaml reads it as a resolver)."""
+    return int(label_nc) + (dont_care is not None) + bool(instances)
+
+
 def loop_settings(cfg: Any) -> dict[str, tuple[Any, type]]:
     """The nodes the training loop reads itself, by key, with the dataclass each is checked against: trainer,
     data, checkpoint and every ``optim.<group>`` (those that ``cfg`` has)."""
