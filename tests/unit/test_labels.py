@@ -142,3 +142,23 @@ def test_a_map_without_its_photo_and_bad_settings_are_one_line(tmp_path):
         LabelData(root=root, label_nc=4, input_nc=3)
     with pytest.raises(ConfigError, match="data.layout=ade20k: its class 0 is don't-care"):
         LabelData(root=root, label_nc=4, layout="ade20k")
+
+
+def test_the_street_scenes_demo_renders_maps_instances_and_photos(tmp_path):
+    from translate.core.errors import ConfigError
+    from translate.data.scenes import PALETTE, render_scene, street_scenes
+
+    label, photo, instance = render_scene(3, 64)
+    labels, ids, rgb = np.array(label), np.array(instance), np.asarray(photo).astype(int)
+    assert label.size == photo.size == instance.size == (64, 64) and set(np.unique(labels)) <= set(range(7))
+    assert {0, 1, 2, 3, 6} <= set(np.unique(labels).tolist())  # sky, grass, road, buildings, cars
+    assert (ids[labels == 0] == 0).all() and len(np.unique(ids[labels == 3])) >= 2  # buildings are instances
+    sky, grass = rgb[labels == 0].mean(0), rgb[labels == 1].mean(0)
+    assert sky[2] > sky[0] and grass[1] > grass[2]  # blue sky, green grass: the class decides the look
+    assert np.array_equal(np.array(render_scene(3, 64)[1]), np.asarray(photo))  # deterministic by seed
+    data = street_scenes(root=tmp_path / "demo", num_train=2, num_val=1, instances=True, load_size=64, crop_size=64)
+    sample = data.val_dataset()[0]
+    assert sample["A"].shape == (len(PALETTE) + 1, 64, 64) and sample["A_view"].shape == (3, 64, 64)
+    assert (tmp_path / "demo" / "palette.txt").is_file() and data.palette.names[0] == "sky"
+    with pytest.raises(ConfigError, match="data.label_nc=5: the street scenes have 7 classes"):
+        street_scenes(root=tmp_path / "demo", num_train=2, num_val=1, label_nc=5)

@@ -105,6 +105,15 @@ class DataSettings:
 
 
 @dataclass
+class LabelDataSettings(DataSettings):
+    """A ``data=labels`` node: the input is a one-hot label map, so ``input_nc`` counts its classes (and the
+    don't-care and boundary channels)."""
+
+    label_nc: Annotated[int, Range(1, 1024)] = 1
+    input_nc: Annotated[int, Range(1, 1026)] = 1  # type: ignore[assignment]
+
+
+@dataclass
 class OptimizerSettings:
     """The keys of an ``optim.<group>`` node that every torch optimizer the configs name shares."""
 
@@ -129,8 +138,10 @@ def label_channels(label_nc: int, dont_care: int | None, instances: bool) -> int
 def loop_settings(cfg: Any) -> dict[str, tuple[Any, type]]:
     """The nodes the training loop reads itself, by key, with the dataclass each is checked against: trainer,
     data, checkpoint and every ``optim.<group>`` (those that ``cfg`` has)."""
+    data = cfg.get("data")
+    data_schema = LabelDataSettings if isinstance(data, (dict, DictConfig)) and "label_nc" in data else DataSettings
     nodes = {key: (cfg.get(key), schema) for key, schema in
-             (("trainer", TrainerSettings), ("data", DataSettings), ("checkpoint", CheckpointSettings))}
+             (("trainer", TrainerSettings), ("data", data_schema), ("checkpoint", CheckpointSettings))}
     nodes |= {f"optim.{name}": (node, OptimizerSettings) for name, node in (cfg.get("optim") or {}).items()}
     return {key: (node, schema) for key, (node, schema) in nodes.items() if isinstance(node, (dict, DictConfig))}
 

@@ -7,6 +7,7 @@ import sys
 
 from translate.core.errors import ConfigError, DataError
 from translate.data.modules import AlignedData, DataModule, UnalignedData
+from translate.data.semantic import LabelData, find_samples
 from translate.data.tools import check
 
 CHECK_MODES = ("quick", "full", "off")
@@ -18,6 +19,11 @@ def check_dataset(data: DataModule, how: str) -> None:
     if how not in CHECK_MODES:
         raise ConfigError(f"trainer.check_data={how!r} is not one of {', '.join(CHECK_MODES)}")
     if how == "off":
+        return
+    if isinstance(data, LabelData):  # label maps: every map with its photo (and instance map), in its layout
+        for split in (data.train_split, data.val_split):
+            if data.has_split(split) or split == data.train_split:
+                find_samples(data.root, split, data.layout, data.instances)
         return
     mode = "aligned" if isinstance(data, AlignedData) else "unaligned" if isinstance(data, UnalignedData) else "single"
     splits = (data.train_split, data.val_split) if mode == "single" else None

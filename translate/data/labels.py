@@ -16,6 +16,7 @@ instance maps is nearest-neighbour only: ``translate.data.transforms.PairedTrans
 
 from __future__ import annotations
 
+import colorsys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,15 @@ class Palette:
         table[: len(self)] = torch.tensor(self.colours, dtype=torch.float32) / 127.5 - 1
         table[len(self):] = -1
         return table[labels.long()].movedim(-1, -3)
+
+
+def class_colours(n: int) -> Palette:
+    """A palette of ``n`` distinct colours (hues a golden angle apart) for maps whose data names none."""
+    colours = []
+    for k in range(n):
+        r, g, b = colorsys.hsv_to_rgb((k * 0.618034) % 1.0, 0.65, 0.55 + 0.4 * (k % 2))
+        colours.append((round(r * 255), round(g * 255), round(b * 255)))
+    return Palette(tuple(f"class {k}" for k in range(n)), tuple(colours))
 
 
 def read_label_map(path: str | Path, label_nc: int, *, palette: Palette | None = None,

@@ -9,7 +9,8 @@ Layouts (``data.layout``):
 - ``ade20k``: ``<root>/annotations/<training|validation>/<name>.png`` with ``<root>/images/<...>/<name>.jpg``;
   class 0 ("other") is don't-care and the 150 classes are 1..150, as the SPADE code reads them.
 
-A sample is ``{"A": the generator's input, "B": the photo, "labels": the class indices [H, W]}``: ``A`` holds one
+A sample is ``{"A": the generator's input, "B": the photo, "labels": the class indices [H, W], "A_view": the map
+in its palette's colours, for sample grids}``: ``A`` holds one
 channel per class (``label_nc``, plus one for don't-care when ``dont_care`` is set), and the instance boundary
 map as the last channel with ``instances=true``. Label and instance maps are resampled nearest-neighbour only, with
 the same crop and flip as their photo.
@@ -27,7 +28,15 @@ from translate.core.errors import ConfigError, DataError
 from translate.core.schema import label_channels
 from translate.data.files import filter_readable, list_images, load_image
 from translate.data.folders import FolderDataset, _part, _stem_map
-from translate.data.labels import Palette, boundaries, one_hot, read_instance_map, read_label_map, read_palette
+from translate.data.labels import (
+    Palette,
+    boundaries,
+    class_colours,
+    one_hot,
+    read_instance_map,
+    read_label_map,
+    read_palette,
+)
 from translate.data.modules import DataModule
 from translate.data.transforms import PairedTransform
 
@@ -84,6 +93,7 @@ class LabelDataset(FolderDataset):
         super().__init__(transform)
         self.label_nc, self.dont_care, self.palette = int(label_nc), dont_care, palette
         self.instances, self.layout, self.output_nc = bool(instances), layout, output_nc
+        self.shown = palette or class_colours(self.label_nc)  # how sample grids show a map
         files = [tuple(p for p in s if p is not None) for s in find_samples(Path(root), split, layout, self.instances)]
         readable = filter_readable(files, f"{root} ({split})")[:max_size]
         self.samples: list[Sample] = [(s[0], s[1], s[2] if len(s) > 2 else None) for s in readable]
@@ -113,8 +123,8 @@ class LabelDataset(FolderDataset):
         photo, *maps = self._transform(label_path, photo, *maps, labels=len(maps))
         classes = self.label_nc + (self.dont_care is not None)
         parts = [one_hot(maps[0], classes)] + ([boundaries(maps[1])] if len(maps) > 1 else [])
-        return {"A": torch.cat(parts), "B": photo, "labels": maps[0], "A_path": str(label_path),
-                "B_path": str(photo_path)}
+        return {"A": torch.cat(parts), "B": photo, "labels": maps[0], "A_view": self.shown.colourise(maps[0]),
+                "A_path": str(label_path), "B_path": str(photo_path)}
 
     def _transform(self, path: Path, *images: torch.Tensor, labels: int = 0) -> list[torch.Tensor]:
         try:

@@ -188,12 +188,14 @@ class TranslationModel(nn.Module):
     @torch.no_grad()
     def sample_columns(self, batch: dict[str, torch.Tensor],
                        generators: dict[str, nn.Module] | None = None) -> list[torch.Tensor]:
-        """Columns of a sample grid, per translation: input | output (| target, for paired models)."""
+        """Columns of a sample grid, per translation: input | output (| target, for paired models); an input the
+        data also gives as a picture (``<source>_view``: a label map in colour) is shown as that."""
         gens = generators or self.generators()
         columns = []
         for t in self.translations.values():
             x = batch[t.source]
-            columns += [to_rgb(x), to_rgb(gens[t.generator](x))]
+            shown = batch.get(f"{t.source}_view", x)  # a label map in its palette's colours, not its one-hot channels
+            columns += [to_rgb(shown), to_rgb(gens[t.generator](x))]
             if self.paired:
                 columns.append(to_rgb(batch[t.target]))
         return columns
