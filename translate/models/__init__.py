@@ -8,5 +8,6 @@ from translate.models.cyclegan import CycleGAN
 from translate.models.gan import NoiseGAN
 from translate.models.pix2pix import Pix2Pix
 from translate.models.pool import ImagePool
+from translate.models.spade import SPADE
 
-__all__ = ["Autoencoder", "BicycleGAN", "CUT", "CycleGAN", "ImagePool", "NoiseGAN", "Pix2Pix", "TranslationModel", "Translation"]
+__all__ = ["Autoencoder", "BicycleGAN", "CUT", "CycleGAN", "ImagePool", "NoiseGAN", "Pix2Pix", "SPADE", "TranslationModel", "Translation"]

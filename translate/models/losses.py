@@ -174,16 +174,19 @@ def r1_penalty(D: nn.Module, real: torch.Tensor) -> torch.Tensor:
     return grads.float().pow(2).flatten(1).sum(1).mean()
 
 
-def feature_matching(real_feats: list[list[torch.Tensor]], fake_feats: list[list[torch.Tensor]]) -> torch.Tensor:
+def feature_matching(real_feats: list[list[torch.Tensor]], fake_feats: list[list[torch.Tensor]],
+                     average_layers: bool = True) -> torch.Tensor:
     """pix2pixHD's discriminator feature-matching loss: L1 between D's intermediate activations on real and
-    fake pairs, averaged over layers (the logits excluded) and scales."""
+    fake pairs, averaged over layers (the logits excluded) and scales; ``average_layers=False``: summed over the
+    layers and averaged over scales, as the SPADE code does."""
     terms = []
     for real_scale, fake_scale in zip(real_feats, fake_feats):
         for r, f in zip(real_scale[:-1], fake_scale[:-1]):
             terms.append(F.l1_loss(f.float(), r.detach().float()))
     if not terms:
         raise ValueError("feature matching needs a discriminator with at least one hidden layer")
-    return torch.stack(terms).sum() / len(real_feats) / max(len(real_feats[0]) - 1, 1)
+    layers = max(len(real_feats[0]) - 1, 1) if average_layers else 1
+    return torch.stack(terms).sum() / len(real_feats) / layers
 
 
 def patch_nce(query: torch.Tensor, key: torch.Tensor, *, num_images: int, temperature: float = 0.07) -> torch.Tensor:

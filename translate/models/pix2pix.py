@@ -26,6 +26,7 @@ class Pix2Pix(TranslationModel):
     """
 
     paired = True
+    feature_layers_averaged = True  # feature matching averages D's layers (pix2pixHD); SPADE sums them
 
     def __init__(
         self,
@@ -77,7 +78,7 @@ class Pix2Pix(TranslationModel):
             with torch.no_grad():
                 real_feats = self.D.features(torch.cat([src, real], 1))
             logits = [f[-1] for f in fake_feats]
-            losses["loss/G/feat"] = feature_matching(real_feats, fake_feats)
+            losses["loss/G/feat"] = feature_matching(real_feats, fake_feats, self.feature_layers_averaged)
         else:
             logits = self.D(fake_pair)
         losses["loss/G/gan"] = self.gan_loss.g_loss(logits)

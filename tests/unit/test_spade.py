@@ -1,0 +1,73 @@
+"""SPADE (issue 31): the generator as the official code builds it, and its family's order and losses."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn.utils.parametrize import is_parametrized
+
+from translate.data.labels import one_hot
+from translate.networks.spade import SPADEGenerator, SPADENorm, SPADEResnetBlock
+
+
+def _maps(n: int, classes: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, classes, (n, h // 8, w // 8), generator=g).repeat_interleave(8, 1).repeat_interleave(8, 2)
+    return one_hot(labels, classes)
+
+
+def test_spade_scales_and_shifts_the_normalised_activations_by_the_map():
+    torch.manual_seed(0)
+    norm = SPADENorm(4, 3).eval()
+    x = torch.randn(1, 4, 16, 16)
+    a, b = _maps(1, 3, 16, 16, seed=1), _maps(1, 3, 16, 16, seed=2)
+    out = norm(x, a)
+    actv = norm.mlp_shared(a)
+    assert torch.allclose(out, norm.param_free_norm(x) * (1 + norm.mlp_gamma(actv)) + norm.mlp_beta(actv))
+    assert not torch.allclose(out, norm(x, b))  # another map, another modulation
+    coarse = norm(torch.randn(1, 4, 4, 4), a)  # the map is resized nearest-neighbour to the activations
+    assert coarse.shape == (1, 4, 4, 4)
+
+
+def test_the_generator_has_the_codes_blocks_and_takes_any_multiple_of_its_stride():
+    G = SPADEGenerator(in_channels=5, ngf=4, hidden=8)
+    assert G.stride == 32 and (G.in_channels, G.out_channels) == (5, 3)
+    widths = [(b.conv_0.in_channels, b.conv_1.out_channels) for b in (G.head_0, G.G_middle_0, G.G_middle_1, G.up_0,
+                                                                     G.up_1, G.up_2, G.up_3)]
+    assert widths == [(64, 64), (64, 64), (64, 64), (64, 32), (32, 16), (16, 8), (8, 4)]
+    assert G.up_0.learned_shortcut and not G.head_0.learned_shortcut and is_parametrized(G.up_0.conv_0)
+    out = G(_maps(2, 5, 64, 96))
+    assert out.shape == (2, 3, 64, 96) and out.abs().max() <= 1
+    with pytest.raises(ValueError, match="input sides 48x64 must be multiples of 32"):
+        G(_maps(1, 5, 48, 64))
+    assert SPADEGenerator(in_channels=5, ngf=4, num_upsampling_layers="more").stride == 64
+    most = SPADEGenerator(in_channels=5, ngf=4, hidden=8, num_upsampling_layers="most")
+    assert most.stride == 128 and most.conv_img.in_channels == 2
+    assert SPADEResnetBlock(8, 8, 5, spectral_norm=False).conv_0.weight.shape == (8, 8, 3, 3)
+
+
+def test_the_family_steps_g_first_and_sums_feature_matching_over_layers():
+    from translate.config.compose import build_model, compose
+    from translate.models import SPADE
+
+    cfg = compose(["model=spade", "data=labels", "data.root=x", "data.label_nc=5", "generator.ngf=4",
+                   "generator.hidden=8", "discriminator.ndf=8", "discriminator.n_layers=3"])
+    assert (cfg.model.lambda_l1, cfg.model.lambda_feat, cfg.gan_loss._target_) == (0.0, 10.0,
+                                                                                  "translate.models.losses.HingeGAN")
+    assert (cfg.optim.G.lr, cfg.optim.D.lr, list(cfg.optim.G.betas)) == (1e-4, 4e-4, [0.0, 0.9])
+    model = build_model(cfg)
+    assert isinstance(model, SPADE) and SPADE.phases == ("G", "D") and not SPADE.feature_layers_averaged
+    batch = {"A": _maps(2, 5, 64, 64), "B": torch.rand(2, 3, 64, 64) * 2 - 1}
+    out = model.generate(batch)
+    g, d = model.g_step(batch, out), model.d_step(batch, out)
+    assert torch.isfinite(g["loss/G"]) and torch.isfinite(d["loss/D"]) and g["loss/G/feat"] > 0
+    assert torch.allclose(g["loss/G"], g["loss/G/gan"] + 10 * g["loss/G/feat"])  # no L1 term
+
+
+def test_feature_matching_sums_layers_for_spade_and_averages_them_for_pix2pixhd():
+    from translate.models.losses import feature_matching
+
+    real = [[torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 2, 2), torch.zeros(1, 1, 1, 1)] for _ in range(2)]
+    fake = [[torch.ones(1, 2, 4, 4), torch.full((1, 2, 2, 2), 3.0), torch.full((1, 1, 1, 1), 9.0)] for _ in range(2)]
+    assert float(feature_matching(real, fake, average_layers=False)) == pytest.approx((1 + 3) * 2 / 2)
+    assert float(feature_matching(real, fake)) == pytest.approx((1 + 3) * 2 / 2 / 2)  # the logits never count
