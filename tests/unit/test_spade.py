@@ -51,7 +51,7 @@ def test_the_family_steps_g_first_and_sums_feature_matching_over_layers():
     from translate.models import SPADE
 
     cfg = compose(["model=spade", "data=labels", "data.root=x", "data.label_nc=5", "generator.ngf=4",
-                   "generator.hidden=8", "discriminator.ndf=8", "discriminator.n_layers=3"])
+                   "generator.hidden=8", "discriminator.ndf=8", "discriminator.n_layers=3", "model.lambda_vgg=0"])
     assert (cfg.model.lambda_l1, cfg.model.lambda_feat, cfg.gan_loss._target_) == (0.0, 10.0,
                                                                                   "translate.models.losses.HingeGAN")
     assert (cfg.optim.G.lr, cfg.optim.D.lr, list(cfg.optim.G.betas)) == (1e-4, 4e-4, [0.0, 0.9])
@@ -71,3 +71,41 @@ def test_feature_matching_sums_layers_for_spade_and_averages_them_for_pix2pixhd(
     fake = [[torch.ones(1, 2, 4, 4), torch.full((1, 2, 2, 2), 3.0), torch.full((1, 1, 1, 1), 9.0)] for _ in range(2)]
     assert float(feature_matching(real, fake, average_layers=False)) == pytest.approx((1 + 3) * 2 / 2)
     assert float(feature_matching(real, fake)) == pytest.approx((1 + 3) * 2 / 2 / 2)  # the logits never count
+
+
+@pytest.fixture(scope="module")
+def vgg_file(tmp_path_factory):
+    """A randomly initialised VGG19 (the ImageNet weights cannot be had here), saved as torchvision would."""
+    from translate.models.perceptual import vgg19_features
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("vgg") / "vgg19.pth"
+    torch.save({f"features.{k}": v for k, v in vgg19_features().state_dict().items()}, path)
+    return path
+
+
+def test_the_vgg_loss_weights_its_five_layers_and_stays_out_of_the_checkpoint(vgg_file, tmp_path, monkeypatch, capsys):
+    from translate.config.compose import build_model, compose
+    from translate.core.errors import ConfigError
+    from translate.models.perceptual import SLICES, load_vgg_loss
+
+    loss = load_vgg_loss(vgg_file)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert float(loss(x, x)) == 0 and float(loss(x, -x)) > 0 and len(loss.slices) == len(SLICES) == 5
+    assert not any(p.requires_grad for p in loss.parameters())
+    base = ["model=spade", "data=labels", "data.root=x", "data.label_nc=5", "generator.ngf=4", "generator.hidden=8",
+            "discriminator.ndf=8", "discriminator.n_layers=3"]
+    model = build_model(compose([*base, f"model.vgg_weights={vgg_file}"]))
+    batch = {"A": _maps(1, 5, 64, 64), "B": torch.rand(1, 3, 64, 64) * 2 - 1}
+    g = model.g_step(batch, model.generate(batch))
+    assert g["loss/G/vgg"] > 0 and torch.allclose(g["loss/G"], g["loss/G/gan"] + 10 * g["loss/G/feat"] + 10 * g["loss/G/vgg"])
+    assert not any("vgg" in k or "slices" in k for k in model.state_dict())  # frozen ImageNet weights: not ours
+    # no weights at hand: off, in one line; a named file that is missing or is not VGG19: refused in one line
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    assert "loss/G/vgg" not in build_model(compose(base)).g_step(batch, model.generate(batch))
+    assert capsys.readouterr().err.count("VGG loss is off: no VGG19 weights in") == 1
+    with pytest.raises(ConfigError, match="model.vgg_weights=.*nothing.pth: no such file"):
+        load_vgg_loss(tmp_path / "nothing.pth")
+    torch.save({"weight": torch.zeros(3)}, tmp_path / "other.pth")
+    with pytest.raises(ConfigError, match="other.pth: not VGG19 weights"):
+        load_vgg_loss(tmp_path / "other.pth")
