@@ -69,7 +69,8 @@ def label_dataset(root: Path, layout: str = "folders", *, n: int = 2, size: tupl
         for i in range(n):
             name = f"{split}{i}"
             c = classes.astype(np.int32)
-            photo = np.stack([(c * 60 + 10 * i) % 256, (255 - c * 50) % 256, np.full_like(c, 128)], -1)
+            shade = 128 if split == "train" else 90  # no photo is in both splits
+            photo = np.stack([(c * 60 + 10 * i) % 256, (255 - c * 50) % 256, np.full_like(c, shade)], -1)
             label_value = classes + 1 if layout == "ade20k" else classes  # ade20k: 0 is "other"
             if layout == "folders":
                 paths = (root / split / "label" / f"{name}.png", root / split / "image" / f"{name}.png",

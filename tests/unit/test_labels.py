@@ -162,3 +162,20 @@ def test_the_street_scenes_demo_renders_maps_instances_and_photos(tmp_path):
     assert (tmp_path / "demo" / "palette.txt").is_file() and data.palette.names[0] == "sky"
     with pytest.raises(ConfigError, match="data.label_nc=5: the street scenes have 7 classes"):
         street_scenes(root=tmp_path / "demo", num_train=2, num_val=1, label_nc=5)
+
+
+@pytest.mark.parametrize("layout", ["folders", "cityscapes", "ade20k"])
+def test_the_dataset_check_reads_label_map_layouts(tmp_path, layout, capsys):
+    from helpers import label_dataset
+
+    from translate.data.__main__ import main
+
+    root = label_dataset(tmp_path / layout, layout)
+    instances = ["instances=true"] if layout != "ade20k" else []
+    assert main(["check", str(root), "mode=labels", f"layout={layout}", *instances]) == 0
+    out = capsys.readouterr().out
+    assert "train/label: 2 images" in out and "val/image: 2 images" in out
+    if layout == "folders":
+        (root / "val" / "image" / "val0.png").unlink()
+        assert main(["check", str(root), "mode=labels"]) == 1
+        assert "'val0' has a label map but no photo" in capsys.readouterr().out

@@ -34,7 +34,7 @@ def _download(args: dict[str, Any]) -> int:
 
 
 def _check(args: dict[str, Any]) -> int:
-    report = check(args["path"], args["mode"], quick=args["quick"])
+    report = check(args["path"], args["mode"], quick=args["quick"], layout=args["layout"], instances=args["instances"])
     print(report)
     return 0 if report.ok else 1
 
@@ -79,7 +79,9 @@ TOOLS: dict[str, tuple[Arguments, Callable[[dict[str, Any]], int]]] = {
                        timeout=Setting(30.0, "seconds to wait for the server")), _download),
     "list": (_spec("list", (), "the datasets download knows"), _list),
     "check": (_spec("check", ("path",), "validate a dataset; exit 1 on errors",
-                    mode=Setting("aligned", "the layout to check", ("aligned", "unaligned", "single")),
+                    mode=Setting("aligned", "the kind of dataset", ("aligned", "unaligned", "single", "labels")),
+                    layout=Setting("folders", "mode=labels: the folders' layout", ("folders", "cityscapes", "ade20k")),
+                    instances=Setting(False, "mode=labels: instance maps too"),
                     quick=Setting(False, "read image headers only (a truncated file goes unnoticed)")), _check),
     "combine": (_spec("combine", ("src", "out"), "A/ and B/ folders -> side-by-side AB images"), _combine),
     "separate": (_spec("separate", ("src", "out"), "side-by-side AB images -> A/ and B/ folders (or trainA/trainB)",

@@ -18,6 +18,7 @@ from PIL import Image
 from translate.core.atomic import atomic_write, atomic_write_bytes
 from translate.core.errors import DataError
 from translate.data.files import is_image_file, open_image
+from translate.data.semantic import find_samples
 
 SPLITS = ("train", "val", "test")
 
@@ -191,18 +192,37 @@ def _layout(root: Path, mode: str, splits: Sequence[str] | None = None) -> dict[
     return {name: _images(folder) for name, folder in folders.items()}
 
 
+def _label_layout(root: Path, layout: str, instances: bool, report: Report) -> dict[str, list[Path]]:
+    """A label map dataset's files by ``<split>/label``, ``<split>/image`` (and ``<split>/instance``), each split
+    read as ``data=labels`` reads it; what it cannot match goes into the report's errors."""
+    folders: dict[str, list[Path]] = {}
+    for split in SPLITS:
+        try:
+            samples = find_samples(root, split, layout, instances)  # type: ignore[arg-type]
+        except DataError as e:
+            if "no such folder" not in str(e) and f"no {root / 'gtFine' / split}" not in str(e):
+                report.errors.append(str(e))
+            continue
+        for k, kind in enumerate(("label", "image", "instance")[: 2 + instances]):
+            folders[f"{split}/{kind}"] = [s[k] for s in samples]
+    return folders
+
+
 def check(root: str | Path, mode: str = "aligned", *, quick: bool = False,
-          splits: Sequence[str] | None = None) -> Report:
-    """Validate a dataset: counts, modes, sizes, unreadable files, A/B name mismatches, and files that occur in
-    more than one split (leaks between train and val/test)."""
+          splits: Sequence[str] | None = None, layout: str = "folders", instances: bool = False) -> Report:
+    """Validate a dataset: counts, modes, sizes, unreadable files, A/B (or label map/photo) name mismatches, and
+    files that occur in more than one split (leaks between train and val/test). ``mode=labels`` reads a label map
+    dataset in its ``layout`` (folders, cityscapes, ade20k; ``instances``: with instance maps)."""
     root = Path(root)
     report = Report()
-    if mode not in ("aligned", "unaligned", "single"):
-        raise DataError(f"mode={mode!r} is not one of aligned, unaligned, single")
+    if mode not in ("aligned", "unaligned", "single", "labels"):
+        raise DataError(f"mode={mode!r} is not one of aligned, unaligned, single, labels")
     if not root.is_dir():
         report.errors.append(f"{root}: no such folder")
         return report
-    folders = _layout(root, mode, splits)
+    folders = _label_layout(root, layout, instances, report) if mode == "labels" else _layout(root, mode, splits)
+    if report.errors:
+        return report
     if not folders:
         report.errors.append(f"{root}: no {mode} layout found (see datasets/README.md)")
         return report
@@ -212,8 +232,9 @@ def check(root: str | Path, mode: str = "aligned", *, quick: bool = False,
         if not files:
             report.errors.append(f"{root / name}: no images")
         split = name.split("/")[0].removesuffix("A").removesuffix("B")
+        maps = mode == "labels" and not name.endswith("/image")  # two scenes may share a map, not a photo
         for f in files:
-            if _inspect(f, report, quick):
+            if _inspect(f, report, quick) and not maps:
                 by_size[f.stat().st_size].append((f, split))
     # Leaks: the same bytes in two splits. Only files whose size occurs in another split can be equal, so only
     # those are hashed (for a large JPEG dataset, a few files rather than gigabytes).
