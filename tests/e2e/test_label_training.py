@@ -21,3 +21,37 @@ def test_pix2pix_trains_on_label_maps_and_shows_them_in_colour(tmp_path):
     grid = np.asarray(Image.open(tmp_path / "run" / "samples" / "step_0000002.png").convert("RGB")).astype(int)
     first = grid[22:150, 2:130]  # the input column, under the labels: the map in its palette's colours
     assert (np.abs(first - np.array([135, 190, 235])).sum(-1) < 10).mean() > 0.1  # sky-coloured pixels
+
+
+def test_infer_converts_label_maps_as_the_model_was_trained_on_them(tmp_path):
+    from helpers import label_dataset
+
+    from translate.data.semantic import LabelData
+    from translate.inference.convert import run as infer
+    from translate.loading.load import load
+
+    root = label_dataset(tmp_path / "data", "folders", size=(64, 64))
+    cfg = compose(tiny_overrides("model=spade", "data=labels", f"data.root={root}", "data.label_nc=4",
+                                 "data.instances=true", "data.load_size=64", "data.crop_size=64", "generator.ngf=4",
+                                 "generator.hidden=8", "discriminator.ndf=8", "discriminator.n_layers=2",
+                                 "model.lambda_vgg=0", "trainer.max_steps=2"))
+    with open_dict(cfg):
+        cfg.run_dir = str(tmp_path / "run")
+    fit(cfg)
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    for name in ("val0", "val1"):
+        (maps / f"{name}.png").write_bytes((root / "val" / "label" / f"{name}.png").read_bytes())
+    Image.fromarray(np.full((64, 64), 9, np.uint8), "L").save(maps / "bad.png")  # class 9 of 4
+    infer_cfg = compose([f"checkpoint={tmp_path / 'run'}", f"input={maps}", f"output={tmp_path / 'out'}",
+                         "quiet=true"], config_name="infer")
+    summary = infer(infer_cfg)
+    assert summary.converted == 2 and summary.failed[0][1].startswith("label 9 is outside data.label_nc=4")
+    out = np.asarray(Image.open(tmp_path / "out" / "val0.png"))
+    # the same map through the generator directly, encoded as training encodes it (no instance map: the class edges)
+    data = LabelData(root=root, label_nc=4, instances=True, preprocess="none")
+    encoding = data.val_dataset().encoding
+    pipe = load(tmp_path / "run")
+    x = encoding.encode(encoding.read(maps / "val0.png"))[None]
+    expected = ((pipe.tensors(x)[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+    assert out.shape == (64, 64, 3) and np.abs(out.astype(int) - expected.astype(int)).max() <= 1

@@ -103,6 +103,41 @@ def _from_colours(path: Path, rgb: np.ndarray, palette: Palette) -> np.ndarray:
     return order[at]
 
 
+@dataclass(frozen=True)
+class LabelEncoding:
+    """How a label-map model reads a map: ``label_nc`` classes, a ``dont_care`` value (one extra class), the
+    ADE20K numbering (0 is don't-care, the classes 1..label_nc), a ``palette`` for colour-coded maps, and whether
+    the instance boundaries are an input channel. The one place training data and ``infer`` turn a file into the
+    generator's input."""
+
+    label_nc: int
+    dont_care: int | None = None
+    instances: bool = False
+    zero_is_dont_care: bool = False  # ADE20K
+    palette: Palette | None = None
+
+    @property
+    def classes(self) -> int:
+        """One-hot channels: the classes and don't-care."""
+        return self.label_nc + (self.dont_care is not None)
+
+    def read(self, path: str | Path) -> torch.Tensor:
+        """The class indices [H, W] of a label map file (don't-care as class ``label_nc``)."""
+        if self.zero_is_dont_care:
+            labels = read_label_map(path, self.label_nc + 1) - 1
+            labels[labels < 0] = self.label_nc
+            return labels
+        return read_label_map(path, self.label_nc, palette=self.palette, dont_care=self.dont_care)
+
+    def encode(self, labels: torch.Tensor, instances: torch.Tensor | None = None) -> torch.Tensor:
+        """The generator's input [C, H, W]: one-hot classes, then (``instances``) the boundaries of ``instances``,
+        or of the classes themselves when no instance map is at hand."""
+        parts = [one_hot(labels, self.classes)]
+        if self.instances:
+            parts.append(boundaries(instances if instances is not None else labels))
+        return torch.cat(parts)
+
+
 def read_instance_map(path: str | Path) -> torch.Tensor:
     """The instance ids [H, W] (int64) of an instance map (any single-channel PNG, 8, 16 or 32 bits)."""
     with open_image(path) as im:

@@ -18,8 +18,9 @@ the same crop and flip as their photo.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch.utils.data import Dataset
@@ -28,15 +29,7 @@ from translate.core.errors import ConfigError, DataError
 from translate.core.schema import label_channels
 from translate.data.files import filter_readable, list_images, load_image
 from translate.data.folders import FolderDataset, _part, _stem_map
-from translate.data.labels import (
-    Palette,
-    boundaries,
-    class_colours,
-    one_hot,
-    read_instance_map,
-    read_label_map,
-    read_palette,
-)
+from translate.data.labels import LabelEncoding, Palette, class_colours, read_instance_map, read_palette
 from translate.data.modules import DataModule
 from translate.data.transforms import PairedTransform
 
@@ -91,10 +84,10 @@ class LabelDataset(FolderDataset):
                  dont_care: int | None = None, palette: Palette | None = None, instances: bool = False,
                  layout: Layout = "folders", output_nc: int = 3, max_size: int | None = None):
         super().__init__(transform)
-        self.label_nc, self.dont_care, self.palette = int(label_nc), dont_care, palette
-        self.instances, self.layout, self.output_nc = bool(instances), layout, output_nc
-        self.shown = palette or class_colours(self.label_nc)  # how sample grids show a map
-        files = [tuple(p for p in s if p is not None) for s in find_samples(Path(root), split, layout, self.instances)]
+        self.encoding = LabelEncoding(int(label_nc), dont_care, bool(instances), layout == "ade20k", palette)
+        self.layout, self.output_nc = layout, output_nc
+        self.shown = palette or class_colours(int(label_nc))  # how sample grids show a map
+        files = [tuple(p for p in s if p is not None) for s in find_samples(Path(root), split, layout, instances)]
         readable = filter_readable(files, f"{root} ({split})")[:max_size]
         self.samples: list[Sample] = [(s[0], s[1], s[2] if len(s) > 2 else None) for s in readable]
 
@@ -105,25 +98,15 @@ class LabelDataset(FolderDataset):
         self.samples = _part(self.samples, fraction, held)
         return self
 
-    def classes(self, path: Path) -> torch.Tensor:
-        """The class indices of a label map file, don't-care as class ``label_nc`` (ADE20K: its class 0)."""
-        if self.layout == "ade20k":  # 0 is "other": don't care; the classes are 1..label_nc
-            labels = read_label_map(path, self.label_nc + 1) - 1
-            labels[labels < 0] = self.label_nc
-            return labels
-        return read_label_map(path, self.label_nc, palette=self.palette, dont_care=self.dont_care)
-
     def load(self, index: int, seed: int) -> dict:
         label_path, photo_path, instance_path = self.samples[index]
-        maps = [self.classes(label_path)] + ([read_instance_map(instance_path)] if instance_path else [])
+        maps = [self.encoding.read(label_path)] + ([read_instance_map(instance_path)] if instance_path else [])
         photo = load_image(photo_path, self.output_nc)
         if any(m.shape != photo.shape[-2:] for m in maps):
             raise DataError(f"{label_path}: {tuple(maps[0].shape)} map for a {tuple(photo.shape[-2:])} photo "
                             f"({photo_path.name})")
         photo, *maps = self._transform(label_path, photo, *maps, labels=len(maps))
-        classes = self.label_nc + (self.dont_care is not None)
-        parts = [one_hot(maps[0], classes)] + ([boundaries(maps[1])] if len(maps) > 1 else [])
-        return {"A": torch.cat(parts), "B": photo, "labels": maps[0], "A_view": self.shown.colourise(maps[0]),
+        return {"A": self.encoding.encode(maps[0], maps[1] if len(maps) > 1 else None), "B": photo, "labels": maps[0], "A_view": self.shown.colourise(maps[0]),
                 "A_path": str(label_path), "B_path": str(photo_path)}
 
     def _transform(self, path: Path, *images: torch.Tensor, labels: int = 0) -> list[torch.Tensor]:
@@ -131,6 +114,17 @@ class LabelDataset(FolderDataset):
             return self.transform(*images, labels=labels)
         except DataError as e:
             raise DataError(f"{path}: {e}") from None
+
+
+def label_encoding(data: Mapping[str, Any]) -> LabelEncoding | None:
+    """How a run trained on ``data=labels`` (its stored ``data`` node) reads a label map, for ``infer`` and the
+    page; None for any other data. A palette file named there that is gone is left out (index maps still read)."""
+    if "label_nc" not in data:
+        return None
+    palette = data.get("palette")
+    return LabelEncoding(int(data["label_nc"]), data.get("dont_care"), bool(data.get("instances")),
+                         data.get("layout") == "ade20k",
+                         read_palette(palette) if palette and Path(str(palette)).is_file() else None)
 
 
 class LabelData(DataModule):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -34,6 +35,8 @@ from translate.core.runtime import autocast, precision_dtype, resolve_device
 from translate.core.schema import Count, Positive, Precision, Range, check_dataclass
 from translate.data.images import Picture, encode, picture_size, read_picture, resize_images, to_model_input
 from translate.data.inpainting import composited, hole_mask, inpainting_input, mask_file, remasked
+from translate.data.labels import LabelEncoding
+from translate.data.semantic import label_encoding
 from translate.inference.guard import Guard, GuardOptions, load_guard, write_scores
 from translate.inference.inputs import Ignored, collect_inputs, describe_ignored, input_folder_holding
 from translate.latent.axes import load_axes
@@ -92,9 +95,10 @@ class _Reader(Dataset):
     the model does not inpaint; ``mask_folder``: where those masks were looked for."""
 
     def __init__(self, files: list[Path], channels: int, resize: int | None, keep_aspect: bool,
-                 holes: list[Path | None] | None = None, mask_folder: Path | None = None):
+                 holes: list[Path | None] | None = None, mask_folder: Path | None = None,
+                 labels: LabelEncoding | None = None):
         self.files, self.channels, self.resize, self.keep_aspect = files, channels, resize, keep_aspect
-        self.holes, self.mask_folder = holes, mask_folder
+        self.holes, self.mask_folder, self.labels = holes, mask_folder, labels
 
     def __len__(self) -> int:
         return len(self.files)
@@ -103,6 +107,8 @@ class _Reader(Dataset):
         try:
             picture = read_picture(self.files[i])
             item = {"index": i, "picture": picture, "opaque": False}
+            if self.labels is not None:
+                return item | {"x": self._label_input(i)}
             if self.holes is None:
                 x = to_model_input(picture, self.channels)
             else:
@@ -116,6 +122,14 @@ class _Reader(Dataset):
             return {"index": i, "error": str(e)}
         except Exception as e:  # noqa: BLE001 - any decoder failure is this file's problem, not the run's
             return {"index": i, "error": f"{self.files[i]}: {type(e).__name__}: {e}"}
+
+    def _label_input(self, i: int) -> torch.Tensor:
+        """A label map model's input: the map's classes, resized nearest-neighbour only, then one-hot encoded."""
+        labels = self.labels.read(self.files[i])
+        if self.resize:
+            h, w = resized_size(*labels.shape, self.resize, self.keep_aspect)
+            labels = F.interpolate(labels[None, None].float(), size=(h, w), mode="nearest-exact")[0, 0].long()
+        return self.labels.encode(labels)
 
     def _with_holes(self, i: int, picture: Picture) -> tuple[torch.Tensor, bool]:
         if self.mask_folder is not None and self.holes[i] is None:
@@ -341,7 +355,8 @@ class InferOptions:
 
 
 def translate_files(G: nn.Module, inputs: str | Path | list, output: str | Path, options: InferOptions | None = None,
-                    plan: StylePlan | None = None, guard: Guard | None = None, **changes: Any) -> Summary:
+                    plan: StylePlan | None = None, guard: Guard | None = None, labels: LabelEncoding | None = None,
+                    **changes: Any) -> Summary:
     """Translate every image of ``inputs`` (files, folders, globs or list files) into ``output``, as ``options``
     (or the defaults) with ``changes`` (e.g. ``quiet=True``) say.
 
@@ -351,7 +366,8 @@ def translate_files(G: nn.Module, inputs: str | Path | list, output: str | Path,
     Returns the counts (``Summary.exit_code``: 0 all converted, 1 some failed). ``plan``: the styles of a
     generator with a style code (``translate.latent.styles``): several outputs per input, each counted. ``guard``
     (``translate.inference.guard``): every input is scored, ``Summary.scores`` and ``guard.csv`` in ``output`` say which
-    are out of domain, and ``guard.action=skip`` leaves those unconverted.
+    are out of domain, and ``guard.action=skip`` leaves those unconverted. ``labels``: the inputs are label maps,
+    read and encoded so (``translate.data.labels.LabelEncoding``; a model trained with ``data=labels``).
     """
     start = time.perf_counter()
     opts = replace(options or InferOptions(), **changes)
@@ -373,7 +389,7 @@ def translate_files(G: nn.Module, inputs: str | Path | list, output: str | Path,
     translator = Translator(G, device=device, precision=opts.precision, channels_last=opts.channels_last,
                             compile=opts.compile, norm_mode=opts.norm_mode, tile_size=opts.tile_size,
                             tile_overlap=opts.tile_overlap)
-    loader = _loader(jobs, sizes, translator, opts, device, _masks(jobs, output, opts.mask, translator))
+    loader = _loader(jobs, sizes, translator, opts, device, _masks(jobs, output, opts.mask, translator), labels)
     _translate_all(loader, jobs, len(jobs) - len(sizes), Converter(translator, plan, guard), opts, summary)
     if guard is not None and summary.scores:
         write_scores(output / "guard.csv", summary.scores, guard.threshold, {"action": guard.action})
@@ -536,7 +552,8 @@ def _masks(jobs: list[tuple[Path, Path]], output: Path, folder: str | None,
 
 
 def _loader(jobs: list[tuple[Path, Path]], sizes: dict[int, tuple[int, int]], translator: Translator,
-            opts: InferOptions, device: torch.device, holes: list[Path | None] | None = None) -> DataLoader:
+            opts: InferOptions, device: torch.device, holes: list[Path | None] | None = None,
+            labels: LabelEncoding | None = None) -> DataLoader:
     """Decoding workers feeding batches of equal-size images."""
     batch_size = opts.batch_size
     if batch_size is None:
@@ -546,7 +563,7 @@ def _loader(jobs: list[tuple[Path, Path]], sizes: dict[int, tuple[int, int]], tr
     batches = _batches_by_size(sizes, 1 if opts.norm_mode == "train" else max(1, int(batch_size)))
     mask_folder = Path(opts.mask).expanduser() if opts.mask else None
     reader = _Reader([src for src, _ in jobs], translator.in_channels, opts.resize, opts.keep_aspect, holes,
-                     mask_folder)
+                     mask_folder, labels)
     # fork where available: decoding workers need no CUDA, and start in milliseconds instead of re-importing
     # torch (which a spawn-started caller would otherwise impose, seconds per run).
     workers = opts.num_workers
@@ -635,7 +652,11 @@ def run(cfg) -> Summary:
     known_size = loaded.config is not None or loaded.pretrained is not None or loaded.trained_size
     options = replace(options, trained_size=loaded.size if known_size else None)
     guard = load_guard(GuardOptions.from_config(cfg.get("guard")), cfg.checkpoint, loaded.direction)
-    summary = translate_files(loaded.module, inputs, cfg.output, options, plan=plan, guard=guard)
+    labels = label_encoding(loaded.config.data) if loaded.config is not None else None
+    if labels is not None and labels.instances:
+        warnings.warn("this model also read instance boundaries in training; infer takes the label maps' class "
+                      "boundaries for them (objects of one class that touch are not told apart)", stacklevel=2)
+    summary = translate_files(loaded.module, inputs, cfg.output, options, plan=plan, guard=guard, labels=labels)
     if guard is not None:
         verb = "not converted" if guard.action == "skip" else "converted anyway"
         _print_some([(src, f"score {score:.4f} > {guard.threshold:.4f}, {verb}") for src, score in summary.flagged],
