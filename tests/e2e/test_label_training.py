@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from helpers import tiny_overrides
 from omegaconf import open_dict
 from PIL import Image
@@ -55,3 +56,10 @@ def test_infer_converts_label_maps_as_the_model_was_trained_on_them(tmp_path):
     x = encoding.encode(encoding.read(maps / "val0.png"))[None]
     expected = ((pipe.tensors(x)[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
     assert out.shape == (64, 64, 3) and np.abs(out.astype(int) - expected.astype(int)).max() <= 1
+    # a model folder of it converts as the run does (spectral norm and SPADE blocks rebuilt from the folder)
+    import translate
+    from translate.inference.export import run as export
+
+    folder = export(compose([f"checkpoint={tmp_path / 'run'}", "format=folder", f"output={tmp_path / 'model'}"],
+                            config_name="export"))
+    assert torch.equal(translate.load(folder).tensors(x), pipe.tensors(x))

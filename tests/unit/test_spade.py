@@ -109,3 +109,22 @@ def test_the_vgg_loss_weights_its_five_layers_and_stays_out_of_the_checkpoint(vg
     torch.save({"weight": torch.zeros(3)}, tmp_path / "other.pth")
     with pytest.raises(ConfigError, match="other.pth: not VGG19 weights"):
         load_vgg_loss(tmp_path / "other.pth")
+
+
+def test_the_generator_exports_to_onnx_with_its_spectral_norm_baked_in(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from translate.inference.export import export_generator
+    from translate.networks.layers import baked
+
+    torch.manual_seed(0)
+    G = SPADEGenerator(in_channels=5, ngf=4, hidden=8).eval()
+    x = _maps(1, 5, 64, 96)
+    with torch.no_grad():
+        y = G(x)
+        assert torch.equal(baked(G)(x), y) and is_parametrized(G.up_0.conv_0)  # the original keeps its own
+    session = ort.InferenceSession(str(export_generator(G, tmp_path / "spade.onnx", "onnx", 17)))
+    for maps in (x, _maps(2, 5, 64, 64, seed=3)):
+        with torch.no_grad():
+            expected = G(maps).numpy()
+        out = session.run(None, {session.get_inputs()[0].name: maps.numpy()})[0]
+        assert out.shape == expected.shape and abs(out - expected).max() < 1e-4

@@ -33,7 +33,7 @@ from translate.loading.pipeline import Pipeline, results_folder, source_name
 from translate.loading.pretrained import is_pretrained
 from translate.models.base import Translation, fixed_latents
 from translate.models.gan import LATENT
-from translate.networks.layers import generator_channels, generator_stride
+from translate.networks.layers import baked, generator_channels, generator_stride
 from translate.networks.stylegan import StyleGenerator
 
 MAX_OVERRIDES_BYTES = 64 * 1024
@@ -139,7 +139,7 @@ def export_generator(G: nn.Module, path: str | Path, format: str = "onnx", opset
     code chosen now); a noise generator [N, z_dim] latents (dynamic batch)."""
     if format not in FORMATS:
         raise ConfigError(f"format={format!r} is not one of {', '.join(FORMATS)}")
-    G, examples, input_names, metadata = _wrapped(G.eval().cpu(), truncation, style)
+    G, examples, input_names, metadata = _wrapped(baked(G.eval().cpu()), truncation, style)
     path = Path(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter is chatty about deprecations

@@ -10,6 +10,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from translate.core.errors import check_choice
 
@@ -115,6 +116,23 @@ def generator_channels(G: nn.Module) -> tuple[int, int]:
         return int(G.in_channels), int(G.out_channels)
     convs = [m for m in G.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     return convs[0].in_channels, convs[-1].out_channels
+
+
+def baked(net: nn.Module) -> nn.Module:
+    """``net`` with every parametrization (spectral norm) replaced by the weight it currently gives, as a new network
+    (``net`` itself when it has none): the same outputs in eval mode, without the per-call normalisation that
+    exporters cannot express. A parametrized network must keep its arguments (``keeps_arguments``)."""
+    if not any(parametrize.is_parametrized(m) for m in net.modules()):
+        return net
+    # A fresh instance, not a deep copy: a copy shares each parametrized module's class with the original, and
+    # removing a parametrization edits that class.
+    clone = type(net)(**net.arguments)
+    clone.load_state_dict(net.state_dict())
+    clone.train(net.training)  # in training mode, reading a spectral-norm weight takes a power-iteration step
+    found = [(m, name) for m in clone.modules() for name in list(getattr(m, "parametrizations", {}) or {})]
+    for module, name in found:  # collected first: removing one changes the module's class
+        parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    return clone
 
 
 def generator_stride(G: nn.Module) -> int:
