@@ -303,3 +303,62 @@ def test_screenshots(browser, bicycle_run, tmp_path):
         page.screenshot(path=str(folder / "page_styles.png"), full_page=True)
         assert all((folder / f"page_{k}.png").stat().st_size > 10_000 for k in ("drawing", "upload", "error", "styles"))
         page.close()
+
+
+@pytest.fixture(scope="module")
+def spade_run(tmp_path_factory) -> Path:
+    """A 2-step SPADE run on 64 px label maps of 4 classes with instance maps."""
+    from helpers import label_dataset
+    from serving import train_tiny
+
+    tmp = tmp_path_factory.mktemp("spade_run")
+    root = label_dataset(tmp / "data", "folders", size=(64, 64))
+    return train_tiny(tmp, "model=spade", "data=labels", f"data.root={root}", "data.label_nc=4", "data.instances=true",
+                      "data.load_size=64", "data.crop_size=64", "generator.ngf=4", "generator.hidden=8",
+                      "discriminator.ndf=8", "discriminator.n_layers=2", "model.lambda_vgg=0")
+
+
+def _painted_classes(page, colours: list[str]) -> np.ndarray:
+    """The canvas's pixels as class indices; every pixel must be one of the palette's colours exactly."""
+    rgb = _canvas_pixels(page).astype(int)
+    table = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in colours])
+    match = (rgb[:, :, None, :] == table[None, None]).all(-1)
+    assert match.any(-1).all(), "a painted pixel is not a palette colour (anti-aliased?)"
+    return match.argmax(-1)
+
+
+def test_a_label_model_gets_a_paint_by_class_canvas(browser, spade_run):
+    from serving import get_json
+
+    with serving(spade_run) as (url, _):
+        info = get_json(f"{url}/api/info")
+        names, colours = info["labels"]["names"], info["labels"]["colours"]
+        assert names == ["class 0", "class 1", "class 2", "class 3"] and info["examples"] == 2
+        page = _open(browser, url)
+        assert page.locator("#palette button").count() == 4 and page.is_visible("#fill")
+        assert (_painted_classes(page, colours) == 0).all()
+        n = _requests(page)
+        page.click("#palette button >> nth=2")
+        _draw(page, [(0.0, 0.5), (0.999, 0.5)])  # a band of class 2 across the middle, edge to edge
+        _wait_for(page, n + 1)
+        n = _requests(page)
+        page.click("#palette button >> nth=3")
+        page.click("#fill")
+        _draw(page, [(0.5, 0.1), (0.5, 0.1)])  # the top region (class 0, above the band) filled with class 3
+        _wait_for(page, n + 1)
+        classes = _painted_classes(page, colours)
+        js = np.array(page.evaluate("Array.from(paint.map)")).reshape(64, 64)
+        assert np.array_equal(classes, js)  # what is shown is the map painted ...
+        assert (classes[30:34] == 2).all() and (classes[:5] == 3).all() and (classes[-5:] == 0).all()
+        assert set(np.unique(classes)) == {0, 2, 3}
+        assert _shown(page) == post(f"{url}/api/translate", {"image": _canvas(page)})[1]  # ... and what is translated
+        n = _requests(page)
+        page.click("#examples button >> nth=0")  # a validation map: its classes, exactly
+        _wait_for(page, n + 1)
+        stripes = (np.arange(64)[None, :] * 4 // 64).repeat(64, 0)
+        assert np.array_equal(_painted_classes(page, colours), stripes)
+        n = _requests(page)
+        page.click("#undo")
+        _wait_for(page, n + 1)
+        assert np.array_equal(_painted_classes(page, colours), classes)
+        page.close()

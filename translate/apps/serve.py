@@ -39,7 +39,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -54,6 +54,8 @@ from translate.core.runtime import resolve_device
 from translate.core.schema import Count, Positive, Precision, Range, check_dataclass
 from translate.data.images import encode, read_picture, to_model_input
 from translate.data.inpainting import composited, hole_mask, inpainting_input, remasked
+from translate.data.labels import LabelEncoding, Palette, class_colours
+from translate.data.semantic import label_encoding
 from translate.evaluation.evaluate import validation_inputs
 from translate.inference.convert import FAR, Translator, resize_for_model, resized_size
 from translate.inference.guard import Guard, GuardOptions, load_guard
@@ -274,7 +276,8 @@ class ModelService:
         self.device = resolve_device(options.device)
         self.kind = "noise" if loaded.translation.source == LATENT else "style" if takes_style(self.G) else "translation"
         self.axes = _saved_axes(self.checkpoint)
-        self.examples, self.no_examples = example_images(loaded, self.kind == "translation" or self.kind == "style")
+        self.labels = served_labels(loaded)  # label-map models: how the page's painted maps are read
+        self.examples, self.no_examples = example_images(loaded, self.kind != "noise", self.labels)
         norm_mode = loaded.norm_mode if options.norm_mode == "auto" else options.norm_mode
         if self.kind == "noise":
             self.sampler = Sampler(self.G, device=self.device)
@@ -314,11 +317,14 @@ class ModelService:
             raise BadRequest("this model generates from noise: POST /api/generate")
         self.check_sizes(request)
         inpaints = self.translator.inpaints
-        x = decode_image(request.image, self.translator.in_channels, self.options.max_pixels, inpaints,
-                         max_aspect=self.options.max_aspect)
-        if request.resize is not None:
-            x = resize_for_model(x[0], request.resize, keep_aspect=True)[None]
-            x = remasked(x) if inpaints else x
+        if self.labels is not None:
+            x = self.label_input(request)
+        else:
+            x = decode_image(request.image, self.translator.in_channels, self.options.max_pixels, inpaints,
+                             max_aspect=self.options.max_aspect)
+            if request.resize is not None:
+                x = resize_for_model(x[0], request.resize, keep_aspect=True)[None]
+                x = remasked(x) if inpaints else x
 
         def work() -> Answer:
             code = self.style_code(request) if self.kind == "style" else None
@@ -327,6 +333,23 @@ class ModelService:
             return Answer(png(composited(out, x[0].to(out.device)) if inpaints else out), headers)
 
         return self.call(work)
+
+    def label_input(self, request: Request) -> torch.Tensor:
+        """A painted or uploaded label map (the palette's colours, or class indices) as the model's input [1, C, H,
+        W]: read exactly as training and ``infer`` read maps (no resampling but nearest-neighbour)."""
+        fmt = image_size(request.image, "image", self.options.max_pixels, self.options.max_aspect)[2]
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"map.{fmt.lower()}"
+            path.write_bytes(request.image)
+            try:
+                labels = self.labels.read(path)
+            except DataError as e:
+                raise BadRequest(f"image: {str(e).removeprefix(f'{path}: ')}") from None
+        if request.resize is not None:
+            h, w = resized_size(*labels.shape, request.resize, True)
+            labels = torch.nn.functional.interpolate(labels[None, None].float(), size=(h, w), mode="nearest-exact")
+            labels = labels[0, 0].long()
+        return self.labels.encode(labels)[None]
 
     def check_sizes(self, request: Request) -> None:
         """Refuse, from the headers alone and before any work, uploads that would make a tensor over the pixel
@@ -405,6 +428,10 @@ class ModelService:
         if self.kind != "noise":
             result["canvas"] = self.canvas()
             result["inpaints"] = bool(self.translator.inpaints)
+        if self.labels is not None:
+            p = self.labels.palette
+            result["labels"] = {"names": list(p.names), "colours": ["#%02x%02x%02x" % c for c in p.colours],
+                                "dont_care": self.labels.dont_care is not None}
         if self.kind == "style":
             result["styles"] = {"nz": int(self.G.nz), "reference": self.loaded.style_encoder is not None,
                                 "per_level": is_styled(self.G)}
@@ -424,15 +451,31 @@ class ModelService:
 EXAMPLES = 6
 
 
-def example_images(loaded: Pipeline, translates: bool) -> tuple[list[bytes], str | None]:
+def served_labels(loaded: Pipeline) -> LabelEncoding | None:
+    """How the page reads a label-map model's input: the run's encoding with a palette for every class (the
+    run's own, or distinct colours) and, for don't-care, black."""
+    encoding = label_encoding(loaded.config.data) if loaded.config is not None else None
+    if encoding is None or encoding.zero_is_dont_care:
+        return None
+    palette = encoding.palette or class_colours(encoding.label_nc)
+    if encoding.dont_care is not None:
+        palette = Palette((*palette.names, "don't care"), (*palette.colours, (0, 0, 0)))
+    return replace(encoding, palette=palette, dont_care=None if encoding.dont_care is None else -1)
+
+
+def example_images(loaded: Pipeline, translates: bool,
+                   labels: LabelEncoding | None = None) -> tuple[list[bytes], str | None]:
     """The page's example inputs as PNGs: a few of the run's validation images (an inpainting model's with its
-    holes transparent), and why there are none when the run's data cannot be read here."""
+    holes transparent; a label map in the palette's colours), and why there are none when the run's data cannot
+    be read here."""
     if not translates:
         return [], None
     try:
         images = validation_inputs(loaded, EXAMPLES)
     except TranslateError as e:
         return [], f"no example inputs: {first_line(e)}"
+    if labels is not None:  # one-hot maps: their classes, in the colours the page paints
+        return [png(labels.palette.colourise(x[: labels.classes].argmax(0))) for x in images], None
     if images and images[0].shape[0] in (2, 4):  # an inpainting input: the image and its hole mask
         return [encode(x[:-1], ((x[-1:] < 0) * 255).to(torch.uint8), "PNG") for x in images], None
     return [png(x) for x in images], None

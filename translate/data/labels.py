@@ -57,6 +57,13 @@ class Palette:
         return table[labels.long()].movedim(-1, -3)
 
 
+PALETTES = {  # built-in palettes, by name (data.palette=NAME): the semantic demo's street scenes
+    "street_scenes": Palette(("sky", "grass", "road", "building", "tree", "water", "car"),
+                             ((135, 190, 235), (90, 160, 60), (110, 110, 115), (170, 90, 70), (30, 100, 40),
+                              (40, 90, 180), (220, 40, 40))),
+}
+
+
 def class_colours(n: int) -> Palette:
     """A palette of ``n`` distinct colours (hues a golden angle apart) for maps whose data names none."""
     colours = []
@@ -164,8 +171,10 @@ def one_hot(labels: torch.Tensor, classes: int) -> torch.Tensor:
 
 
 def read_palette(path: str | Path) -> Palette:
-    """A palette file: one class per line, ``name r g b`` (or ``name #rrggbb``), in class order; lines that start
-    with ``#`` are comments."""
+    """A built-in palette by name (``PALETTES``) or a palette file: one class per line, ``name r g b`` (or
+    ``name #rrggbb``), in class order; lines that start with ``#`` are comments."""
+    if str(path) in PALETTES:
+        return PALETTES[str(path)]
     names, colours = [], []
     try:
         text = Path(path).read_text(encoding="utf-8")

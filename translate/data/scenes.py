@@ -32,13 +32,11 @@ from translate.data.demo import (
     _write_atomically,
     renders_into_root,
 )
-from translate.data.labels import Palette
+from translate.data.labels import PALETTES
 from translate.data.semantic import LabelData
 
 SKY, GRASS, ROAD, BUILDING, TREE, WATER, CAR = range(7)
-PALETTE = Palette(("sky", "grass", "road", "building", "tree", "water", "car"),
-                  ((135, 190, 235), (90, 160, 60), (110, 110, 115), (170, 90, 70), (30, 100, 40), (40, 90, 180),
-                   (220, 40, 40)))
+PALETTE = PALETTES["street_scenes"]
 WALLS = np.array([[0.62, 0.32, 0.26], [0.72, 0.71, 0.68], [0.82, 0.72, 0.5]], np.float32)  # brick, concrete, sand
 CARS = np.array([[0.8, 0.12, 0.1], [0.1, 0.25, 0.75], [0.9, 0.85, 0.2], [0.95, 0.95, 0.95]], np.float32)
 
@@ -168,4 +166,5 @@ def street_scenes(*, root: str | None = None, size: Side = 64, num_train: Count 
     kwargs["label_nc"] = kwargs.get("label_nc") or len(PALETTE)
     if kwargs["label_nc"] != len(PALETTE):
         raise ConfigError(f"data.label_nc={kwargs['label_nc']}: the street scenes have {len(PALETTE)} classes")
-    return LabelData(root=path, palette=str(path / "palette.txt"), **kwargs)
+    kwargs["palette"] = kwargs.get("palette") or "street_scenes"
+    return LabelData(root=path, **kwargs)

@@ -29,7 +29,7 @@ from translate.core.errors import ConfigError, DataError
 from translate.core.schema import label_channels
 from translate.data.files import filter_readable, list_images, load_image
 from translate.data.folders import FolderDataset, _part, _stem_map
-from translate.data.labels import LabelEncoding, Palette, class_colours, read_instance_map, read_palette
+from translate.data.labels import PALETTES, LabelEncoding, Palette, class_colours, read_instance_map, read_palette
 from translate.data.modules import DataModule
 from translate.data.transforms import PairedTransform
 
@@ -122,9 +122,9 @@ def label_encoding(data: Mapping[str, Any]) -> LabelEncoding | None:
     if "label_nc" not in data:
         return None
     palette = data.get("palette")
+    known = palette and (str(palette) in PALETTES or Path(str(palette)).is_file())
     return LabelEncoding(int(data["label_nc"]), data.get("dont_care"), bool(data.get("instances")),
-                         data.get("layout") == "ade20k",
-                         read_palette(palette) if palette and Path(str(palette)).is_file() else None)
+                         data.get("layout") == "ade20k", read_palette(palette) if known else None)
 
 
 class LabelData(DataModule):
