@@ -102,8 +102,13 @@ def test_the_vgg_loss_weights_its_five_layers_and_stays_out_of_the_checkpoint(vg
     assert not any("vgg" in k or "slices" in k for k in model.state_dict())  # frozen ImageNet weights: not ours
     # no weights at hand: off, in one line; a named file that is missing or is not VGG19: refused in one line
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
-    assert "loss/G/vgg" not in build_model(compose(base)).g_step(batch, model.generate(batch))
-    assert capsys.readouterr().err.count("VGG loss is off: no VGG19 weights in") == 1
+    quiet = build_model(compose(base))
+    assert "VGG loss is off" not in capsys.readouterr().err  # building the model (as loading does) reads no VGG
+    assert "loss/G/vgg" not in quiet.g_step(batch, model.generate(batch))
+    assert "loss/G/vgg" not in quiet.g_step(batch, model.generate(batch))
+    assert capsys.readouterr().err.count("VGG loss is off: no VGG19 weights in") == 1  # said once, at the first step
+    with pytest.raises(ConfigError, match="model.vgg_weights=.*gone.pth: no such file"):
+        build_model(compose([*base, f"model.vgg_weights={tmp_path / 'gone.pth'}"]))
     with pytest.raises(ConfigError, match="model.vgg_weights=.*nothing.pth: no such file"):
         load_vgg_loss(tmp_path / "nothing.pth")
     torch.save({"weight": torch.zeros(3)}, tmp_path / "other.pth")

@@ -15,8 +15,11 @@ hand, as on a machine that cannot download them.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
+from translate.core.errors import ConfigError
 from translate.models.perceptual import VGGLoss, load_vgg_loss
 from translate.models.pix2pix import Pix2Pix
 
@@ -31,13 +34,22 @@ class SPADE(Pix2Pix):
 
     def __init__(self, *, lambda_vgg: float = 10.0, vgg_weights: str | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.lambda_vgg = float(lambda_vgg)
-        # Held outside the module tree: frozen ImageNet weights are no part of the model's checkpoint.
-        self._vgg: tuple[VGGLoss | None] = (load_vgg_loss(vgg_weights) if self.lambda_vgg else None,)
+        self.lambda_vgg, self.vgg_weights = float(lambda_vgg), vgg_weights
+        if self.lambda_vgg and vgg_weights and not Path(vgg_weights).expanduser().is_file():
+            raise ConfigError(f"model.vgg_weights={vgg_weights}: no such file")  # before any work
+        # Read at the first training step (loading the generator for inference never needs it), and held outside
+        # the module tree: frozen ImageNet weights are no part of the model's checkpoint.
+        self._vgg: list[VGGLoss | None] = []
+
+    def vgg_loss(self) -> VGGLoss | None:
+        """The VGG loss (None when off), loaded on first use."""
+        if not self._vgg:
+            self._vgg.append(load_vgg_loss(self.vgg_weights) if self.lambda_vgg else None)
+        return self._vgg[0]
 
     def g_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         losses = super().g_step(batch, out)
-        vgg = self._vgg[0]
+        vgg = self.vgg_loss()
         if vgg is not None:
             fake, real = out["fake"], batch[self.tgt]
             losses["loss/G/vgg"] = vgg.to(fake.device)(fake, real)
