@@ -133,3 +133,17 @@ def test_the_generator_exports_to_onnx_with_its_spectral_norm_baked_in(tmp_path)
             expected = G(maps).numpy()
         out = session.run(None, {session.get_inputs()[0].name: maps.numpy()})[0]
         assert out.shape == expected.shape and abs(out - expected).max() < 1e-4
+
+
+def test_the_discriminator_has_the_codes_layers():
+    """SPADE's n_layers_D=4 NLayerDiscriminator: 4x4 convs to 64, 128, 256 (stride 2) and 512 (stride 1), then
+    the logits; two scales."""
+    from torch import nn
+
+    from translate.config.compose import build_model, compose
+
+    model = build_model(compose(["model=spade", "data=labels", "data.root=x", "data.label_nc=5", "model.lambda_vgg=0"]))
+    assert len(model.D.discriminators) == 2
+    convs = [m for m in model.D.discriminators[0].modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.out_channels, c.stride[0]) for c in convs] == [(64, 2), (128, 2), (256, 2), (512, 1), (1, 1)]
+    assert convs[0].in_channels == 5 + 3  # the one-hot map beside the image
