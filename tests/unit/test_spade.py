@@ -137,7 +137,7 @@ def test_the_generator_exports_to_onnx_with_its_spectral_norm_baked_in(tmp_path)
 
 def test_the_discriminator_has_the_codes_layers():
     """SPADE's n_layers_D=4 NLayerDiscriminator: 4x4 convs to 64, 128, 256 (stride 2) and 512 (stride 1), then
-    the logits; two scales."""
+    the logits, padded by 2, spectral norm on the hidden ones; two scales."""
     from torch import nn
 
     from translate.config.compose import build_model, compose
@@ -146,4 +146,5 @@ def test_the_discriminator_has_the_codes_layers():
     assert len(model.D.discriminators) == 2
     convs = [m for m in model.D.discriminators[0].modules() if isinstance(m, nn.Conv2d)]
     assert [(c.out_channels, c.stride[0]) for c in convs] == [(64, 2), (128, 2), (256, 2), (512, 1), (1, 1)]
-    assert convs[0].in_channels == 5 + 3  # the one-hot map beside the image
+    assert convs[0].in_channels == 5 + 3 and all(c.padding == (2, 2) for c in convs)  # the map beside the image
+    assert [is_parametrized(c) for c in convs] == [False, True, True, True, False]  # spectral norm: hidden only

@@ -9,8 +9,8 @@ multi-scale spectral-norm D, hinge loss, no L1, Adam with betas (0, 0.9) and the
 1e-4 for G and 4e-4 for D).
 
 Where it still differs from the official code (issue 31 goes on): no VAE style encoder (``use_vae``) yet; the
-PatchGAN's 4x4 convolutions pad by 1 (the code: 2) and its first and last convolutions carry spectral norm too
-(the code: the hidden ones only). The VGG loss is off (one line) where no VGG19 weights are at
+PatchGAN's hidden convolutions keep a bias before their instance norm (the code drops it: the norm removes it
+anyway). The VGG loss is off (one line) where no VGG19 weights are at
 hand, as on a machine that cannot download them.
 """
 

@@ -30,12 +30,17 @@ class PatchDiscriminator(nn.Module):
         n_layers: Positive = 3,
         norm: Norm = "batch",
         spectral_norm: bool = False,
+        spectral_outer: bool = True,
+        padding: int = 1,
     ):
+        """``spectral_outer=False``: spectral norm on the hidden convolutions only (SPADE's D); ``padding``: of the
+        4x4 convolutions, 1 as pix2pix's PatchGAN, 2 as pix2pixHD's and SPADE's (ceil((4 - 1) / 2))."""
         super().__init__()
         bias = conv_bias(norm)
+        outer = spectral_norm and spectral_outer
         # Each stage is one Sequential so that features() can return the activation after each.
         stages: list[nn.Module] = [
-            nn.Sequential(_sn(nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), spectral_norm), nn.LeakyReLU(0.2))
+            nn.Sequential(_sn(nn.Conv2d(in_channels, ndf, 4, stride=2, padding=padding), outer), nn.LeakyReLU(0.2))
         ]
         mult = 1
         for n in range(1, n_layers + 1):
@@ -43,12 +48,12 @@ class PatchDiscriminator(nn.Module):
             stride = 2 if n < n_layers else 1
             stages.append(
                 nn.Sequential(
-                    _sn(nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=bias), spectral_norm),
+                    _sn(nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=padding, bias=bias), spectral_norm),
                     norm_layer(norm, ndf * mult),
                     nn.LeakyReLU(0.2),
                 )
             )
-        stages.append(_sn(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1), spectral_norm))
+        stages.append(_sn(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=padding), outer))
         self.stages = nn.ModuleList(stages)
         # n_layers halvings, then two 4x4 stride-1 convs that each take one pixel off; the norm between them
         # needs at least 2x2 values.
@@ -104,13 +109,16 @@ class MultiscaleDiscriminator(nn.Module):
         norm: Norm = "instance",
         num_D: Positive = 3,
         spectral_norm: bool = False,
+        spectral_outer: bool = True,
+        padding: int = 1,
     ):
         super().__init__()
         if num_D < 1:
             raise ValueError(f"num_D={num_D} must be >= 1")
         self.discriminators = nn.ModuleList(
             PatchDiscriminator(
-                in_channels=in_channels, ndf=ndf, n_layers=n_layers, norm=norm, spectral_norm=spectral_norm
+                in_channels=in_channels, ndf=ndf, n_layers=n_layers, norm=norm, spectral_norm=spectral_norm,
+                spectral_outer=spectral_outer, padding=padding,
             )
             for _ in range(num_D)
         )
