@@ -65,10 +65,11 @@ class FolderDataset(Dataset):
     def load(self, index: int, seed: int) -> dict:
         raise NotImplementedError
 
-    def _transform(self, path: Path, *images: torch.Tensor) -> list[torch.Tensor]:
-        """The transform, with a per-image problem (e.g. smaller than the crop) reported against ``path``."""
+    def _transform(self, path: Path, *images: torch.Tensor, labels: int = 0) -> list[torch.Tensor]:
+        """The transform (the last ``labels`` images: index maps), with a per-image problem (e.g. smaller than the
+        crop) reported against ``path``."""
         try:
-            return self.transform(*images)
+            return self.transform(*images, labels=labels)
         except DataError as e:
             raise DataError(f"{path}: {e}") from None
 

@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from torch.utils.data import Dataset
 
 from translate.core.errors import ConfigError, DataError
@@ -108,12 +107,6 @@ class LabelDataset(FolderDataset):
         photo, *maps = self._transform(label_path, photo, *maps, labels=len(maps))
         return {"A": self.encoding.encode(maps[0], maps[1] if len(maps) > 1 else None), "B": photo, "labels": maps[0], "A_view": self.shown.colourise(maps[0]),
                 "A_path": str(label_path), "B_path": str(photo_path)}
-
-    def _transform(self, path: Path, *images: torch.Tensor, labels: int = 0) -> list[torch.Tensor]:
-        try:
-            return self.transform(*images, labels=labels)
-        except DataError as e:
-            raise DataError(f"{path}: {e}") from None
 
 
 def label_encoding(data: Mapping[str, Any]) -> LabelEncoding | None:
