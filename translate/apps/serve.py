@@ -57,7 +57,7 @@ from translate.data.inpainting import composited, hole_mask, inpainting_input, r
 from translate.data.labels import LabelEncoding, Palette, class_colours
 from translate.data.semantic import label_encoding
 from translate.evaluation.evaluate import validation_inputs
-from translate.inference.convert import FAR, Translator, resize_for_model, resized_size
+from translate.inference.convert import FAR, Translator, resize_for_model, resize_labels, resized_size
 from translate.inference.guard import Guard, GuardOptions, load_guard
 from translate.latent.axes import load_axes
 from translate.latent.sampling import LatentEdit, Sampler
@@ -346,9 +346,7 @@ class ModelService:
             except DataError as e:
                 raise BadRequest(f"image: {str(e).removeprefix(f'{path}: ')}") from None
         if request.resize is not None:
-            h, w = resized_size(*labels.shape, request.resize, True)
-            labels = torch.nn.functional.interpolate(labels[None, None].float(), size=(h, w), mode="nearest-exact")
-            labels = labels[0, 0].long()
+            labels = resize_labels(labels, request.resize, keep_aspect=True)
         return self.labels.encode(labels)[None]
 
     def check_sizes(self, request: Request) -> None:

@@ -126,10 +126,7 @@ class _Reader(Dataset):
     def _label_input(self, i: int) -> torch.Tensor:
         """A label map model's input: the map's classes, resized nearest-neighbour only, then one-hot encoded."""
         labels = self.labels.read(self.files[i])
-        if self.resize:
-            h, w = resized_size(*labels.shape, self.resize, self.keep_aspect)
-            labels = F.interpolate(labels[None, None].float(), size=(h, w), mode="nearest-exact")[0, 0].long()
-        return self.labels.encode(labels)
+        return self.labels.encode(resize_labels(labels, self.resize, self.keep_aspect) if self.resize else labels)
 
     def _with_holes(self, i: int, picture: Picture) -> tuple[torch.Tensor, bool]:
         if self.mask_folder is not None and self.holes[i] is None:
@@ -149,6 +146,12 @@ def resized_size(h: int, w: int, size: int, keep_aspect: bool) -> tuple[int, int
 def resize_for_model(x: torch.Tensor, size: int, keep_aspect: bool) -> torch.Tensor:
     """[C, H, W] with its shorter side (``keep_aspect``) or both sides at ``size``."""
     return resize_images(x[None], resized_size(*x.shape[-2:], size, keep_aspect))[0]
+
+
+def resize_labels(labels: torch.Tensor, size: int, keep_aspect: bool) -> torch.Tensor:
+    """An index map [H, W] with its shorter side (``keep_aspect``) or both sides at ``size``, nearest-neighbour."""
+    h, w = resized_size(*labels.shape, size, keep_aspect)
+    return F.interpolate(labels[None, None].float(), size=(h, w), mode="nearest-exact")[0, 0].long()
 
 
 def _batches_by_size(sizes: dict[int, tuple[int, int]], batch_size: int) -> list[list[int]]:
