@@ -13,7 +13,8 @@ from PIL import Image
 from translate.config.checkpoint import load_checkpoint
 from translate.config.compose import build_model, compose, resume_config
 from translate.core.errors import ConfigError
-from translate.models.autoencoder import gaussian_kl, reconstruction_error
+from translate.models.autoencoder import reconstruction_error
+from translate.models.losses import gaussian_kl
 from translate.networks.autoencoder import Autoencoder, Decoder
 from translate.training.loop import fit
 

@@ -63,3 +63,33 @@ def test_infer_converts_label_maps_as_the_model_was_trained_on_them(tmp_path):
     folder = export(compose([f"checkpoint={tmp_path / 'run'}", "format=folder", f"output={tmp_path / 'model'}"],
                             config_name="export"))
     assert torch.equal(translate.load(folder).tensors(x), pipe.tensors(x))
+
+
+def test_spade_with_its_style_encoder_gives_many_photos_per_map_and_copies_a_reference(tmp_path):
+    from helpers import label_dataset
+
+    from translate.inference.convert import run as infer
+
+    root = label_dataset(tmp_path / "data", "folders", size=(64, 64))
+    cfg = compose(tiny_overrides("model=spade", "data=labels", f"data.root={root}", "data.label_nc=4",
+                                 "data.load_size=64", "data.crop_size=64", "generator.ngf=4", "generator.hidden=8",
+                                 "discriminator.ndf=8", "discriminator.n_layers=2", "model.lambda_vgg=0",
+                                 "model.style_encoder=true", "model.z_dim=8", "model.encoder.ndf=4",
+                                 "model.encoder.size=32", "model.num_styles=2", "trainer.max_steps=2",
+                                 "trainer.val_every=2", "trainer.sample_every=2"))
+    with open_dict(cfg):
+        cfg.run_dir = str(tmp_path / "run")
+    metrics = fit(cfg)
+    assert metrics["val/diversity"] > 0 and metrics["loss/G/kld"] >= 0  # over the fixed styles
+    grid = Image.open(tmp_path / "run" / "samples" / "step_0000002.png")
+    assert grid.width > 5 * 64  # map | mean style | 2 styles | photo
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    (maps / "val0.png").write_bytes((root / "val" / "label" / "val0.png").read_bytes())
+    base = ["checkpoint=" + str(tmp_path / "run"), f"input={maps}", "quiet=true"]
+    infer(compose([*base, f"output={tmp_path / 'many'}", "style.samples=3"], config_name="infer"))
+    outs = [np.asarray(Image.open(tmp_path / "many" / f"val0_s{k}.png")).astype(int) for k in range(3)]
+    assert all(o.shape == (64, 64, 3) for o in outs) and np.abs(outs[0] - outs[1]).max() > 0
+    photo = root / "val" / "image" / "val0.png"
+    infer(compose([*base, f"output={tmp_path / 'ref'}", f"style.reference={photo}"], config_name="infer"))
+    assert len(list((tmp_path / "ref").glob("val0*.png"))) == 1

@@ -148,3 +148,58 @@ def test_the_discriminator_has_the_codes_layers():
     assert [(c.out_channels, c.stride[0]) for c in convs] == [(64, 2), (128, 2), (256, 2), (512, 1), (1, 1)]
     assert convs[0].in_channels == 5 + 3 and all(c.padding == (2, 2) for c in convs)  # the map beside the image
     assert [is_parametrized(c) for c in convs] == [False, True, True, True, False]  # spectral norm: hidden only
+
+
+def test_with_a_style_code_the_generator_starts_from_fc_of_the_code_and_its_mean_is_zero():
+    torch.manual_seed(0)
+    G = SPADEGenerator(in_channels=5, ngf=4, hidden=8, z_dim=16, crop_size=128, aspect_ratio=2.0).eval()
+    assert G.nz == 16 and G.start_size == (2, 4) and G.fc.out_features == 64 * 2 * 4  # the code's sh, sw
+    seg = _maps(2, 5, 64, 128)
+    z = torch.randn(2, 16)
+    assert torch.equal(G(seg), G(seg, torch.zeros(2, 16)))  # G(x): the mean style
+    assert not torch.allclose(G(seg, z), G(seg, -z))  # another code, another photo
+    assert torch.allclose(G(seg, z, truncation=0.0), G(seg))
+    assert G(_maps(1, 5, 96, 96), z[:1]).shape == (1, 3, 96, 96)  # other sizes: fc(z) resized to their grid
+    with pytest.raises(ValueError, match=r"z must be \[N, 16\]"):
+        G(seg, torch.zeros(2, 8))
+    with pytest.raises(ValueError, match="takes no style code"):
+        SPADEGenerator(in_channels=5, ngf=4, hidden=8)(seg, z)
+
+
+def test_the_style_encoder_has_the_codes_layers():
+    from translate.networks.spade import ConvEncoder
+
+    E = ConvEncoder(nz=256, ndf=64, size=256)
+    convs = [m for m in E.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [64, 128, 256, 512, 512, 512]
+    assert all(c.stride == (2, 2) and c.kernel_size == (3, 3) and is_parametrized(c) for c in convs)
+    assert E.fc_mu.in_features == E.fc_var.in_features == 512 * 4 * 4
+    small = ConvEncoder(nz=8, ndf=4, size=32)
+    mu, logvar = small(torch.randn(2, 3, 40, 56))  # any photo, resized to 32x32
+    assert mu.shape == logvar.shape == (2, 8)
+    with pytest.raises(ValueError, match="power of two"):
+        ConvEncoder(size=48)
+
+
+def test_the_style_encoder_trains_with_g_under_a_kl_term_and_d_makes_its_fakes_again():
+    from translate.config.compose import build_model, compose
+
+    cfg = compose(["model=spade", "data=labels", "data.root=x", "data.label_nc=5", "data.crop_size=64",
+                   "generator.ngf=4", "generator.hidden=8", "discriminator.ndf=8", "model.lambda_vgg=0",
+                   "model.style_encoder=true", "model.z_dim=8", "model.encoder.ndf=4", "model.encoder.size=32"])
+    model = build_model(cfg)
+    assert model.style_encoder() is model.E and set(model.auxiliaries()) == {"E"} and model.G.nz == 8
+    batch = {"A": _maps(2, 5, 64, 64), "B": torch.rand(2, 3, 64, 64) * 2 - 1}
+    out = model.generate(batch)
+    g = model.g_step(batch, out)
+    assert torch.allclose(g["loss/G"], g["loss/G/gan"] + 10 * g["loss/G/feat"] + 0.05 * g["loss/G/kld"])
+    g["loss/G"].backward()
+    assert all(p.grad is not None for p in model.E.parameters())  # E is trained by G's loss
+    calls = []
+    model.generate = lambda b: calls.append(b) or out  # d_step's own fakes, as the official D step
+    model.d_step(batch, {"fake": torch.full_like(batch["B"], float("nan"))})
+    assert len(calls) == 1
+    styled = model.with_fixed_inputs(batch, seed=0)
+    assert styled["styles"].shape == (4, 8) and len(model.sample_columns(styled)) == 2 + 4 + 1
+    assert model.sample_labels(styled) == ["input A", "mean style", "style 1", "style 2", "style 3", "style 4",
+                                           "target B"]

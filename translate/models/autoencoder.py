@@ -29,16 +29,10 @@ from torch import nn
 
 from translate.core.errors import ConfigError, check_choice
 from translate.models.base import Translation, TranslationModel, set_requires_grad
-from translate.models.losses import GANObjective, l1
+from translate.models.losses import GANObjective, gaussian_kl, l1, reparameterize
 from translate.networks.layers import init_weights
 
 Side = Literal["A", "B"]
-
-
-def gaussian_kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, exp(log_var)) || N(0, 1)) per image, summed over every code value: [N]."""
-    terms = 0.5 * (mean.float() ** 2 + log_var.float().exp() - 1.0 - log_var.float())
-    return terms.flatten(1).sum(1)
 
 
 def reconstruction_error(G: nn.Module, x: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
@@ -144,8 +138,7 @@ class Autoencoder(TranslationModel):
         if not self.variational:
             return {"fake": self.G(x)}
         mean, log_var = self.G.encode(x)
-        z = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
-        return {"fake": self.G.decode(z), "mean": mean, "log_var": log_var}
+        return {"fake": self.G.decode(reparameterize(mean, log_var)), "mean": mean, "log_var": log_var}
 
     def d_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.D is None:

@@ -31,16 +31,10 @@ from torch.func import functional_call
 from translate.core.errors import ConfigError, check_choice
 from translate.core.schema import Count, Positive
 from translate.models.base import STYLES, Translation, TranslationModel, fixed_latents, set_requires_grad, to_rgb
-from translate.models.losses import GANObjective
+from translate.models.losses import GANObjective, gaussian_kl, reparameterize
 from translate.networks.layers import init_weights
 
 Direction = Literal["AtoB", "BtoA"]
-
-
-def kl_to_prior(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)), summed over the code and averaged over the batch (the reference sums
-    over both; its batch of the cVAE half is 1 image)."""
-    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(1).mean()
 
 
 def plain(net: nn.Module) -> nn.Module:
@@ -117,7 +111,7 @@ class BicycleGAN(TranslationModel):
     def generate(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         A, B, _, _ = self.halves(batch)
         mu, logvar = self.E(B)
-        z_encoded = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # the reparameterisation trick
+        z_encoded = reparameterize(mu, logvar)
         z_random = torch.randn(len(A), self.nz, device=A.device, dtype=mu.dtype)
         return {"mu": mu, "logvar": logvar, "z_random": z_random,
                 "fake_encoded": self.G(A, z_encoded), "fake_random": self.G(A, z_random)}
@@ -157,7 +151,7 @@ class BicycleGAN(TranslationModel):
             "loss/G/gan": self.gan_loss.g_loss(self.D(self.judged(A, out["fake_encoded"]))),
             "loss/G/gan2": self.gan_loss.g_loss(self.D2(self.judged(A, out["fake_random"]))),
             "loss/G/l1": F.l1_loss(out["fake_encoded"].float(), B.float()),
-            "loss/G/kl": kl_to_prior(out["mu"].float(), out["logvar"].float()),
+            "loss/G/kl": gaussian_kl(out["mu"], out["logvar"]).mean(),
         }
         total = (self.lambda_gan * losses["loss/G/gan"] + self.lambda_gan2 * losses["loss/G/gan2"]
                  + self.lambda_l1 * losses["loss/G/l1"] + self.lambda_kl * losses["loss/G/kl"])

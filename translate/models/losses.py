@@ -1,4 +1,5 @@
-"""GAN objectives, gradient penalty and feature matching.
+"""GAN objectives, gradient penalty, feature matching and the variational pieces (a Gaussian code's KL to the prior,
+the reparameterisation trick).
 
 Each objective turns discriminator logits into named loss tensors. Logits may be a tensor or a list of
 tensors (one per scale of a multi-scale discriminator); the scales' losses are summed, as BicycleGAN's and
@@ -213,3 +214,14 @@ def patch_nce(query: torch.Tensor, key: torch.Tensor, *, num_images: int, temper
 def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute error per image [N], in [-1, 1] units like the training loss (a metric as well as a loss)."""
     return (pred.float() - target.float()).abs().flatten(1).mean(1)
+
+
+def gaussian_kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(log_var)) || N(0, 1)) per image, summed over every code value (in float32): [N]."""
+    terms = 0.5 * (mean.float() ** 2 + log_var.float().exp() - 1.0 - log_var.float())
+    return terms.flatten(1).sum(1)
+
+
+def reparameterize(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """A code drawn from N(mean, exp(log_var)) through which gradients reach ``mean`` and ``log_var``."""
+    return mean + torch.randn_like(mean) * (0.5 * log_var).exp()

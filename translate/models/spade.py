@@ -8,45 +8,90 @@ conditional GAN with that order and those losses; ``conf/model/spade.yaml`` sets
 multi-scale spectral-norm D, hinge loss, no L1, Adam with betas (0, 0.9) and the two time-scale learning rates
 1e-4 for G and 4e-4 for D).
 
-Where it still differs from the official code (issue 31 goes on): no VAE style encoder (``use_vae``) yet; the
-PatchGAN's hidden convolutions keep a bias before their instance norm (the code drops it: the norm removes it
-anyway). The VGG loss is off (one line) where no VGG19 weights are at
-hand, as on a machine that cannot download them.
+With ``style_encoder=true`` (the code's ``use_vae``) an encoder E (``translate.networks.ConvEncoder``, an
+auxiliary trained with G) reads a Gaussian style code (``z_dim`` 256) off the target photo; G starts from that
+code (drawn by the reparameterisation trick) instead of the downsampled map, and a KL term (``lambda_kld`` 0.05)
+keeps the codes near N(0, I): one map then has many photos, and a reference photo sets the style. Grids show
+the mean style and ``num_styles`` fixed styles; validation adds ``val/diversity`` over them.
+
+The official D step makes its fakes again, without gradients, with G as the G step left it (and, with the style
+encoder, with a fresh code); so does this one.
+
+Where it still differs from the official code: the PatchGAN's hidden convolutions keep a bias before their
+instance norm (the code drops it: the norm removes it anyway); the KL term is summed over the code and averaged
+over the batch (the code sums it over each GPU's share of the batch, so its weight depends on the GPU count).
+The VGG loss is off (one line) where no VGG19 weights are at hand, as on a machine that cannot download them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from translate.core.errors import ConfigError
+from translate.core.schema import Count, Positive
+from translate.models.base import STYLES, fixed_latents, to_rgb
+from translate.models.losses import gaussian_kl, reparameterize
 from translate.models.perceptual import VGGLoss, load_vgg_loss
 from translate.models.pix2pix import Pix2Pix
+from translate.networks.layers import init_weights
 
 
 class SPADE(Pix2Pix):
     """Label map (one-hot, ``data=labels``) -> photo: G's step, then D's (the official order). ``lambda_vgg``: the
     VGG19 perceptual loss's weight (off, with one line, when no VGG19 weights are at hand; ``vgg_weights``
-    names a file)."""
+    names a file). ``style_encoder``: the VAE style encoder (``encoder``, a factory), ``z_dim`` its code's
+    size, ``lambda_kld`` the KL term's weight, ``num_styles`` the fixed styles of grids and validation."""
 
     phases = ("G", "D")
     feature_layers_averaged = False
 
-    def __init__(self, *, lambda_vgg: float = 10.0, vgg_weights: str | None = None, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, *, lambda_vgg: float = 10.0, vgg_weights: str | None = None, style_encoder: bool = False,
+                 encoder: Callable[..., nn.Module] | None = None, z_dim: Positive = 256, lambda_kld: float = 0.05,
+                 num_styles: Count = 4, generator: Callable[..., nn.Module], **kwargs):
+        if style_encoder and encoder is None:
+            raise ConfigError("model.style_encoder=true needs model.encoder (conf/model/spade.yaml has one)")
+        if lambda_kld < 0:
+            raise ConfigError(f"model.lambda_kld={lambda_kld} must be >= 0")
+        super().__init__(generator=partial(generator, z_dim=z_dim) if style_encoder else generator, **kwargs)
         self.lambda_vgg, self.vgg_weights = float(lambda_vgg), vgg_weights
         if self.lambda_vgg and vgg_weights and not Path(vgg_weights).expanduser().is_file():
             raise ConfigError(f"model.vgg_weights={vgg_weights}: no such file")  # before any work
+        if style_encoder and getattr(self.G, "nz", 0) != z_dim:
+            raise ConfigError("model.style_encoder=true needs a generator that takes a style code: generator=spade")
+        self.E = init_weights(encoder(in_channels=self.G.out_channels, nz=z_dim), kwargs.get("init_type", "normal"),
+                              kwargs.get("init_gain", 0.02)) if style_encoder else None
+        self.lambda_kld, self.num_styles = float(lambda_kld), int(num_styles)
         # Read at the first training step (loading the generator for inference never needs it), and held outside
         # the module tree: frozen ImageNet weights are no part of the model's checkpoint.
         self._vgg: list[VGGLoss | None] = []
+
+    def auxiliaries(self) -> dict[str, nn.Module]:
+        return {"E": self.E} if self.E is not None else {}
+
+    def style_encoder(self) -> nn.Module | None:
+        return self.E
 
     def vgg_loss(self) -> VGGLoss | None:
         """The VGG loss (None when off), loaded on first use."""
         if not self._vgg:
             self._vgg.append(load_vgg_loss(self.vgg_weights) if self.lambda_vgg else None)
         return self._vgg[0]
+
+    def generate(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.E is None:
+            return super().generate(batch)
+        mu, logvar = self.E(batch[self.tgt])
+        return {"fake": self.G(batch[self.src], reparameterize(mu, logvar)), "mu": mu, "logvar": logvar}
+
+    def d_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        with torch.no_grad():  # the official D step makes its fakes again with the updated G
+            fresh = self.generate(batch)
+        return super().d_step(batch, fresh)
 
     def g_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         losses = super().g_step(batch, out)
@@ -55,4 +100,32 @@ class SPADE(Pix2Pix):
             fake, real = out["fake"], batch[self.tgt]
             losses["loss/G/vgg"] = vgg.to(fake.device)(fake, real)
             losses["loss/G"] = losses["loss/G"] + self.lambda_vgg * losses["loss/G/vgg"]
+        if self.E is not None:
+            losses["loss/G/kld"] = gaussian_kl(out["mu"], out["logvar"]).mean()
+            losses["loss/G"] = losses["loss/G"] + self.lambda_kld * losses["loss/G/kld"]
         return losses
+
+    # ------------------------------------------------------------------ styles in grids and validation
+    def with_fixed_inputs(self, batch: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
+        """With the style encoder: ``num_styles`` fixed style codes under ``styles`` (one grid column each)."""
+        if self.E is None or not self.num_styles:
+            return batch
+        return batch | {STYLES: fixed_latents(self.num_styles, self.G.nz, seed)}
+
+    @torch.no_grad()
+    def sample_columns(self, batch: dict[str, torch.Tensor],
+                       generators: dict[str, nn.Module] | None = None) -> list[torch.Tensor]:
+        """map | output (the mean style) | one column per fixed style | photo."""
+        columns = super().sample_columns(batch, generators)
+        if self.E is None or STYLES not in batch:
+            return columns
+        G, x = (generators or self.generators())["G"], batch[self.src]
+        styled = [to_rgb(G(x, z.to(x).expand(len(x), -1))) for z in batch[STYLES]]
+        return [*columns[:2], *styled, *columns[2:]]
+
+    def sample_labels(self, batch: dict[str, torch.Tensor]) -> list[str]:
+        labels = super().sample_labels(batch)
+        if self.E is None or STYLES not in batch:
+            return labels
+        styles = [f"style {i + 1}" for i in range(len(batch[STYLES]))]
+        return [labels[0], "mean style", *styles, *labels[2:]]

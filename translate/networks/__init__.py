@@ -11,7 +11,7 @@ _HOMES = {
     "LatentUnetGenerator": "bicycle", "StyleEncoder": "bicycle",
     "MultiscaleDiscriminator": "discriminators", "PatchDiscriminator": "discriminators",
     "PixelDiscriminator": "discriminators",
-    "ResnetGenerator": "generators", "UnetGenerator": "generators", "SPADEGenerator": "spade",
+    "ResnetGenerator": "generators", "UnetGenerator": "generators", "SPADEGenerator": "spade", "ConvEncoder": "spade",
     "DCGANDiscriminator": "latent", "DCGANGenerator": "latent", "TutorialDiscriminator": "latent",
     "TutorialGenerator": "latent",
     "StyleDiscriminator": "stylegan", "StyleGenerator": "stylegan",
@@ -19,7 +19,7 @@ _HOMES = {
 }
 __all__ = [  # noqa: RUF022 - as _HOMES lists them
     "LatentUnetGenerator", "StyleEncoder", "MultiscaleDiscriminator", "PatchDiscriminator", "PixelDiscriminator",
-    "ResnetGenerator", "UnetGenerator", "SPADEGenerator", "DCGANDiscriminator", "DCGANGenerator", "TutorialDiscriminator",
+    "ResnetGenerator", "UnetGenerator", "SPADEGenerator", "ConvEncoder", "DCGANDiscriminator", "DCGANGenerator", "TutorialDiscriminator",
     "TutorialGenerator", "StyleDiscriminator", "StyleGenerator", "count_parameters", "init_weights",
 ]
 

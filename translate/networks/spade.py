@@ -11,9 +11,16 @@ code (NVlabs/SPADE, ``models/networks/{normalization,architecture,generator}.py`
   -> 2 -> 1 ngf (and 1 -> 1/2 ngf for ``most``), leaky ReLU, a 3x3 conv to the image and tanh; nearest 2x
   upsampling between blocks. ``num_upsampling_layers`` normal = 5, more = 6, most = 7 halvings of the map.
 
-Where we differ on purpose: the start size follows the input (any sides that are multiples of the stride, any
-aspect ratio) instead of being fixed by ``crop_size`` and ``aspect_ratio``; ``hidden`` (the SPADE MLP's width,
-128 in the code) can be narrowed for a CPU; the VAE style input (``use_vae``) is added with the SPADE model family.
+- With a style code (``z_dim`` > 0, the code's ``use_vae``): the start is ``fc(z)``, a linear layer from the
+  code to 16 ngf channels on the start grid of a ``crop_size`` x ``crop_size / aspect_ratio`` image, instead of the
+  downsampled map; ``ConvEncoder`` reads the code's mean and log-variance off a photo (six 3x3 stride-2 convs with
+  spectral and instance norm, 64 -> 512 channels, on the photo resized to 256x256, then two linear layers).
+
+Where we differ on purpose: without a style code the start size follows the input (any sides that are multiples
+of the stride, any aspect ratio) instead of being fixed by ``crop_size`` and ``aspect_ratio``; with one, ``fc(z)``
+is resized (bilinear) to the start grid of an input of another size, so any size still converts. ``G(x)`` uses
+the mean style (z = 0) where the code draws a random one. ``hidden`` (the SPADE MLP's width, 128 in the code) and
+the encoder's ``size`` (256 in the code) can be narrowed for a CPU.
 """
 
 from __future__ import annotations
@@ -89,7 +96,8 @@ class SPADEGenerator(nn.Module):
 
     def __init__(self, *, in_channels: int = 36, out_channels: int = 3, ngf: Positive = 64,
                  num_upsampling_layers: Literal["normal", "more", "most"] = "normal", norm: SpadeNorm = "batch",
-                 spectral_norm: bool = True, hidden: Positive = HIDDEN):
+                 spectral_norm: bool = True, hidden: Positive = HIDDEN, z_dim: int = 0, crop_size: Positive = 256,
+                 aspect_ratio: float = 1.0):
         super().__init__()
         if num_upsampling_layers not in UPSAMPLINGS:
             raise ValueError(f"num_upsampling_layers={num_upsampling_layers!r}: one of {', '.join(UPSAMPLINGS)}")
@@ -101,7 +109,12 @@ class SPADEGenerator(nn.Module):
         def block(fin: int, fout: int) -> SPADEResnetBlock:
             return SPADEResnetBlock(fin, fout, in_channels, norm=norm, spectral_norm=spectral_norm, hidden=hidden)
 
-        self.fc = nn.Conv2d(in_channels, 16 * nf, 3, padding=1)
+        self.nz, self.start_channels = int(z_dim), 16 * nf
+        if self.nz:  # the code's use_vae: the start from a style code, on the training crop's start grid
+            self.start_size = (max(1, round(crop_size / aspect_ratio) // self.stride), max(1, crop_size // self.stride))
+            self.fc: nn.Module = nn.Linear(self.nz, 16 * nf * self.start_size[0] * self.start_size[1])
+        else:
+            self.fc = nn.Conv2d(in_channels, 16 * nf, 3, padding=1)
         self.head_0 = block(16 * nf, 16 * nf)
         self.G_middle_0 = block(16 * nf, 16 * nf)
         self.G_middle_1 = block(16 * nf, 16 * nf)
@@ -113,11 +126,13 @@ class SPADEGenerator(nn.Module):
             final = nf // 2
         self.conv_img = nn.Conv2d(final, out_channels, 3, padding=1)
 
-    def forward(self, seg: torch.Tensor) -> torch.Tensor:
+    def forward(self, seg: torch.Tensor, z: torch.Tensor | None = None, truncation: float = 1.0) -> torch.Tensor:
+        """The photo of one-hot map ``seg``; with a style code, of style ``z`` [N, z_dim] (None: the mean style),
+        pulled towards the mean by ``truncation``."""
         h, w = seg.shape[-2:]
         if h % self.stride or w % self.stride:
             raise ValueError(f"SPADEGenerator: input sides {h}x{w} must be multiples of {self.stride}")
-        x = self.fc(F.interpolate(seg, size=(h // self.stride, w // self.stride)))
+        x = self.start(seg, (h // self.stride, w // self.stride), z, truncation)
         x = self.G_middle_0(_up(self.head_0(x, seg)), seg)
         if self.num_upsampling_layers in ("more", "most"):
             x = _up(x)
@@ -127,6 +142,51 @@ class SPADEGenerator(nn.Module):
         if self.num_upsampling_layers == "most":
             x = self.up_4(_up(x), seg)
         return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+
+    def start(self, seg: torch.Tensor, grid: tuple[int, int], z: torch.Tensor | None,
+              truncation: float) -> torch.Tensor:
+        """The 16 ngf-channel start on ``grid``: from the downsampled map, or from the style code."""
+        if not self.nz:
+            if z is not None:
+                raise ValueError("this SPADE generator takes no style code (generator.z_dim=0)")
+            return self.fc(F.interpolate(seg, size=grid))
+        if z is None:
+            z = seg.new_zeros(len(seg), self.nz)
+        if z.dim() != 2 or z.shape[1] != self.nz:
+            raise ValueError(f"z must be [N, {self.nz}], got {list(z.shape)}")
+        if not isinstance(truncation, (int, float)):
+            raise ValueError("SPADE's truncation is one number (the code has no per-level styles)")
+        x = self.fc(z.to(seg) * truncation).view(len(z), self.start_channels, *self.start_size)
+        return x if tuple(grid) == self.start_size else F.interpolate(x, size=grid, mode="bilinear")
+
+
+@keeps_arguments
+class ConvEncoder(nn.Module):
+    """SPADE's style encoder (the code's ``ConvEncoder``): a photo [N, in_channels, H, W] -> the mean and
+    log-variance [N, nz] of its style code. The photo is resized (bilinear) to ``size`` x ``size`` (256 in the
+    code), halved by 3x3 stride-2 convolutions (spectral norm, instance norm, leaky ReLU 0.2; widths ndf, 2, 4, 8,
+    8, 8 ndf) down to 4x4, then read by two linear layers."""
+
+    def __init__(self, *, in_channels: int = 3, nz: Positive = 256, ndf: Positive = 64, size: Positive = 256):
+        super().__init__()
+        if size < 8 or size & (size - 1):
+            raise ValueError(f"ConvEncoder: size={size} must be a power of two, at least 8")
+        self.in_channels, self.nz, self.size = in_channels, int(nz), int(size)
+        widths = [ndf * min(2**i, 8) for i in range(size.bit_length() - 3)]  # one halving per layer, down to 4x4
+        layers, fin = [], in_channels
+        for fout in widths:
+            layers += [_spectral_norm(nn.Conv2d(fin, fout, 3, stride=2, padding=1)),
+                       nn.InstanceNorm2d(fout, affine=False), nn.LeakyReLU(0.2)]
+            fin = fout
+        self.layers = nn.Sequential(*layers)
+        self.fc_mu = nn.Linear(fin * 16, self.nz)
+        self.fc_var = nn.Linear(fin * 16, self.nz)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.shape[-2:] != (self.size, self.size):
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear")
+        h = self.layers(x).flatten(1)
+        return self.fc_mu(h), self.fc_var(h)
 
 
 def _up(x: torch.Tensor) -> torch.Tensor:
