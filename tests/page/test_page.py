@@ -307,7 +307,7 @@ def test_screenshots(browser, bicycle_run, tmp_path):
 
 @pytest.fixture(scope="module")
 def spade_run(tmp_path_factory) -> Path:
-    """A 2-step SPADE run on 64 px label maps of 4 classes with instance maps."""
+    """A 2-step SPADE run on 64 px label maps of 4 classes with instance maps and a style encoder."""
     from helpers import label_dataset
     from serving import train_tiny
 
@@ -315,7 +315,8 @@ def spade_run(tmp_path_factory) -> Path:
     root = label_dataset(tmp / "data", "folders", size=(64, 64))
     return train_tiny(tmp, "model=spade", "data=labels", f"data.root={root}", "data.label_nc=4", "data.instances=true",
                       "data.load_size=64", "data.crop_size=64", "generator.ngf=4", "generator.hidden=8",
-                      "discriminator.ndf=8", "discriminator.n_layers=2", "model.lambda_vgg=0")
+                      "discriminator.ndf=8", "discriminator.n_layers=2", "model.lambda_vgg=0",
+                      "model.style_encoder=true", "model.z_dim=8", "model.encoder.ndf=4", "model.encoder.size=32")
 
 
 def _painted_classes(page, colours: list[str]) -> np.ndarray:
@@ -361,4 +362,25 @@ def test_a_label_model_gets_a_paint_by_class_canvas(browser, spade_run):
         page.click("#undo")
         _wait_for(page, n + 1)
         assert np.array_equal(_painted_classes(page, colours), classes)
+        page.close()
+
+
+def test_a_label_model_with_a_style_encoder_paints_in_many_styles_and_copies_a_reference(browser, spade_run, tmp_path):
+    import base64
+
+    with serving(spade_run) as (url, _):
+        page = _open(browser, url)
+        assert page.locator("#palette button").count() == 4 and page.is_visible("#reference-controls")
+        mean = _shown(page)
+        thumbs = [_shown_in(page, f"#styles button:nth-child({i + 1}) img") for i in range(5)]
+        assert len(set(thumbs)) == 5 and mean not in thumbs
+        painted = _canvas(page)
+        assert thumbs[1] == post(f"{url}/api/translate", {"image": painted, "seed": 2})[1]  # the map, in style 2
+        photo = _photo(tmp_path / "ref.png", (64, 64))
+        reference = "data:image/png;base64," + base64.b64encode(photo.read_bytes()).decode()
+        n = _requests(page)
+        page.set_input_files("#reference", str(photo))
+        _wait_for(page, n + 1)
+        expected = post(f"{url}/api/translate", {"image": painted, "reference": reference})[1]
+        assert _shown(page) == expected and expected != mean
         page.close()
