@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from helpers import tiny_overrides
 from omegaconf import open_dict
@@ -93,3 +94,37 @@ def test_spade_with_its_style_encoder_gives_many_photos_per_map_and_copies_a_ref
     photo = root / "val" / "image" / "val0.png"
     infer(compose([*base, f"output={tmp_path / 'ref'}", f"style.reference={photo}"], config_name="infer"))
     assert len(list((tmp_path / "ref").glob("val0*.png"))) == 1
+
+
+def test_pix2pixhd_trains_coarse_to_fine_on_the_demo_and_converts_and_exports(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    import translate
+    from translate.inference.convert import run as infer
+    from translate.inference.export import run as export
+
+    cfg = compose(tiny_overrides("experiment=demo_labels_pix2pixhd", f"data.root={tmp_path / 'demo'}",
+                                 "data.num_train=4", "data.num_val=2", "model.global_steps=1",
+                                 "model.fix_global_steps=1", "model.lambda_vgg=0", "trainer.max_steps=3",
+                                 "trainer.val_every=3", "trainer.sample_every=3"))
+    with open_dict(cfg):
+        cfg.run_dir = str(tmp_path / "run")
+    assert fit(cfg)["step"] == 3
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    (maps / "0.png").write_bytes(next((tmp_path / "demo").rglob("val/label/*.png")).read_bytes())
+    summary = infer(compose([f"checkpoint={tmp_path / 'run'}", f"input={maps}", f"output={tmp_path / 'out'}",
+                             "quiet=true"], config_name="infer"))
+    assert summary.converted == 1 and Image.open(tmp_path / "out" / "0.png").size == (64, 64)
+    pipe = translate.load(tmp_path / "run")
+    from translate.data.labels import one_hot
+
+    # a map of stripes (not one class alone: instance norm of a constant map normalises rounding noise)
+    x = torch.cat([one_hot((torch.arange(64) * 7 // 64).expand(1, 64, 64), 7), torch.zeros(1, 1, 64, 64)], 1)
+    folder = export(compose([f"checkpoint={tmp_path / 'run'}", "format=folder", f"output={tmp_path / 'model'}"],
+                            config_name="export"))
+    assert torch.equal(translate.load(folder).tensors(x), pipe.tensors(x))
+    onnx = export(compose([f"checkpoint={tmp_path / 'run'}", "format=onnx", f"output={tmp_path / 'g.onnx'}"],
+                          config_name="export"))
+    session = ort.InferenceSession(str(onnx))
+    out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    assert abs(out - pipe.tensors(x).numpy()).max() < 1e-4

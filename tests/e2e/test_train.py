@@ -35,8 +35,11 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
         ["model=cyclegan", "generator=resnet_6blocks", "data=unaligned"],
         ["model=cut", "generator=resnet_6blocks", "data=unaligned"],
         ["model=fastcut", "generator=resnet_6blocks", "data=unaligned"],
+        # coarse to fine: checkpoint at step 3, the end of the global phase; killed in the enhancer's phase
+        ["model=pix2pixhd", "data=aligned", "generator.n_downsample_global=2", "generator.n_blocks_global=1",
+         "generator.n_blocks_local=1", "model.global_steps=3", "model.fix_global_steps=2", "model.lambda_vgg=0"],
     ],
-    ids=["pix2pix", "cyclegan", "cut", "fastcut"],
+    ids=["pix2pix", "cyclegan", "cut", "fastcut", "pix2pixhd"],
 )
 def test_resume_is_exact(tmp_path, tiny_cfg, aligned_root, unaligned_root, extra):
     """N steps, resume, N more == 2N uninterrupted steps, bit for bit (CPU, fp32, fixed seed)."""

@@ -106,6 +106,17 @@ def test_discriminator_min_size_is_tight(n_layers, num_D):
         D(torch.randn(1, 3, D.min_size // 2, D.min_size // 2))
 
 
+@pytest.mark.parametrize("n_layers", [1, 2, 3, 4])
+@pytest.mark.parametrize("padding", [1, 2])
+def test_a_patchgans_min_size_is_exact_for_its_padding(n_layers, padding):
+    D = PatchDiscriminator(in_channels=3, ndf=4, n_layers=n_layers, norm="instance", padding=padding)
+    assert D(torch.randn(1, 3, D.min_size, D.min_size)).shape[-1] >= 1
+    if padding == 1:
+        assert D.min_size == 3 * 2**n_layers
+    with pytest.raises((ValueError, RuntimeError)):
+        D(torch.randn(1, 3, D.min_size - 1, D.min_size - 1))
+
+
 def test_spectral_norm_is_applied_and_initialised():
     D = PatchDiscriminator(in_channels=3, ndf=8, spectral_norm=True)
     conv = D.stages[0][0]

@@ -139,6 +139,9 @@ def export_generator(G: nn.Module, path: str | Path, format: str = "onnx", opset
     code chosen now); a noise generator [N, z_dim] latents (dynamic batch)."""
     if format not in FORMATS:
         raise ConfigError(f"format={format!r} is not one of {', '.join(FORMATS)}")
+    if int(getattr(G, "coarse", 0)):
+        raise ConfigError("this pix2pixHD checkpoint is still in its global phase (model.global_steps): export one "
+                          "from after it")
     G, examples, input_names, metadata = _wrapped(baked(G.eval().cpu()), truncation, style)
     path = Path(path)
     with warnings.catch_warnings():

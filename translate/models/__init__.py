@@ -7,7 +7,8 @@ from translate.models.cut import CUT
 from translate.models.cyclegan import CycleGAN
 from translate.models.gan import NoiseGAN
 from translate.models.pix2pix import Pix2Pix
+from translate.models.pix2pixhd import Pix2PixHD
 from translate.models.pool import ImagePool
 from translate.models.spade import SPADE
 
-__all__ = ["Autoencoder", "BicycleGAN", "CUT", "CycleGAN", "ImagePool", "NoiseGAN", "Pix2Pix", "SPADE", "TranslationModel", "Translation"]
+__all__ = ["Autoencoder", "BicycleGAN", "CUT", "CycleGAN", "ImagePool", "NoiseGAN", "Pix2Pix", "Pix2PixHD", "SPADE", "TranslationModel", "Translation"]

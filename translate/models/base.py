@@ -58,6 +58,11 @@ def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
             p.requires_grad_(flag)
 
 
+def plain(net: nn.Module) -> nn.Module:
+    """The network inside a DistributedDataParallel wrapper (or the network itself)."""
+    return getattr(net, "module", net)
+
+
 def fixed_latents(n: int, dim: int, seed: int) -> torch.Tensor:
     """``n`` standard normal latents (noise or style codes) from their own generator, never the training RNG."""
     return torch.randn(n, dim, generator=torch.Generator().manual_seed(int(seed)))
@@ -88,6 +93,11 @@ class TranslationModel(nn.Module):
     #: scored by the just-updated D (pix2pix, CUT). ``("G", "D")``: G is scored by D as it was, then D is updated
     #: on the fakes made before G's update (CycleGAN, BicycleGAN). Each family takes its reference's order.
     phases: ClassVar[tuple[Phase, Phase]] = ("D", "G")
+    #: How many times smaller than the data's the smallest images are that a step gives the discriminators (2 in
+    #: pix2pixHD's global phase); the pre-training size check multiplies D's minimum size by it.
+    coarsest_scale: int = 1
+    #: Whether some trained parameters sit out some steps (pix2pixHD's phases): DDP must then look for them.
+    unused_parameters: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)

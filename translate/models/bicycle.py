@@ -30,16 +30,19 @@ from torch.func import functional_call
 
 from translate.core.errors import ConfigError, check_choice
 from translate.core.schema import Count, Positive
-from translate.models.base import STYLES, Translation, TranslationModel, fixed_latents, set_requires_grad, to_rgb
+from translate.models.base import (
+    STYLES,
+    Translation,
+    TranslationModel,
+    fixed_latents,
+    plain,
+    set_requires_grad,
+    to_rgb,
+)
 from translate.models.losses import GANObjective, gaussian_kl, reparameterize
 from translate.networks.layers import init_weights
 
 Direction = Literal["AtoB", "BtoA"]
-
-
-def plain(net: nn.Module) -> nn.Module:
-    """The network inside a DistributedDataParallel wrapper (or the network itself)."""
-    return getattr(net, "module", net)
 
 
 class BicycleGAN(TranslationModel):

@@ -1,17 +1,21 @@
-"""pix2pix (Isola et al. 2017): a conditional GAN on paired images with an L1 reconstruction term."""
+"""pix2pix (Isola et al. 2017): a conditional GAN on paired images with an L1 reconstruction term; with
+pix2pixHD's discriminator feature matching and VGG19 perceptual loss as options (the label-map families,
+``models.spade`` and ``models.pix2pixhd``, build on it)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translate.core.errors import check_choice
+from translate.core.errors import ConfigError, check_choice
 from translate.models.base import Translation, TranslationModel, set_requires_grad
 from translate.models.losses import GANObjective, feature_matching
+from translate.models.perceptual import VGGLoss, load_vgg_loss
 from translate.networks.layers import init_weights
 
 Direction = Literal["AtoB", "BtoA"]
@@ -22,7 +26,9 @@ class Pix2Pix(TranslationModel):
 
     ``generator`` and ``discriminator`` are factories (Hydra partials) called with channel counts.
     Reference defaults: U-Net 256 with batch norm and dropout, vanilla GAN, lambda_l1 = 100. The reference's
-    order: D (on the fake pair, then the real one), then G against the updated D.
+    order: D (on the fake pair, then the real one), then G against the updated D. ``lambda_feat``: D's feature
+    matching; ``lambda_vgg``: the VGG19 perceptual loss (off, with one line, when no VGG19 weights are at hand;
+    ``vgg_weights`` names a file).
     """
 
     paired = True
@@ -39,6 +45,8 @@ class Pix2Pix(TranslationModel):
         direction: Direction = "AtoB",
         lambda_l1: float = 100.0,
         lambda_feat: float = 0.0,
+        lambda_vgg: float = 0.0,
+        vgg_weights: str | None = None,
         init_type: str = "normal",
         init_gain: float = 0.02,
     ):
@@ -51,6 +59,18 @@ class Pix2Pix(TranslationModel):
         self.D = init_weights(discriminator(in_channels=nc_src + nc_tgt), init_type, init_gain)
         self.lambda_l1 = float(lambda_l1)
         self.lambda_feat = float(lambda_feat)
+        self.lambda_vgg, self.vgg_weights = float(lambda_vgg), vgg_weights
+        if self.lambda_vgg and vgg_weights and not Path(vgg_weights).expanduser().is_file():
+            raise ConfigError(f"model.vgg_weights={vgg_weights}: no such file")  # before any work
+        # Read at the first training step (loading the generator for inference never needs it), and held outside
+        # the module tree: frozen ImageNet weights are no part of the model's checkpoint.
+        self._vgg: list[VGGLoss | None] = []
+
+    def vgg_loss(self) -> VGGLoss | None:
+        """The VGG loss (None when off), loaded on first use."""
+        if not self._vgg:
+            self._vgg.append(load_vgg_loss(self.vgg_weights) if self.lambda_vgg else None)
+        return self._vgg[0]
 
     def generators(self) -> dict[str, nn.Module]:
         return {"G": self.G}
@@ -74,9 +94,9 @@ class Pix2Pix(TranslationModel):
         fake_pair = torch.cat([src, fake], 1)
         losses = {}
         if self.lambda_feat:
-            fake_feats = self.D.features(fake_pair)
+            fake_feats = self.D(fake_pair, features=True)  # through forward: D may be a DDP wrapper
             with torch.no_grad():
-                real_feats = self.D.features(torch.cat([src, real], 1))
+                real_feats = self.D(torch.cat([src, real], 1), features=True)
             logits = [f[-1] for f in fake_feats]
             losses["loss/G/feat"] = feature_matching(real_feats, fake_feats, self.feature_layers_averaged)
         else:
@@ -86,5 +106,9 @@ class Pix2Pix(TranslationModel):
         total = losses["loss/G/gan"] + self.lambda_l1 * losses["loss/G/l1"]
         if self.lambda_feat:
             total = total + self.lambda_feat * losses["loss/G/feat"]
+        vgg = self.vgg_loss()
+        if vgg is not None:
+            losses["loss/G/vgg"] = vgg.to(fake.device)(fake, real)
+            total = total + self.lambda_vgg * losses["loss/G/vgg"]
         losses["loss/G"] = total
         return losses

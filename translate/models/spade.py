@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -36,51 +35,37 @@ from translate.core.errors import ConfigError
 from translate.core.schema import Count, Positive
 from translate.models.base import STYLES, fixed_latents, to_rgb
 from translate.models.losses import gaussian_kl, reparameterize
-from translate.models.perceptual import VGGLoss, load_vgg_loss
 from translate.models.pix2pix import Pix2Pix
 from translate.networks.layers import init_weights
 
 
 class SPADE(Pix2Pix):
-    """Label map (one-hot, ``data=labels``) -> photo: G's step, then D's (the official order). ``lambda_vgg``: the
-    VGG19 perceptual loss's weight (off, with one line, when no VGG19 weights are at hand; ``vgg_weights``
-    names a file). ``style_encoder``: the VAE style encoder (``encoder``, a factory), ``z_dim`` its code's
+    """Label map (one-hot, ``data=labels``) -> photo: G's step, then D's (the official order); ``lambda_vgg`` and
+    ``vgg_weights`` as pix2pix's. ``style_encoder``: the VAE style encoder (``encoder``, a factory), ``z_dim`` its code's
     size, ``lambda_kld`` the KL term's weight, ``num_styles`` the fixed styles of grids and validation."""
 
     phases = ("G", "D")
     feature_layers_averaged = False
 
-    def __init__(self, *, lambda_vgg: float = 10.0, vgg_weights: str | None = None, style_encoder: bool = False,
-                 encoder: Callable[..., nn.Module] | None = None, z_dim: Positive = 256, lambda_kld: float = 0.05,
-                 num_styles: Count = 4, generator: Callable[..., nn.Module], **kwargs):
+    def __init__(self, *, style_encoder: bool = False, encoder: Callable[..., nn.Module] | None = None,
+                 z_dim: Positive = 256, lambda_kld: float = 0.05, num_styles: Count = 4,
+                 generator: Callable[..., nn.Module], **kwargs):
         if style_encoder and encoder is None:
             raise ConfigError("model.style_encoder=true needs model.encoder (conf/model/spade.yaml has one)")
         if lambda_kld < 0:
             raise ConfigError(f"model.lambda_kld={lambda_kld} must be >= 0")
         super().__init__(generator=partial(generator, z_dim=z_dim) if style_encoder else generator, **kwargs)
-        self.lambda_vgg, self.vgg_weights = float(lambda_vgg), vgg_weights
-        if self.lambda_vgg and vgg_weights and not Path(vgg_weights).expanduser().is_file():
-            raise ConfigError(f"model.vgg_weights={vgg_weights}: no such file")  # before any work
         if style_encoder and getattr(self.G, "nz", 0) != z_dim:
             raise ConfigError("model.style_encoder=true needs a generator that takes a style code: generator=spade")
         self.E = init_weights(encoder(in_channels=self.G.out_channels, nz=z_dim), kwargs.get("init_type", "normal"),
                               kwargs.get("init_gain", 0.02)) if style_encoder else None
         self.lambda_kld, self.num_styles = float(lambda_kld), int(num_styles)
-        # Read at the first training step (loading the generator for inference never needs it), and held outside
-        # the module tree: frozen ImageNet weights are no part of the model's checkpoint.
-        self._vgg: list[VGGLoss | None] = []
 
     def auxiliaries(self) -> dict[str, nn.Module]:
         return {"E": self.E} if self.E is not None else {}
 
     def style_encoder(self) -> nn.Module | None:
         return self.E
-
-    def vgg_loss(self) -> VGGLoss | None:
-        """The VGG loss (None when off), loaded on first use."""
-        if not self._vgg:
-            self._vgg.append(load_vgg_loss(self.vgg_weights) if self.lambda_vgg else None)
-        return self._vgg[0]
 
     def generate(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.E is None:
@@ -95,11 +80,6 @@ class SPADE(Pix2Pix):
 
     def g_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         losses = super().g_step(batch, out)
-        vgg = self.vgg_loss()
-        if vgg is not None:
-            fake, real = out["fake"], batch[self.tgt]
-            losses["loss/G/vgg"] = vgg.to(fake.device)(fake, real)
-            losses["loss/G"] = losses["loss/G"] + self.lambda_vgg * losses["loss/G/vgg"]
         if self.E is not None:
             losses["loss/G/kld"] = gaussian_kl(out["mu"], out["logvar"]).mean()
             losses["loss/G"] = losses["loss/G"] + self.lambda_kld * losses["loss/G/kld"]

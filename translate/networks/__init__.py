@@ -10,7 +10,7 @@ from typing import Any
 _HOMES = {
     "LatentUnetGenerator": "bicycle", "StyleEncoder": "bicycle",
     "MultiscaleDiscriminator": "discriminators", "PatchDiscriminator": "discriminators",
-    "PixelDiscriminator": "discriminators",
+    "PixelDiscriminator": "discriminators", "Pix2PixHDGenerator": "pix2pixhd",
     "ResnetGenerator": "generators", "UnetGenerator": "generators", "SPADEGenerator": "spade", "ConvEncoder": "spade",
     "DCGANDiscriminator": "latent", "DCGANGenerator": "latent", "TutorialDiscriminator": "latent",
     "TutorialGenerator": "latent",
@@ -18,7 +18,7 @@ _HOMES = {
     "count_parameters": "layers", "init_weights": "layers",
 }
 __all__ = [  # noqa: RUF022 - as _HOMES lists them
-    "LatentUnetGenerator", "StyleEncoder", "MultiscaleDiscriminator", "PatchDiscriminator", "PixelDiscriminator",
+    "LatentUnetGenerator", "StyleEncoder", "MultiscaleDiscriminator", "PatchDiscriminator", "PixelDiscriminator", "Pix2PixHDGenerator",
     "ResnetGenerator", "UnetGenerator", "SPADEGenerator", "ConvEncoder", "DCGANDiscriminator", "DCGANGenerator", "TutorialDiscriminator",
     "TutorialGenerator", "StyleDiscriminator", "StyleGenerator", "count_parameters", "init_weights",
 ]

@@ -19,6 +19,22 @@ def _sn(layer: nn.Module, enabled: bool) -> nn.Module:
     return _spectral_norm(layer) if enabled else layer
 
 
+def patch_min_size(n_layers: int, padding: int) -> int:
+    """The smallest input side a PatchGAN takes: its 4x4 convolutions (the first and the hidden ones of stride 2,
+    the last hidden one and the logits' of stride 1) leave every normalised activation at least 2x2 and the
+    logits at least 1x1 (3 * 2^n_layers with padding 1)."""
+    side = 1
+    while True:
+        s = side
+        for n in range(n_layers + 2):
+            s = (s + 2 * padding - 4) // (2 if n < n_layers else 1) + 1
+            if s < (2 if 1 <= n <= n_layers else 1):
+                break
+        else:
+            return side
+        side += 1
+
+
 class PatchDiscriminator(nn.Module):
     """PatchGAN: ``n_layers`` strided 4x4 convs; n_layers=3 is the 70x70 PatchGAN (256x256 -> 30x30 logits)."""
 
@@ -55,18 +71,20 @@ class PatchDiscriminator(nn.Module):
             )
         stages.append(_sn(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=padding), outer))
         self.stages = nn.ModuleList(stages)
-        # n_layers halvings, then two 4x4 stride-1 convs that each take one pixel off; the norm between them
-        # needs at least 2x2 values.
-        self.min_size = 3 * 2**n_layers
+        self.min_size = patch_min_size(n_layers, padding)
 
     def features(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        """The activation after each stage (the logits last), as one scale's list."""
         feats = []
         for stage in self.stages:
             x = stage(x)
             feats.append(x)
         return [feats]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, features: bool = False) -> torch.Tensor | list[list[torch.Tensor]]:
+        """The logits; ``features=True``: ``features(x)`` (through ``forward``, so a DDP wrapper serves it too)."""
+        if features:
+            return self.features(x)
         for stage in self.stages:
             x = stage(x)
         return x
@@ -135,5 +153,8 @@ class MultiscaleDiscriminator(nn.Module):
     def features(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         return [d.features(xs)[0] for d, xs in self._scales(x)]
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, *, features: bool = False) -> list[torch.Tensor] | list[list[torch.Tensor]]:
+        """One logit map per scale; ``features=True``: ``features(x)`` (so a DDP wrapper serves it too)."""
+        if features:
+            return self.features(x)
         return [d(xs) for d, xs in self._scales(x)]

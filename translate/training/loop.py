@@ -238,7 +238,9 @@ class Trainer:
                 self.nets[name] = nn.SyncBatchNorm.convert_sync_batchnorm(net)
                 self.model.replace_network(name, self.nets[name])
         ids = [self.device.index] if self.device.type == "cuda" else None
-        wrapped = {name: DistributedDataParallel(net, device_ids=ids) for name, net in self.nets.items()}
+        unused = self.model.unused_parameters
+        wrapped = {name: DistributedDataParallel(net, device_ids=ids, find_unused_parameters=unused)
+                   for name, net in self.nets.items()}
         for name, wrapper in wrapped.items():
             self.model.replace_network(name, wrapper)  # the model's steps now call the wrapper
         # The same initial weights everywhere (DDP broadcast them), but each process its own dropout noise.

@@ -21,6 +21,7 @@ def fit_sizes_to_networks(model: TranslationModel, data: DataModule) -> None:
         raise ConfigError(f"data.crop_size={data.crop_size} is not a multiple of {stride}, which the generator "
                           "needs (pick a crop size that is, or a shallower generator)")
     need = max((discriminator_min_size(D) for D in model.discriminators().values()), default=1)
+    need *= model.coarsest_scale  # pix2pixHD's global phase shows D images smaller than the data's
     if cropping and data.crop_size < need:
         raise ConfigError(f"data.crop_size={data.crop_size} is too small for the discriminator, which needs at least "
                           f"{need} pixels (use fewer layers or scales: discriminator.n_layers / discriminator.num_D)")
