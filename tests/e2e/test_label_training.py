@@ -128,3 +128,39 @@ def test_pix2pixhd_trains_coarse_to_fine_on_the_demo_and_converts_and_exports(tm
     session = ort.InferenceSession(str(onnx))
     out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     assert abs(out - pipe.tensors(x).numpy()).max() < 1e-4
+
+
+def test_pix2pix_reads_maps_as_colours_and_evaluate_scores_by_segmentation(tmp_path, monkeypatch):
+    from translate.evaluation.evaluate import run as evaluate
+
+    monkeypatch.setenv("TRANSLATE_CACHE", str(tmp_path / "cache"))
+    cfg = compose(tiny_overrides("data=demo_labels", f"data.root={tmp_path / 'demo'}", "data.num_train=4",
+                                 "data.num_val=2", "data.size=32", "data.encoding=colour", "generator.num_downs=5",
+                                 "trainer.max_steps=2", "trainer.val_every=2", "trainer.sample_every=2"))
+    with open_dict(cfg):
+        cfg.run_dir = str(tmp_path / "run")
+    assert fit(cfg)["step"] == 2 and cfg.data.input_nc == 4  # the map's colours and the instance boundaries
+    report = evaluate(compose([f"checkpoint={tmp_path / 'run'}", "metrics.segmenter_steps=3", "metrics.fid=false",
+                               "metrics.lpips=null", f"output={tmp_path / 'eval'}"], config_name="evaluate"))
+    assert report["num_images"] == 2 and {"l1", "ssim", "miou", "pixel_acc", "real_miou", "real_pixel_acc"} <= set(report)
+    assert 0 <= report["miou"] <= 1 and 0 <= report["real_pixel_acc"] <= 1
+    grid = np.asarray(Image.open(tmp_path / "eval" / "grid.png").convert("RGB")).astype(int)
+    assert (np.abs(grid - np.array([135, 190, 235])).sum(-1) < 10).mean() > 0.02  # the maps in their colours
+    from translate.inference.convert import run as infer
+    from translate.loading.load import load
+
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    source = next((tmp_path / "demo").rglob("val/label/*.png"))
+    (maps / "0.png").write_bytes(source.read_bytes())
+    infer(compose([f"checkpoint={tmp_path / 'run'}", f"input={maps}", f"output={tmp_path / 'out'}", "quiet=true"],
+                  config_name="infer"))
+    encoding = load(tmp_path / "run").config.data
+    from translate.data.semantic import label_encoding
+
+    reading = label_encoding(encoding)
+    assert reading.colour
+    x = reading.encode(reading.read(source))[None]
+    expected = ((load(tmp_path / "run").tensors(x)[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte()
+    out = np.asarray(Image.open(tmp_path / "out" / "0.png")).astype(int)
+    assert np.abs(out - expected.numpy().astype(int)).max() <= 1

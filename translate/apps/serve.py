@@ -284,7 +284,7 @@ class ModelService:
         else:
             self.translator = Translator(self.G, device=self.device, precision=options.precision,
                                          norm_mode=norm_mode, tile_size=options.tile_size,
-                                         tile_overlap=options.tile_overlap)
+                                         tile_overlap=options.tile_overlap, label_maps=self.labels is not None)
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(options.queue + 1)
 
@@ -473,7 +473,7 @@ def example_images(loaded: Pipeline, translates: bool,
     except TranslateError as e:
         return [], f"no example inputs: {first_line(e)}"
     if labels is not None:  # one-hot maps: their classes, in the colours the page paints
-        return [png(labels.palette.colourise(x[: labels.classes].argmax(0))) for x in images], None
+        return [png(labels.palette.colourise(labels.decode(x[None])[0] % len(labels.palette))) for x in images], None
     if images and images[0].shape[0] in (2, 4):  # an inpainting input: the image and its hole mask
         return [encode(x[:-1], ((x[-1:] < 0) * 255).to(torch.uint8), "PNG") for x in images], None
     return [png(x) for x in images], None

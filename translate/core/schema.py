@@ -111,6 +111,7 @@ class LabelDataSettings(DataSettings):
 
     label_nc: Annotated[int, Range(1, 1024)] = 1
     input_nc: Annotated[int, Range(1, 1026)] = 1  # type: ignore[assignment]
+    encoding: Literal["onehot", "colour"] = "onehot"
 
 
 @dataclass
@@ -129,10 +130,12 @@ class CheckpointSettings:
     mode: Literal["auto", "min", "max"] = "auto"
 
 
-def label_channels(label_nc: int, dont_care: int | None, instances: bool) -> int:
+def label_channels(label_nc: int, dont_care: int | None, instances: bool, encoding: str = "onehot") -> int:
     """A label map's input channels: one per class (``label_nc``), one for don't-care when ``dont_care`` names a
-    value, one for the instance boundaries (``data=labels``; conf/data/labels.yaml reads it as a resolver)."""
-    return int(label_nc) + (dont_care is not None) + bool(instances)
+    value (or 3, ``encoding=colour``: the map's colours), one for the instance boundaries (``data=labels``;
+    conf/data/labels.yaml reads it as a resolver)."""
+    classes = 3 if encoding == "colour" else int(label_nc) + (dont_care is not None)
+    return classes + bool(instances)
 
 
 def loop_settings(cfg: Any) -> dict[str, tuple[Any, type]]:

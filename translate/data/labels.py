@@ -113,15 +113,23 @@ def _from_colours(path: Path, rgb: np.ndarray, palette: Palette) -> np.ndarray:
 @dataclass(frozen=True)
 class LabelEncoding:
     """How a label-map model reads a map: ``label_nc`` classes, a ``dont_care`` value (one extra class), the
-    ADE20K numbering (0 is don't-care, the classes 1..label_nc), a ``palette`` for colour-coded maps, and whether
-    the instance boundaries are an input channel. The one place training data and ``infer`` turn a file into the
-    generator's input."""
+    ADE20K numbering (0 is don't-care, the classes 1..label_nc), a ``palette`` for colour-coded maps, whether
+    the instance boundaries are an input channel, and whether the classes reach the generator one-hot or as
+    their colours (``colour``: a map as an RGB picture, as reference pix2pix reads one). The one place training
+    data and ``infer`` turn a file into the generator's input (``encode``) and an input back into classes
+    (``decode``)."""
 
     label_nc: int
     dont_care: int | None = None
     instances: bool = False
     zero_is_dont_care: bool = False  # ADE20K
     palette: Palette | None = None
+    colour: bool = False
+
+    @property
+    def colours(self) -> Palette:
+        """The colours a ``colour`` encoding paints the classes in: the palette, or distinct colours."""
+        return self.palette or class_colours(self.label_nc)
 
     @property
     def classes(self) -> int:
@@ -139,10 +147,24 @@ class LabelEncoding:
     def encode(self, labels: torch.Tensor, instances: torch.Tensor | None = None) -> torch.Tensor:
         """The generator's input [C, H, W]: one-hot classes, then (``instances``) the boundaries of ``instances``,
         or of the classes themselves when no instance map is at hand."""
-        parts = [one_hot(labels, self.classes)]
+        parts = [self.colours.colourise(labels) if self.colour else one_hot(labels, self.classes)]
         if self.instances:
             parts.append(boundaries(instances if instances is not None else labels))
-        return torch.cat(parts)
+        return torch.cat(parts, -3)
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """The classes [N, H, W] of encoded inputs [N, C, H, W]; -1 where a pixel has none of the ``label_nc``
+        classes (don't-care)."""
+        if self.colour:
+            table = torch.tensor(self.colours.colours[: self.label_nc], dtype=x.dtype, device=x.device) / 127.5 - 1
+            distance = (x[:, :3, None] - table.T[None, :, :, None, None]).abs().sum(1)
+            labels = distance.argmin(1)
+            labels[distance.min(1).values > 0.02] = -1  # black: don't care
+            return labels
+        onehot = x[:, : self.label_nc]
+        labels = onehot.argmax(1)
+        labels[onehot.sum(1) == 0] = -1
+        return labels
 
 
 def read_instance_map(path: str | Path) -> torch.Tensor:

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from torch.utils.data import Dataset
 
-from translate.core.errors import ConfigError, DataError
+from translate.core.errors import ConfigError, DataError, check_choice
 from translate.core.schema import label_channels
 from translate.data.files import filter_readable, list_images, load_image
 from translate.data.folders import FolderDataset, _part, _stem_map
@@ -33,6 +33,7 @@ from translate.data.modules import DataModule
 from translate.data.transforms import PairedTransform
 
 Layout = Literal["folders", "cityscapes", "ade20k"]
+Encoding = Literal["onehot", "colour"]  # how the classes reach the generator
 LAYOUTS = ("folders", "cityscapes", "ade20k")
 ADE20K_SPLITS = {"train": "training", "val": "validation"}
 Sample = tuple[Path, Path, Path | None]  # label map, photo, instance map
@@ -81,9 +82,11 @@ class LabelDataset(FolderDataset):
 
     def __init__(self, root: str | Path, split: str, transform: PairedTransform, *, label_nc: int,
                  dont_care: int | None = None, palette: Palette | None = None, instances: bool = False,
-                 layout: Layout = "folders", output_nc: int = 3, max_size: int | None = None):
+                 layout: Layout = "folders", output_nc: int = 3, max_size: int | None = None,
+                 encoding: Encoding = "onehot"):
         super().__init__(transform)
-        self.encoding = LabelEncoding(int(label_nc), dont_care, bool(instances), layout == "ade20k", palette)
+        self.encoding = LabelEncoding(int(label_nc), dont_care, bool(instances), layout == "ade20k", palette,
+                                      encoding == "colour")
         self.layout, self.output_nc = layout, output_nc
         self.shown = palette or class_colours(int(label_nc))  # how sample grids show a map
         files = [tuple(p for p in s if p is not None) for s in find_samples(Path(root), split, layout, instances)]
@@ -117,16 +120,19 @@ def label_encoding(data: Mapping[str, Any]) -> LabelEncoding | None:
     palette = data.get("palette")
     known = palette and (str(palette) in PALETTES or Path(str(palette)).is_file())
     return LabelEncoding(int(data["label_nc"]), data.get("dont_care"), bool(data.get("instances")),
-                         data.get("layout") == "ade20k", read_palette(palette) if known else None)
+                         data.get("layout") == "ade20k", read_palette(palette) if known else None,
+                         data.get("encoding", "onehot") == "colour")
 
 
 class LabelData(DataModule):
     """``data=labels``: label maps and their photos (SPADE, pix2pixHD; see the module docstring)."""
 
     def __init__(self, *, label_nc: int, dont_care: int | None = None, palette: str | None = None,
-                 instances: bool = False, layout: Layout = "folders", input_nc: int | None = None, **kwargs):
+                 instances: bool = False, layout: Layout = "folders", input_nc: int | None = None,
+                 encoding: Encoding = "onehot", **kwargs):
         if layout not in LAYOUTS:
             raise ConfigError(f"data.layout={layout!r} is not one of {', '.join(LAYOUTS)}")
+        check_choice("data.encoding", encoding, ("onehot", "colour"))
         if label_nc < 1:
             raise ConfigError(f"data.label_nc={label_nc}: the number of classes, at least 1")
         if layout == "ade20k" and dont_care is None:
@@ -134,15 +140,22 @@ class LabelData(DataModule):
         super().__init__(input_nc=3, **kwargs)
         self.label_nc, self.dont_care, self.instances, self.layout = int(label_nc), dont_care, instances, layout
         self.palette = read_palette(palette) if palette else None
-        self.input_nc = label_channels(label_nc, dont_care, instances)
+        self.encoding = encoding
+        self.input_nc = label_channels(label_nc, dont_care, instances, encoding)
         if input_nc is not None and input_nc != self.input_nc:
             raise ConfigError(f"data.input_nc={input_nc}: label maps give {self.input_nc} channels (label_nc, "
-                              "don't-care, boundaries); leave it to them")
+                              "don't-care, boundaries, encoding); leave it to them")
+
+    def label_encoding(self) -> LabelEncoding:
+        """How this data's maps become the generator's input (and inputs become classes again)."""
+        return LabelEncoding(self.label_nc, self.dont_care, bool(self.instances), self.layout == "ade20k",
+                             self.palette, self.encoding == "colour")
 
     def dataset(self, split: str, *, train: bool = True) -> Dataset:
         return LabelDataset(self.root, split, self.transform(train), label_nc=self.label_nc,
                             dont_care=self.dont_care, palette=self.palette, instances=self.instances,
-                            layout=self.layout, output_nc=self.output_nc, max_size=self.max_size)
+                            layout=self.layout, output_nc=self.output_nc, max_size=self.max_size,
+                            encoding=self.encoding)
 
     def has_split(self, split: str) -> bool:
         where = {"folders": self.root / split, "cityscapes": self.root / "gtFine" / split,

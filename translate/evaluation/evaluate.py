@@ -25,7 +25,9 @@ from translate.core.runtime import precision_dtype, resolve_device
 from translate.data import AlignedData, UnalignedData
 from translate.data.files import sample_grid, save_image
 from translate.data.fixed import truth_batches
+from translate.data.semantic import LabelData
 from translate.evaluation.metrics import dropout_layers, higher_is_better
+from translate.evaluation.segmentation import SegmentationScore, cached_segmenter
 from translate.evaluation.validation import FirstImages, Validator
 from translate.loading.load import load
 from translate.loading.pipeline import Pipeline, results_folder
@@ -61,9 +63,31 @@ def _evaluation_data(cfg: DictConfig, loaded: Pipeline):
     channels = dict(zip((loaded.translation.source, loaded.translation.target), generator_channels(loaded.module)))
     data_cfg["input_nc"], data_cfg["output_nc"] = channels["A"], channels["B"]
     data = build(OmegaConf.create(data_cfg))
-    if not isinstance(data, (AlignedData, UnalignedData)):
-        raise ConfigError("evaluation needs target images: data=aligned (paired) or data=unaligned (FID/KID)")
+    if not isinstance(data, (AlignedData, UnalignedData, LabelData)):
+        raise ConfigError("evaluation needs target images: data=aligned or data=labels (paired) or data=unaligned "
+                          "(FID/KID)")
     return data
+
+
+def _collectors(cfg: DictConfig, data, shown: FirstImages, device: torch.device):
+    """What each evaluated batch is shown to: the grid's first images (label maps in their classes' colours)
+    and, for label-map data, the segmentation score (``metrics.segmentation``; None when off)."""
+    if not isinstance(data, LabelData):
+        return shown, None
+    encoding = data.label_encoding()
+    score = None
+    if cfg.metrics.get("segmentation", "auto") not in (False, "off", None):
+        segmenter = cached_segmenter(data, steps=int(cfg.metrics.get("segmenter_steps", 1000)),
+                                     seed=int(cfg.metrics.get("segmenter_seed", 0)), device=device)
+        score = SegmentationScore(segmenter, encoding, device)
+
+    def collect(x: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+        labels = encoding.decode(x.float())
+        shown(encoding.colours.colourise(labels.masked_fill(labels < 0, encoding.label_nc)).to(x), out, y)
+        if score is not None:
+            score(x, out, y)
+
+    return collect, score
 
 
 def validation_inputs(loaded: Pipeline, n: int) -> list[torch.Tensor]:
@@ -83,7 +107,7 @@ def _batches(cfg: DictConfig, data, translation: Translation) -> tuple[Iterator[
     the number of source images."""
     dataset = data.dataset(cfg.split, train=False)
     src, tgt = translation.source, translation.target
-    if isinstance(data, AlignedData):
+    if not isinstance(data, UnalignedData):
         n_src = n_tgt = len(dataset)
     else:  # the unpaired dataset cycles the shorter folder
         n_src, n_tgt = (len(dataset.files_A), len(dataset.files_B))[:: 1 if src == "A" else -1]
@@ -118,12 +142,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     # Data that knows the true translations of its val images (the rendered day -> night demo) is scored on them.
     truth = truth_batches(data, int(cfg.max_images or 1_000_000)) if cfg.split == data.val_split else []
     styles, truncation = evaluation_styles(loaded.module, cfg.get("style") or {})
-    validator = Validator({direction: loaded.translation}, paired=isinstance(data, AlignedData), metrics=cfg.metrics,
+    validator = Validator({direction: loaded.translation}, paired=not isinstance(data, UnalignedData), metrics=cfg.metrics,
                           device=device, amp_dtype=amp_dtype, distribution=True, truth_batches=truth,
                           styles=styles, truncation=truncation)
     shown = FirstImages(int(cfg.grid_images))
+    collect, segmentation = _collectors(cfg, data, shown, device)
     print(f"evaluating {cfg.checkpoint} ({direction}) on {data.root}/{cfg.split}: {n_src} images", file=sys.stderr)
-    result = validator({loaded.translation.generator: loaded.module.to(device)}, batches, prefix="", on_batch=shown)
+    result = validator({loaded.translation.generator: loaded.module.to(device)}, batches, prefix="", on_batch=collect)
+    if segmentation is not None:
+        result |= segmentation.result()
     report = {**result, "num_images": n_src, "checkpoint": str(cfg.checkpoint), "data": str(data.root),
               "split": cfg.split, "direction": direction, "skipped": validator.skipped, "config": to_container(cfg)}
     _write_report(report, shown, Path(cfg.output or _evaluation_folder(cfg)))

@@ -29,7 +29,7 @@ from translate.models.base import STYLES, takes_style
 from translate.models.losses import l1
 
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "lpips": False, "fid": False, "kid": False,
-                    "diversity": True, "diversity_l1": True, "random_l1": False}
+                    "diversity": True, "diversity_l1": True, "random_l1": False, "miou": True, "pixel_acc": True}
 # An exact reproduction has infinite PSNR; in a mean over images it counts as this (the PSNR of an MSE of 1e-10).
 PSNR_CAP = 100.0
 # torch-fidelity's port of the TF Inception used by the FID paper (torchmetrics' FID and KID use it).

@@ -202,8 +202,10 @@ class Translator:
         norm_mode: str = "eval",
         tile_size: int = 1024,
         tile_overlap: int = 128,
+        label_maps: bool = False,
     ):
         self.amp_dtype = precision_dtype(precision, device)
+        self.label_maps = label_maps  # its inputs are encoded label maps (never an inpainting mask)
         if norm_mode not in ("eval", "train"):
             raise ConfigError(f"norm_mode={norm_mode!r} is not one of eval, train")
         if tile_overlap < 0 or tile_size < 1:
@@ -221,8 +223,9 @@ class Translator:
 
     @property
     def inpaints(self) -> bool:
-        """A model with one input channel more than its output (``data.corruptions=[mask]``): the hole mask."""
-        return self.in_channels == self.out_channels + 1
+        """A model with one input channel more than its output (``data.corruptions=[mask]``): the hole mask. (A
+        label-map model can take as many: a map's colours and its boundaries.)"""
+        return not self.label_maps and self.in_channels == self.out_channels + 1
 
     @property
     def min_side(self) -> int:
@@ -391,7 +394,7 @@ def translate_files(G: nn.Module, inputs: str | Path | list, output: str | Path,
     device = resolve_device(opts.device)
     translator = Translator(G, device=device, precision=opts.precision, channels_last=opts.channels_last,
                             compile=opts.compile, norm_mode=opts.norm_mode, tile_size=opts.tile_size,
-                            tile_overlap=opts.tile_overlap)
+                            tile_overlap=opts.tile_overlap, label_maps=labels is not None)
     loader = _loader(jobs, sizes, translator, opts, device, _masks(jobs, output, opts.mask, translator), labels)
     _translate_all(loader, jobs, len(jobs) - len(sizes), Converter(translator, plan, guard), opts, summary)
     if guard is not None and summary.scores:
