@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from translate.data.labels import PALETTES, LabelEncoding
-from translate.evaluation.segmentation import Segmenter, SegmentationScore, cached_segmenter
+from translate.evaluation.segmentation import SegmentationScore, Segmenter, cached_segmenter
 
 
 @pytest.mark.parametrize("colour", [False, True])
