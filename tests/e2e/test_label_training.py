@@ -57,6 +57,20 @@ def test_infer_converts_label_maps_as_the_model_was_trained_on_them(tmp_path):
     x = encoding.encode(encoding.read(maps / "val0.png"))[None]
     expected = ((pipe.tensors(x)[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
     assert out.shape == (64, 64, 3) and np.abs(out.astype(int) - expected.astype(int)).max() <= 1
+    # with its instance maps (instances=DIR, named like the maps), as training encoded it; a map without one fails
+    instances = tmp_path / "instances"
+    instances.mkdir()
+    (instances / "val0.png").write_bytes((root / "val" / "instance" / "val0.png").read_bytes())
+    summary = infer(compose([f"checkpoint={tmp_path / 'run'}", f"input={maps}", f"output={tmp_path / 'inst'}",
+                             f"instances={instances}", "quiet=true"], config_name="infer"))
+    assert summary.converted == 1 and {name for name, _ in summary.failed} == {str(maps / "val1.png"), str(maps / "bad.png")}
+    assert any("no instance map named like it" in why for _, why in summary.failed)
+    from translate.data.labels import read_instance_map
+
+    with_instances = encoding.encode(encoding.read(maps / "val0.png"), read_instance_map(instances / "val0.png"))[None]
+    expected = ((pipe.tensors(with_instances)[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+    out = np.asarray(Image.open(tmp_path / "inst" / "val0.png"))
+    assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
     # a model folder of it converts as the run does (spectral norm and SPADE blocks rebuilt from the folder)
     import translate
     from translate.inference.export import run as export

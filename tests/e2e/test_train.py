@@ -115,6 +115,16 @@ def test_every_experiment_runs_a_few_steps(tmp_path, aligned_root, unaligned_roo
     elif family is NoiseGAN:  # one folder of images, at the 64x64 the presets generate
         overrides += [f"data.root={aligned_root / 'train' / 'A'}", "data.load_size=64", "data.crop_size=64",
                       "data.batch_size=2"]
+    elif "label_nc" in composed.data:  # a dataset preset's layout, at its classes; narrowed networks
+        from helpers import label_dataset
+
+        root = label_dataset(tmp_path / "data", composed.data.layout, size=(128, 64), label_nc=composed.data.label_nc)
+        overrides += [f"data.root={root}", "data.load_size=128", "data.crop_size=64", "generator.ngf=4",
+                      "discriminator.ndf=8", "model.lambda_vgg=0"]
+        overrides += {"spade": ["generator.hidden=8"],
+                      "pix2pixhd": ["generator.n_downsample_global=2", "generator.n_blocks_global=1",
+                                    "generator.n_blocks_local=1", "model.global_steps=1",
+                                    "model.fix_global_steps=0"]}[experiment.split("_", 1)[1]]
     elif composed.data._target_.endswith("CorruptData"):  # restoration: the B photos of a paired set
         overrides += [f"data.root={aligned_root}", "data.train_split=train/B", "data.val_split=val/B",
                       "data.load_size=128", "data.crop_size=128"]

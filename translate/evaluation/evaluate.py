@@ -60,6 +60,9 @@ def _evaluation_data(cfg: DictConfig, loaded: Pipeline):
     data_cfg["crop_size"] = data_cfg.get("crop_size") or loaded.size
     data_cfg["load_size"] = data_cfg.get("load_size") or data_cfg["crop_size"]
     data_cfg["flip"] = False
+    trained = loaded.config.data if loaded.config is not None else {}
+    if "label_nc" in data_cfg and "encoding" in trained:  # how the model reads maps is the model's, not the data's
+        data_cfg["encoding"] = trained["encoding"]
     channels = dict(zip((loaded.translation.source, loaded.translation.target), generator_channels(loaded.module)))
     data_cfg["input_nc"], data_cfg["output_nc"] = channels["A"], channels["B"]
     data = build(OmegaConf.create(data_cfg))

@@ -35,7 +35,7 @@ from translate.core.runtime import autocast, precision_dtype, resolve_device
 from translate.core.schema import Count, Positive, Precision, Range, check_dataclass
 from translate.data.images import Picture, encode, picture_size, read_picture, resize_images, to_model_input
 from translate.data.inpainting import composited, hole_mask, inpainting_input, mask_file, remasked
-from translate.data.labels import LabelEncoding
+from translate.data.labels import LabelEncoding, read_instance_map
 from translate.data.semantic import label_encoding
 from translate.inference.guard import Guard, GuardOptions, load_guard, write_scores
 from translate.inference.inputs import Ignored, collect_inputs, describe_ignored, input_folder_holding
@@ -96,9 +96,11 @@ class _Reader(Dataset):
 
     def __init__(self, files: list[Path], channels: int, resize: int | None, keep_aspect: bool,
                  holes: list[Path | None] | None = None, mask_folder: Path | None = None,
-                 labels: LabelEncoding | None = None):
+                 labels: LabelEncoding | None = None, instances: list[Path | None] | None = None,
+                 instance_folder: Path | None = None):
         self.files, self.channels, self.resize, self.keep_aspect = files, channels, resize, keep_aspect
         self.holes, self.mask_folder, self.labels = holes, mask_folder, labels
+        self.instances, self.instance_folder = instances, instance_folder  # a label model's instance maps
 
     def __len__(self) -> int:
         return len(self.files)
@@ -124,9 +126,19 @@ class _Reader(Dataset):
             return {"index": i, "error": f"{self.files[i]}: {type(e).__name__}: {e}"}
 
     def _label_input(self, i: int) -> torch.Tensor:
-        """A label map model's input: the map's classes, resized nearest-neighbour only, then one-hot encoded."""
-        labels = self.labels.read(self.files[i])
-        return self.labels.encode(resize_labels(labels, self.resize, self.keep_aspect) if self.resize else labels)
+        """A label map model's input: the map's classes (and its instance map, ``instances=DIR``), resized
+        nearest-neighbour only, then encoded as in training."""
+        maps = [self.labels.read(self.files[i])]
+        if self.instances is not None:
+            path = self.instances[i]
+            if path is None:
+                raise DataError(f"{self.files[i]}: no instance map named like it in {self.instance_folder}")
+            maps.append(read_instance_map(path))
+            if maps[1].shape != maps[0].shape:
+                raise DataError(f"{path}: a {tuple(maps[1].shape)} instance map for a {tuple(maps[0].shape)} label map")
+        if self.resize:
+            maps = [resize_labels(m, self.resize, self.keep_aspect) for m in maps]
+        return self.labels.encode(*maps)
 
     def _with_holes(self, i: int, picture: Picture) -> tuple[torch.Tensor, bool]:
         if self.mask_folder is not None and self.holes[i] is None:
@@ -351,6 +363,7 @@ class InferOptions:
     quiet: bool = False
     trained_size: Positive | None = None  # the side the model was trained at (run() sets it from the model)
     mask: str | None = None  # inpainting models: a folder of hole masks named like the inputs
+    instances: str | None = None  # label-map models with instance boundaries: a folder of instance maps
 
     def __post_init__(self) -> None:
         check_dataclass(vars(self), InferOptions, "")  # each type and range, before any work
@@ -395,7 +408,8 @@ def translate_files(G: nn.Module, inputs: str | Path | list, output: str | Path,
     translator = Translator(G, device=device, precision=opts.precision, channels_last=opts.channels_last,
                             compile=opts.compile, norm_mode=opts.norm_mode, tile_size=opts.tile_size,
                             tile_overlap=opts.tile_overlap, label_maps=labels is not None)
-    loader = _loader(jobs, sizes, translator, opts, device, _masks(jobs, output, opts.mask, translator), labels)
+    loader = _loader(jobs, sizes, translator, opts, device, _masks(jobs, output, opts.mask, translator), labels,
+                     _instance_maps(jobs, output, opts.instances, labels))
     _translate_all(loader, jobs, len(jobs) - len(sizes), Converter(translator, plan, guard), opts, summary)
     if guard is not None and summary.scores:
         write_scores(output / "guard.csv", summary.scores, guard.threshold, {"action": guard.action})
@@ -557,9 +571,24 @@ def _masks(jobs: list[tuple[Path, Path]], output: Path, folder: str | None,
     return [mask_file(root, dst.relative_to(output)) if root else None for _, dst in jobs]
 
 
+def _instance_maps(jobs: list[tuple[Path, Path]], output: Path, folder: str | None,
+                   labels: LabelEncoding | None) -> list[Path | None] | None:
+    """Each job's instance map in ``folder`` (named like its input; None: not found) for a label-map model that
+    reads instance boundaries; None without a folder."""
+    if not folder:
+        return None
+    if labels is None or not labels.instances:
+        raise ConfigError(f"instances={folder}: this model reads no instance maps (it was not trained on label maps "
+                          "with data.instances=true)")
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"instances={folder}: no such folder")
+    return [mask_file(root, dst.relative_to(output)) for _, dst in jobs]
+
+
 def _loader(jobs: list[tuple[Path, Path]], sizes: dict[int, tuple[int, int]], translator: Translator,
             opts: InferOptions, device: torch.device, holes: list[Path | None] | None = None,
-            labels: LabelEncoding | None = None) -> DataLoader:
+            labels: LabelEncoding | None = None, instances: list[Path | None] | None = None) -> DataLoader:
     """Decoding workers feeding batches of equal-size images."""
     batch_size = opts.batch_size
     if batch_size is None:
@@ -569,7 +598,7 @@ def _loader(jobs: list[tuple[Path, Path]], sizes: dict[int, tuple[int, int]], tr
     batches = _batches_by_size(sizes, 1 if opts.norm_mode == "train" else max(1, int(batch_size)))
     mask_folder = Path(opts.mask).expanduser() if opts.mask else None
     reader = _Reader([src for src, _ in jobs], translator.in_channels, opts.resize, opts.keep_aspect, holes,
-                     mask_folder, labels)
+                     mask_folder, labels, instances, Path(opts.instances).expanduser() if opts.instances else None)
     # fork where available: decoding workers need no CUDA, and start in milliseconds instead of re-importing
     # torch (which a spawn-started caller would otherwise impose, seconds per run).
     workers = opts.num_workers
@@ -659,9 +688,10 @@ def run(cfg) -> Summary:
     options = replace(options, trained_size=loaded.size if known_size else None)
     guard = load_guard(GuardOptions.from_config(cfg.get("guard")), cfg.checkpoint, loaded.direction)
     labels = label_encoding(loaded.config.data) if loaded.config is not None else None
-    if labels is not None and labels.instances:
+    if labels is not None and labels.instances and not options.instances:
         warnings.warn("this model also read instance boundaries in training; infer takes the label maps' class "
-                      "boundaries for them (objects of one class that touch are not told apart)", stacklevel=2)
+                      "boundaries for them (objects of one class that touch are not told apart; instances=DIR gives the "
+                      "instance maps)", stacklevel=2)
     summary = translate_files(loaded.module, inputs, cfg.output, options, plan=plan, guard=guard, labels=labels)
     if guard is not None:
         verb = "not converted" if guard.action == "skip" else "converted anyway"
