@@ -218,3 +218,17 @@ class TranslationModel(nn.Module):
             if self.paired:
                 labels.append(f"target {t.target}")
         return labels
+
+
+class CountsSteps:
+    """Mixin (listed before the model's base) for a model whose losses follow its own step count, ``g_steps``
+    (BicycleGAN's decaying diversity term, pix2pixHD's phases): ``g_step`` adds one; the count is saved with the
+    training state, so a resumed run continues the schedule where it stopped."""
+
+    g_steps: int = 0
+
+    def extra_state(self) -> dict:
+        return {"g_steps": self.g_steps}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.g_steps = int(state.get("g_steps", 0))

@@ -32,6 +32,7 @@ from translate.core.errors import ConfigError, check_choice
 from translate.core.schema import Count, Positive
 from translate.models.base import (
     STYLES,
+    CountsSteps,
     Translation,
     TranslationModel,
     fixed_latents,
@@ -45,7 +46,7 @@ from translate.networks.layers import init_weights
 Direction = Literal["AtoB", "BtoA"]
 
 
-class BicycleGAN(TranslationModel):
+class BicycleGAN(CountsSteps, TranslationModel):
     """G: A x z -> B, E: B -> q(z | B), D judges cVAE-GAN outputs, D2 cLR-GAN outputs. ``generator``,
     ``discriminator`` and ``encoder`` are factories (Hydra partials). ``conditional_D``: the discriminators see
     (A, B) pairs as pix2pix's; the reference default judges B alone."""
@@ -171,13 +172,7 @@ class BicycleGAN(TranslationModel):
         self.g_steps += 1
         return losses
 
-    # ------------------------------------------------------------------ state and samples
-    def extra_state(self) -> dict:
-        return {"g_steps": self.g_steps}
-
-    def load_extra_state(self, state: dict) -> None:
-        self.g_steps = int(state.get("g_steps", 0))
-
+    # ------------------------------------------------------------------ samples
     def with_fixed_inputs(self, batch: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
         """The batch with ``num_styles`` fixed style codes under ``styles`` (the same codes for every row, so each
         grid column is one style; validation measures diversity over them)."""

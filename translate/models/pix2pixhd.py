@@ -32,13 +32,13 @@ import torch.nn.functional as F
 
 from translate.core.errors import ConfigError
 from translate.core.schema import Count
-from translate.models.base import plain
+from translate.models.base import CountsSteps, plain
 from translate.models.pix2pix import Pix2Pix
 
 Stage = Literal["global", "local", "joint"]
 
 
-class Pix2PixHD(Pix2Pix):
+class Pix2PixHD(CountsSteps, Pix2Pix):
     """Label map -> photo with ``generator=pix2pixhd``, trained coarse to fine (see the module docstring):
     ``global_steps`` of the global generator at low resolution, ``fix_global_steps`` of the enhancer alone,
     then both. Both 0 (or a generator without an enhancer): every step trains the whole generator."""
@@ -92,9 +92,6 @@ class Pix2PixHD(Pix2Pix):
         self.g_steps += 1
         return losses
 
-    def extra_state(self) -> dict:
-        return {"g_steps": self.g_steps}
-
     def load_extra_state(self, state: dict) -> None:
-        self.g_steps = int(state.get("g_steps", 0))
+        super().load_extra_state(state)
         self._enter(self.stage())
