@@ -47,6 +47,7 @@ def test_miou_and_pixel_accuracy_against_the_input_maps():
     assert result["pixel_acc"] == 0.75
     # IoU: class 0 1.0, class 1 16/32, class 2 0/16 (present in the predictions only), class 3 absent: left out
     assert result["miou"] == pytest.approx((1 + 0.5 + 0) / 3)
+    assert result["class_iou"] == pytest.approx({"class 0": 1.0, "class 1": 0.5, "class 2": 0.0, "class 3": 0.0})
 
 
 def test_the_segmenter_is_trained_once_and_cached(tmp_path, monkeypatch):

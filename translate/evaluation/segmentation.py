@@ -116,7 +116,8 @@ class SegmentationScore:
         self.segmenter, self.encoding, self.device = segmenter, encoding, device
         classes = encoding.label_nc
         metrics = {"miou": lambda: MulticlassJaccardIndex(classes, average="macro"),
-                   "pixel_acc": lambda: MulticlassAccuracy(classes, average="micro")}
+                   "pixel_acc": lambda: MulticlassAccuracy(classes, average="micro"),
+                   "class_iou": lambda: MulticlassJaccardIndex(classes, average="none")}
         self.metrics = {f"{prefix}{name}": make().to(device) for prefix in ("", "real_") for name, make in
                         metrics.items()}
 
@@ -128,9 +129,15 @@ class SegmentationScore:
             if len(images) != len(x):
                 continue
             predicted = self.segmenter(images.float().to(self.device)).argmax(1)
-            for name in ("miou", "pixel_acc"):
+            for name in ("miou", "pixel_acc", "class_iou"):
                 self.metrics[prefix + name].update(predicted[keep], labels[keep])
 
-    def result(self) -> dict[str, float]:
-        """``miou``, ``pixel_acc`` of the outputs and ``real_miou``, ``real_pixel_acc`` of the real photos."""
-        return {name: float(metric.compute()) for name, metric in self.metrics.items()}
+    def result(self) -> dict[str, float | dict[str, float]]:
+        """``miou``, ``pixel_acc`` and ``class_iou`` (class name -> IoU) of the outputs, and ``real_miou``,
+        ``real_pixel_acc``, ``real_class_iou`` of the real photos."""
+        names = self.encoding.colours.names
+        result: dict[str, float | dict[str, float]] = {}
+        for key, metric in self.metrics.items():
+            value = metric.compute()
+            result[key] = dict(zip(names, value.tolist(), strict=False)) if key.endswith("class_iou") else float(value)
+        return result
