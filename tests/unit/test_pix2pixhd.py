@@ -53,11 +53,14 @@ def test_a_frozen_global_generator_gets_no_gradients():
     assert all(p.grad is not None for p in G.fronts.parameters())
 
 
-def _model(*extra: str):
+SMALL = ("generator.ngf=4", "generator.n_downsample_global=2", "generator.n_blocks_global=1",
+         "generator.n_blocks_local=1")
+
+
+def _model(*extra: str, generator: tuple[str, ...] = SMALL):
     from translate.config.compose import build_model, compose
 
-    cfg = compose(["model=pix2pixhd", "data=labels", "data.root=x", "data.label_nc=5", "generator.ngf=4",
-                   "generator.n_downsample_global=2", "generator.n_blocks_global=1", "generator.n_blocks_local=1",
+    cfg = compose(["model=pix2pixhd", "data=labels", "data.root=x", "data.label_nc=5", *generator,
                    "discriminator.ndf=8", "model.lambda_vgg=0", *extra])
     return cfg, build_model(cfg)
 
@@ -105,6 +108,15 @@ def test_phases_need_an_enhancer_and_a_global_phase_checkpoint_is_not_exported(t
 
     with pytest.raises(ConfigError, match="generator.n_local_enhancers >= 1"):
         _model("generator.n_local_enhancers=0", "model.global_steps=10")
+    with pytest.raises(ConfigError, match="generator.n_local_enhancers >= 1"):
+        _model("model.global_steps=10", generator=("generator=unet_64",))
     _, model = _model("model.global_steps=10")
     with pytest.raises(ConfigError, match="still in its global phase"):
         export_generator(model.G, tmp_path / "g.onnx")
+
+
+def test_the_family_takes_another_generator_without_phases():
+    _, model = _model(generator=("generator=unet_64", "generator.ngf=4"))
+    batch = {"A": _maps(2, 5, 64, 64), "B": torch.rand(2, 3, 64, 64) * 2 - 1}
+    out = model.generate(batch)
+    assert out["fake"].shape == (2, 3, 64, 64) and torch.isfinite(model.g_step(batch, out)["loss/G"])

@@ -78,7 +78,9 @@ class Pix2PixHD(CountsSteps, Pix2Pix):
             src = batch[self.src]
             return {"fake": self.G(src, global_only=True), "input": plain(self.G).pyramid(src)[-1],
                     "real": F.avg_pool2d(batch[self.tgt], self.scale)}
-        return {"fake": self.G(batch[self.src], train_global=stage == "joint")}
+        if stage == "local":  # the enhancer alone: the global generator runs without gradients
+            return {"fake": self.G(batch[self.src], train_global=False)}
+        return {"fake": self.G(batch[self.src])}  # any generator: model=pix2pixhd also takes generator=unet_256
 
     def at_scale(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The batch the step's losses compare with: in the global phase, the map and photo at its scale."""
