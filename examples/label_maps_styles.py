@@ -7,7 +7,8 @@ RUN is a ``experiment=demo_labels model.style_encoder=true`` run, HELDOUT the he
   distance without LPIPS weights) beside the mean style's L1/PSNR/SSIM and segmentation score;
 - ``translate infer ... style.samples=8 style.grid=true`` on 4 maps: OUT/styles.png (one row of 8 styles a map);
 - ``translate infer ... style.reference=[photos]`` on the same maps: OUT/references.png (a row per map, in its
-  colours, then a column per reference photo, the references on top).
+  colours, then a column per reference photo, the references on top), unless ``--no-reference`` (a model
+  without a style encoder: pix2pixHD's instance-wise features draw styles but read no reference photo).
 """
 
 from __future__ import annotations
@@ -74,6 +75,14 @@ def main() -> None:
     translate("infer", f"checkpoint={run}", f"input={maps}", f"output={out / 'styles'}", "style.samples=8",
               "style.grid=true", "quiet=true", "overwrite=true")
     stack([out / "styles" / f"{name}_styles.png" for name in MAPS], out / "styles.png")
+    if "--no-reference" not in sys.argv:
+        references(run, maps, heldout, out)
+    keys = ("l1", "psnr", "ssim", "miou", "pixel_acc", "diversity", "diversity_l1", "random_l1")
+    print(json.dumps({k: metrics.get(k) for k in keys}, indent=1))
+
+
+def references(run: Path, maps: Path, heldout: Path, out: Path) -> None:
+    """OUT/references.png: each map under each reference photo's style."""
     photos = [heldout / "val" / "image" / f"{name}.png" for name in REFERENCES]
     translate("infer", f"checkpoint={run}", f"input={maps}", f"output={out / 'references'}",
               f"style.reference=[{','.join(str(p) for p in photos)}]", "quiet=true", "overwrite=true")
@@ -82,8 +91,6 @@ def main() -> None:
         outputs = sorted((out / "references").glob(f"{name}_ref_*.png"))
         rows.append([coloured(maps / f"{name}.png", out / "coloured" / f"{name}.png"), *outputs])
     table(rows, out / "references.png")
-    keys = ("l1", "psnr", "ssim", "miou", "pixel_acc", "diversity", "diversity_l1", "random_l1")
-    print(json.dumps({k: metrics.get(k) for k in keys}, indent=1))
 
 
 if __name__ == "__main__":

@@ -101,7 +101,8 @@ def test_torchrun_trains_bicycle_gan_with_its_encoder_outside_the_latent_regress
 
 def test_torchrun_trains_pix2pixhd_through_its_three_phases(tmp_path):
     """model=pix2pixhd under DDP: a step of the global generator alone, one of the enhancer alone, one of both;
-    parameters that sit out a phase are found (find_unused_parameters), and the replicas end equal."""
+    parameters that sit out a phase are found (find_unused_parameters), and the replicas end equal; with the
+    instance-wise feature encoder (trained through G, the maps' instances in the batch)."""
     from helpers import label_dataset
 
     root = label_dataset(tmp_path / "data", "folders", n=4, size=(64, 64))
@@ -110,6 +111,7 @@ def test_torchrun_trains_pix2pixhd_through_its_three_phases(tmp_path):
                      "data.load_size=64", "data.crop_size=64", "generator.ngf=4", "generator.n_downsample_global=2",
                      "generator.n_blocks_global=1", "generator.n_blocks_local=1", "discriminator.ndf=8",
                      "model.lambda_vgg=0", "model.global_steps=1", "model.fix_global_steps=1", "data.batch_size=1",
+                     "model.instance_feat=true", "model.feature_encoder.nef=4", "model.feature_encoder.n_downsample=2",
                      "trainer.max_steps=3", "trainer.val_every=0", "trainer.progress_bar=false", f"run_dir={run}",
                      cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

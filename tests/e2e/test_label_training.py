@@ -110,7 +110,7 @@ def test_spade_with_its_style_encoder_gives_many_photos_per_map_and_copies_a_ref
     assert len(list((tmp_path / "ref").glob("val0*.png"))) == 1
 
 
-def test_pix2pixhd_trains_coarse_to_fine_on_the_demo_and_converts_and_exports(tmp_path):
+def test_pix2pixhd_trains_coarse_to_fine_with_instance_features_and_converts_and_exports(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     import translate
     from translate.inference.convert import run as infer
@@ -118,17 +118,26 @@ def test_pix2pixhd_trains_coarse_to_fine_on_the_demo_and_converts_and_exports(tm
 
     cfg = compose(tiny_overrides("experiment=demo_labels_pix2pixhd", f"data.root={tmp_path / 'demo'}",
                                  "data.num_train=4", "data.num_val=2", "model.global_steps=1",
-                                 "model.fix_global_steps=1", "model.lambda_vgg=0", "trainer.max_steps=3",
-                                 "trainer.val_every=3", "trainer.sample_every=3"))
+                                 "model.fix_global_steps=1", "model.lambda_vgg=0", "model.instance_feat=true",
+                                 "model.feature_encoder.nef=4", "model.feature_encoder.n_downsample=2",
+                                 "model.num_styles=2", "trainer.max_steps=3", "trainer.val_every=3",
+                                 "trainer.sample_every=3"))
     with open_dict(cfg):
         cfg.run_dir = str(tmp_path / "run")
-    assert fit(cfg)["step"] == 3
+    metrics = fit(cfg)
+    assert metrics["step"] == 3 and metrics["val/diversity"] > 0  # styles drawn from the classes' features
+    assert Image.open(tmp_path / "run" / "samples" / "step_0000003.png").width > 5 * 64  # map | mean | 2 | photo
     maps = tmp_path / "maps"
     maps.mkdir()
     (maps / "0.png").write_bytes(next((tmp_path / "demo").rglob("val/label/*.png")).read_bytes())
-    summary = infer(compose([f"checkpoint={tmp_path / 'run'}", f"input={maps}", f"output={tmp_path / 'out'}",
-                             "quiet=true"], config_name="infer"))
+    (maps / "instance").mkdir()
+    (maps / "instance" / "0.png").write_bytes(next((tmp_path / "demo").rglob("val/instance/*.png")).read_bytes())
+    base = [f"checkpoint={tmp_path / 'run'}", f"input={maps}", f"instances={maps / 'instance'}", "quiet=true"]
+    summary = infer(compose([*base, f"output={tmp_path / 'out'}"], config_name="infer"))
     assert summary.converted == 1 and Image.open(tmp_path / "out" / "0.png").size == (64, 64)
+    infer(compose([*base, f"output={tmp_path / 'many'}", "style.samples=2"], config_name="infer"))
+    outs = [np.asarray(Image.open(tmp_path / "many" / f"0_s{k}.png")).astype(int) for k in range(2)]
+    assert np.abs(outs[0] - outs[1]).max() > 0
     pipe = translate.load(tmp_path / "run")
     from translate.data.labels import one_hot
 
@@ -137,8 +146,8 @@ def test_pix2pixhd_trains_coarse_to_fine_on_the_demo_and_converts_and_exports(tm
     folder = export(compose([f"checkpoint={tmp_path / 'run'}", "format=folder", f"output={tmp_path / 'model'}"],
                             config_name="export"))
     assert torch.equal(translate.load(folder).tensors(x), pipe.tensors(x))
-    onnx = export(compose([f"checkpoint={tmp_path / 'run'}", "format=onnx", f"output={tmp_path / 'g.onnx'}"],
-                          config_name="export"))
+    onnx = export(compose([f"checkpoint={tmp_path / 'run'}", "format=onnx", "style=mean",
+                           f"output={tmp_path / 'g.onnx'}"], config_name="export"))
     session = ort.InferenceSession(str(onnx))
     out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     assert abs(out - pipe.tensors(x).numpy()).max() < 1e-4

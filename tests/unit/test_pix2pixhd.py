@@ -120,3 +120,62 @@ def test_the_family_takes_another_generator_without_phases():
     batch = {"A": _maps(2, 5, 64, 64), "B": torch.rand(2, 3, 64, 64) * 2 - 1}
     out = model.generate(batch)
     assert out["fake"].shape == (2, 3, 64, 64) and torch.isfinite(model.g_step(batch, out)["loss/G"])
+
+
+# ---------------------------------------------------------------- the instance-wise feature encoder
+
+
+def test_region_means_average_each_object_of_each_image():
+    from translate.networks.pix2pixhd import region_means
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 3, 6, 5, generator=g)
+    regions = torch.randint(0, 4, (2, 6, 5), generator=g)
+    pooled, means, pixel_region = region_means(x, regions)
+    for n in range(2):
+        for r in regions[n].unique():
+            inside = regions[n] == r
+            expected = x[n][:, inside].mean(1)
+            assert torch.allclose(pooled[n][:, inside], expected[:, None].expand(-1, int(inside.sum())), atol=1e-6)
+    assert len(means) == sum(len(regions[n].unique()) for n in range(2)) == int(pixel_region.max()) + 1
+
+
+def test_the_generator_keeps_each_classes_feature_statistics_and_draws_styles_from_them():
+    G = Pix2PixHDGenerator(in_channels=4, ngf=4, n_downsample_global=2, n_blocks_global=1, n_local_enhancers=0,
+                           feat_nc=2, feat_classes=3, feature_momentum=0.5)
+    assert G.nz == 6 and _convs(G.global_body)[0] == (6, 4, 7, 1)  # the map's 4 channels and 2 features
+    G.observe(torch.tensor([[1.0, 2.0], [3.0, 2.0], [5.0, 5.0]]), torch.tensor([0, 0, 2]))
+    assert torch.equal(G.feature_mean, torch.tensor([[2.0, 2.0], [0.0, 0.0], [5.0, 5.0]]))  # the objects' mean
+    assert torch.equal(G.feature_var[0], torch.tensor([1.0, 0.0])) and G.feature_seen.tolist() == [1, 0, 1]
+    G.observe(torch.tensor([[4.0, 4.0]]), torch.tensor([0]))  # the second batch: an average of the two
+    assert torch.equal(G.feature_mean[0], torch.tensor([3.0, 3.0]))
+    G.observe(torch.tensor([[7.0, 7.0]]), torch.tensor([0]))  # from then on a moving average at the momentum
+    assert torch.equal(G.feature_mean[0], torch.tensor([5.0, 5.0]))
+    labels = torch.tensor([[[0, 2], [1, 0]]])
+    x = torch.cat([one_hot(labels, 3), torch.zeros(1, 1, 2, 2)], 1)
+    feats = G.class_features(x, None)
+    assert torch.equal(feats[0, :, 0, 1], G.feature_mean[2]) and torch.equal(feats[0, :, 1, 1], G.feature_mean[0])
+    z = torch.ones(1, 6)
+    assert torch.allclose(G.class_features(x, z)[0, :, 0, 0], G.feature_mean[0] + G.feature_var[0].sqrt())
+    assert torch.allclose(G.class_features(x, z, truncation=0.0), feats)
+    with pytest.raises(ValueError, match=r"z must be \[N, 6\]"):
+        G(x, torch.ones(1, 5))
+
+
+def test_instance_features_are_learned_with_g_and_only_g_sees_them():
+    from translate.core.errors import ConfigError
+
+    feature = ("model.instance_feat=true", "model.feature_encoder.n_downsample=2", "model.feature_encoder.nef=4")
+    _, model = _model(*feature)
+    assert set(model.auxiliaries()) == {"E"} and _convs(model.D)[0][0] == 5 + 3  # D: the map and the image alone
+    labels = torch.randint(0, 5, (2, 4, 4)).repeat_interleave(8, 1).repeat_interleave(8, 2)
+    instances = torch.randint(0, 3, (2, 32, 32))
+    batch = {"A": one_hot(labels, 5), "B": torch.rand(2, 3, 32, 32) * 2 - 1, "labels": labels, "instances": instances}
+    out = model.generate(batch)
+    model.g_step(batch, out)["loss/G"].backward()
+    assert all(p.grad is not None for p in model.E.parameters())  # E learns through G's loss, as in the code
+    assert int(model.G.feature_seen.sum()) == len(labels.unique())  # the step taught the class statistics
+    assert model.d_step(batch, out)["loss/D"].isfinite()
+    assert model.G(batch["A"], torch.randn(2, model.G.nz)).shape == (2, 3, 32, 32)
+    with pytest.raises(ConfigError, match="needs a generator that takes features"):
+        _model(*feature, generator=("generator=unet_64",))

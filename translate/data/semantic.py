@@ -10,7 +10,8 @@ Layouts (``data.layout``):
   class 0 ("other") is don't-care and the 150 classes are 1..150, as the SPADE code reads them.
 
 A sample is ``{"A": the generator's input, "B": the photo, "labels": the class indices [H, W], "A_view": the map
-in its palette's colours, for sample grids}``: ``A`` holds one
+in its palette's colours, for sample grids}`` and ``"instances"``, the instance ids [H, W], with ``instances=true``
+(pix2pixHD's instance-wise features pool over them): ``A`` holds one
 channel per class (``label_nc``, plus one for don't-care when ``dont_care`` is set), and the instance boundary
 map as the last channel with ``instances=true``. Label and instance maps are resampled nearest-neighbour only, with
 the same crop and flip as their photo.
@@ -28,7 +29,7 @@ from translate.core.errors import ConfigError, DataError, check_choice
 from translate.core.schema import label_channels
 from translate.data.files import filter_readable, list_images, load_image
 from translate.data.folders import FolderDataset, _part, _stem_map
-from translate.data.labels import PALETTES, LabelEncoding, Palette, class_colours, read_instance_map, read_palette
+from translate.data.labels import PALETTES, LabelEncoding, Palette, read_instance_map, read_palette
 from translate.data.modules import DataModule
 from translate.data.transforms import PairedTransform
 
@@ -80,16 +81,13 @@ def _cityscapes(root: Path, split: str, instances: bool) -> list[Sample]:
 class LabelDataset(FolderDataset):
     """Label map -> photo samples (see the module docstring)."""
 
-    def __init__(self, root: str | Path, split: str, transform: PairedTransform, *, label_nc: int,
-                 dont_care: int | None = None, palette: Palette | None = None, instances: bool = False,
-                 layout: Layout = "folders", output_nc: int = 3, max_size: int | None = None,
-                 encoding: Encoding = "onehot"):
+    def __init__(self, root: str | Path, split: str, transform: PairedTransform, *, encoding: LabelEncoding,
+                 layout: Layout = "folders", output_nc: int = 3, max_size: int | None = None):
         super().__init__(transform)
-        self.encoding = LabelEncoding(int(label_nc), dont_care, bool(instances), layout == "ade20k", palette,
-                                      encoding == "colour")
-        self.layout, self.output_nc = layout, output_nc
-        self.shown = palette or class_colours(int(label_nc))  # how sample grids show a map
-        files = [tuple(p for p in s if p is not None) for s in find_samples(Path(root), split, layout, instances)]
+        self.encoding, self.layout, self.output_nc = encoding, layout, output_nc
+        self.shown = encoding.colours  # how sample grids show a map
+        files = [tuple(p for p in s if p is not None)
+                 for s in find_samples(Path(root), split, layout, encoding.instances)]
         readable = filter_readable(files, f"{root} ({split})")[:max_size]
         self.samples: list[Sample] = [(s[0], s[1], s[2] if len(s) > 2 else None) for s in readable]
 
@@ -107,9 +105,17 @@ class LabelDataset(FolderDataset):
         if any(m.shape != photo.shape[-2:] for m in maps):
             raise DataError(f"{label_path}: {tuple(maps[0].shape)} map for a {tuple(photo.shape[-2:])} photo "
                             f"({photo_path.name})")
-        photo, *maps = self._transform(label_path, photo, *maps, labels=len(maps))
-        return {"A": self.encoding.encode(maps[0], maps[1] if len(maps) > 1 else None), "B": photo, "labels": maps[0], "A_view": self.shown.colourise(maps[0]),
-                "A_path": str(label_path), "B_path": str(photo_path)}
+        photo, labels, *instances = self._transform(label_path, photo, *maps, labels=len(maps))
+        sample = {"A": self.encoding.encode(labels, instances[0] if instances else None), "B": photo,
+                  "labels": labels, "A_view": self.shown.colourise(labels), "A_path": str(label_path),
+                  "B_path": str(photo_path)}
+        return sample | ({"instances": instances[0]} if instances else {})
+
+
+def make_encoding(label_nc: int, dont_care: int | None, instances: bool, layout: str, palette: Palette | None,
+                  encoding: str) -> LabelEncoding:
+    """The LabelEncoding of ``data=labels`` settings (the one place they become one)."""
+    return LabelEncoding(int(label_nc), dont_care, bool(instances), layout == "ade20k", palette, encoding == "colour")
 
 
 def label_encoding(data: Mapping[str, Any]) -> LabelEncoding | None:
@@ -119,9 +125,8 @@ def label_encoding(data: Mapping[str, Any]) -> LabelEncoding | None:
         return None
     palette = data.get("palette")
     known = palette and (str(palette) in PALETTES or Path(str(palette)).is_file())
-    return LabelEncoding(int(data["label_nc"]), data.get("dont_care"), bool(data.get("instances")),
-                         data.get("layout") == "ade20k", read_palette(palette) if known else None,
-                         data.get("encoding", "onehot") == "colour")
+    return make_encoding(data["label_nc"], data.get("dont_care"), bool(data.get("instances")), data.get("layout", ""),
+                         read_palette(palette) if known else None, data.get("encoding", "onehot"))
 
 
 class LabelData(DataModule):
@@ -148,14 +153,11 @@ class LabelData(DataModule):
 
     def label_encoding(self) -> LabelEncoding:
         """How this data's maps become the generator's input (and inputs become classes again)."""
-        return LabelEncoding(self.label_nc, self.dont_care, bool(self.instances), self.layout == "ade20k",
-                             self.palette, self.encoding == "colour")
+        return make_encoding(self.label_nc, self.dont_care, self.instances, self.layout, self.palette, self.encoding)
 
     def dataset(self, split: str, *, train: bool = True) -> Dataset:
-        return LabelDataset(self.root, split, self.transform(train), label_nc=self.label_nc,
-                            dont_care=self.dont_care, palette=self.palette, instances=self.instances,
-                            layout=self.layout, output_nc=self.output_nc, max_size=self.max_size,
-                            encoding=self.encoding)
+        return LabelDataset(self.root, split, self.transform(train), encoding=self.label_encoding(),
+                            layout=self.layout, output_nc=self.output_nc, max_size=self.max_size)
 
     def has_split(self, split: str) -> bool:
         where = {"folders": self.root / split, "cityscapes": self.root / "gtFine" / split,

@@ -232,3 +232,35 @@ class CountsSteps:
 
     def load_extra_state(self, state: dict) -> None:
         self.g_steps = int(state.get("g_steps", 0))
+
+
+class StyleColumns:
+    """Mixin (listed before the model's base) for a paired model whose generator ``G`` may take a style code
+    (BicycleGAN, SPADE's and pix2pixHD's options): ``num_styles`` fixed codes under ``styles`` in grid and
+    validation batches (the same codes for every row, so each grid column is one style; validation measures the
+    outputs' diversity over them), and grids of input | mean style | one column per fixed style | target."""
+
+    num_styles: int = 0
+
+    def with_fixed_inputs(self, batch: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
+        G = plain(self.G)
+        if not takes_style(G) or not self.num_styles:
+            return batch
+        return batch | {STYLES: fixed_latents(self.num_styles, int(G.nz), seed)}
+
+    @torch.no_grad()
+    def sample_columns(self, batch: dict[str, torch.Tensor],
+                       generators: dict[str, nn.Module] | None = None) -> list[torch.Tensor]:
+        columns = super().sample_columns(batch, generators)
+        if STYLES not in batch:
+            return columns
+        G, x = (generators or self.generators())["G"], batch[self.src]
+        styled = [to_rgb(G(x, z.to(x).expand(len(x), -1))) for z in batch[STYLES]]
+        return [*columns[:2], *styled, *columns[2:]]
+
+    def sample_labels(self, batch: dict[str, torch.Tensor]) -> list[str]:
+        labels = super().sample_labels(batch)
+        if STYLES not in batch:
+            return labels
+        styles = [f"style {i + 1}" for i in range(len(batch[STYLES]))]
+        return [labels[0], "mean style", *styles, *labels[2:]]

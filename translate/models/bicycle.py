@@ -31,14 +31,12 @@ from torch.func import functional_call
 from translate.core.errors import ConfigError, check_choice
 from translate.core.schema import Count, Positive
 from translate.models.base import (
-    STYLES,
     CountsSteps,
+    StyleColumns,
     Translation,
     TranslationModel,
-    fixed_latents,
     plain,
     set_requires_grad,
-    to_rgb,
 )
 from translate.models.losses import GANObjective, gaussian_kl, reparameterize
 from translate.networks.layers import init_weights
@@ -46,7 +44,7 @@ from translate.networks.layers import init_weights
 Direction = Literal["AtoB", "BtoA"]
 
 
-class BicycleGAN(CountsSteps, TranslationModel):
+class BicycleGAN(CountsSteps, StyleColumns, TranslationModel):
     """G: A x z -> B, E: B -> q(z | B), D judges cVAE-GAN outputs, D2 cLR-GAN outputs. ``generator``,
     ``discriminator`` and ``encoder`` are factories (Hydra partials). ``conditional_D``: the discriminators see
     (A, B) pairs as pix2pix's; the reference default judges B alone."""
@@ -171,24 +169,3 @@ class BicycleGAN(CountsSteps, TranslationModel):
         losses["loss/G"] = total
         self.g_steps += 1
         return losses
-
-    # ------------------------------------------------------------------ samples
-    def with_fixed_inputs(self, batch: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
-        """The batch with ``num_styles`` fixed style codes under ``styles`` (the same codes for every row, so each
-        grid column is one style; validation measures diversity over them)."""
-        return batch | {STYLES: fixed_latents(self.num_styles, self.nz, seed)} if self.num_styles else batch
-
-    @torch.no_grad()
-    def sample_columns(self, batch: dict[str, torch.Tensor],
-                       generators: dict[str, nn.Module] | None = None) -> list[torch.Tensor]:
-        """input | mean style | one column per fixed style | target."""
-        G = (generators or self.generators())["G"]
-        x = batch[self.src]
-        columns = [to_rgb(x), to_rgb(G(x))]
-        for z in batch.get(STYLES, torch.empty(0, self.nz)):
-            columns.append(to_rgb(G(x, z.to(x).expand(len(x), -1))))
-        return [*columns, to_rgb(batch[self.tgt])]
-
-    def sample_labels(self, batch: dict[str, torch.Tensor]) -> list[str]:
-        styles = [f"style {i + 1}" for i in range(len(batch.get(STYLES, ())))]
-        return [f"input {self.src}", "mean style", *styles, f"target {self.tgt}"]

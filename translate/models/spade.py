@@ -33,13 +33,13 @@ from torch import nn
 
 from translate.core.errors import ConfigError
 from translate.core.schema import Count, Positive
-from translate.models.base import STYLES, fixed_latents, to_rgb
+from translate.models.base import StyleColumns
 from translate.models.losses import gaussian_kl, reparameterize
 from translate.models.pix2pix import Pix2Pix
 from translate.networks.layers import init_weights
 
 
-class SPADE(Pix2Pix):
+class SPADE(StyleColumns, Pix2Pix):
     """Label map (one-hot, ``data=labels``) -> photo: G's step, then D's (the official order); ``lambda_vgg`` and
     ``vgg_weights`` as pix2pix's. ``style_encoder``: the VAE style encoder (``encoder``, a factory), ``z_dim`` its code's
     size, ``lambda_kld`` the KL term's weight, ``num_styles`` the fixed styles of grids and validation."""
@@ -84,28 +84,3 @@ class SPADE(Pix2Pix):
             losses["loss/G/kld"] = gaussian_kl(out["mu"], out["logvar"]).mean()
             losses["loss/G"] = losses["loss/G"] + self.lambda_kld * losses["loss/G/kld"]
         return losses
-
-    # ------------------------------------------------------------------ styles in grids and validation
-    def with_fixed_inputs(self, batch: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
-        """With the style encoder: ``num_styles`` fixed style codes under ``styles`` (one grid column each)."""
-        if self.E is None or not self.num_styles:
-            return batch
-        return batch | {STYLES: fixed_latents(self.num_styles, self.G.nz, seed)}
-
-    @torch.no_grad()
-    def sample_columns(self, batch: dict[str, torch.Tensor],
-                       generators: dict[str, nn.Module] | None = None) -> list[torch.Tensor]:
-        """map | output (the mean style) | one column per fixed style | photo."""
-        columns = super().sample_columns(batch, generators)
-        if self.E is None or STYLES not in batch:
-            return columns
-        G, x = (generators or self.generators())["G"], batch[self.src]
-        styled = [to_rgb(G(x, z.to(x).expand(len(x), -1))) for z in batch[STYLES]]
-        return [*columns[:2], *styled, *columns[2:]]
-
-    def sample_labels(self, batch: dict[str, torch.Tensor]) -> list[str]:
-        labels = super().sample_labels(batch)
-        if self.E is None or STYLES not in batch:
-            return labels
-        styles = [f"style {i + 1}" for i in range(len(batch[STYLES]))]
-        return [labels[0], "mean style", *styles, *labels[2:]]

@@ -10,7 +10,7 @@ from typing import Any
 _HOMES = {
     "LatentUnetGenerator": "bicycle", "StyleEncoder": "bicycle",
     "MultiscaleDiscriminator": "discriminators", "PatchDiscriminator": "discriminators",
-    "PixelDiscriminator": "discriminators", "Pix2PixHDGenerator": "pix2pixhd",
+    "PixelDiscriminator": "discriminators", "Pix2PixHDGenerator": "pix2pixhd", "FeatureEncoder": "pix2pixhd",
     "ResnetGenerator": "generators", "UnetGenerator": "generators", "SPADEGenerator": "spade", "ConvEncoder": "spade",
     "DCGANDiscriminator": "latent", "DCGANGenerator": "latent", "TutorialDiscriminator": "latent",
     "TutorialGenerator": "latent",
@@ -19,7 +19,7 @@ _HOMES = {
 }
 __all__ = [  # noqa: RUF022 - as _HOMES lists them
     "LatentUnetGenerator", "StyleEncoder", "MultiscaleDiscriminator", "PatchDiscriminator", "PixelDiscriminator", "Pix2PixHDGenerator",
-    "ResnetGenerator", "UnetGenerator", "SPADEGenerator", "ConvEncoder", "DCGANDiscriminator", "DCGANGenerator", "TutorialDiscriminator",
+    "FeatureEncoder", "ResnetGenerator", "UnetGenerator", "SPADEGenerator", "ConvEncoder", "DCGANDiscriminator", "DCGANGenerator", "TutorialDiscriminator",
     "TutorialGenerator", "StyleDiscriminator", "StyleGenerator", "count_parameters", "init_weights",
 ]
 
