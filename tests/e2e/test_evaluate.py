@@ -58,6 +58,9 @@ def test_pix2pix_checkpoint_on_the_val_split(tmp_path, aligned_root):
         fake = G(A)
     assert saved["l1"] == pytest.approx(float(l1(fake, B).mean()), rel=1e-5)
     assert saved["ssim"] == pytest.approx(float(ssim(fake, B).mean()), rel=1e-5)
+    leaks = _evaluate(f"checkpoint={ckpt}", f"data.root={aligned_root}", f"output={tmp_path / 'leaks'}",
+                      "metrics.fid=false", "metrics.leaks=true")  # shares of the 2 outputs: 0, 0.5 or 1
+    assert leaks["leak_orientation"] in (0.0, 0.5, 1.0) and leaks["leak_colour"] in (0.0, 0.5, 1.0)
     with Image.open(out / "grid.png") as grid:
         assert grid.size == (3 * 64 + 4 * 2, 20 + 2 * 64 + 3 * 2)  # input | output | target, named; 2 rows, 2 px pad
 

@@ -36,8 +36,9 @@ def noise_options(group: str) -> list[str]:
 
 
 def test_groups_are_the_documented_ones():
-    assert set(GROUPS) == {"model", "generator", "discriminator", "gan_loss", "data", "optim", "scheduler",
-                           "trainer", "logger", "experiment", "debug", "hparams_search"}
+    assert set(GROUPS) == {"model", "generator", "discriminator", "gan_loss", "augment", "data", "optim",
+                           "scheduler", "trainer", "logger", "experiment", "debug", "hparams_search"}
+    assert set(options("augment")) == {"none", "diffaugment", "ada"}
     assert {"unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks"} <= set(options("generator"))
     assert {"patchgan", "pixel", "multiscale"} <= set(options("discriminator"))
     assert set(options("gan_loss")) == {"vanilla", "lsgan", "hinge", "wgangp"}

@@ -53,7 +53,10 @@ def test_the_base_class_assembles_discriminator_losses():
     D = torch.nn.Conv2d(3, 1, 3)
     real, fake = torch.ones(2, 3, 8, 8), torch.zeros(2, 3, 8, 8)
     plain = Identity(LSGAN()).discriminator_loss(D, real, fake, "D_X")
-    assert set(plain) == {"loss/D_X/real", "loss/D_X/fake", "loss/D_X"}
+    assert set(plain) == {"loss/D_X/real", "loss/D_X/fake", "loss/D_X", "D_out/D_X/real", "D_out/D_X/fake",
+                          "D_out/D_X/real_sign"}
+    assert plain["D_out/D_X/real"] == D(real).mean()  # D's verdicts are logged beside its losses
+    assert plain["D_out/D_X/real_sign"] == torch.sign(D(real) - 0.5).mean()  # LSGAN decides at 0.5
     assert torch.allclose(plain["loss/D_X"], 0.5 * (plain["loss/D_X/real"] + plain["loss/D_X/fake"]))
     penalised = Identity(WGANGP()).discriminator_loss(D, real, fake)
     assert "loss/D/gp" in penalised and penalised["loss/D"] > 0.5 * (penalised["loss/D/real"] + penalised["loss/D/fake"])

@@ -96,7 +96,7 @@ FIELDS: dict[str, tuple[type, ...]] = {
     "config": (dict,), "step": (int,), "total_steps": (int,), "epoch": (int,), "batch_in_epoch": (int,),
     "networks": (dict,), "ema": (dict,), "optimizers": (dict,), "schedulers": (dict,), "scalers": (dict,),
     "model_state": (dict,), "rng": (dict,), "wandb_run_id": (str, type(None)), "metrics": (dict,),
-    "best": (dict,),
+    "best": (dict,), "augment": (dict,),
 }
 REQUIRED = ("config", "networks")  # enough to rebuild a generator (infer, evaluate, export)
 TRAINING_STATE = ("step", "epoch", "batch_in_epoch", "ema", "optimizers", "schedulers", "scalers", "model_state",

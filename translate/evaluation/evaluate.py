@@ -26,6 +26,7 @@ from translate.data import AlignedData, UnalignedData
 from translate.data.files import sample_grid, save_image
 from translate.data.fixed import truth_batches
 from translate.data.semantic import LabelData
+from translate.evaluation.leaks import LeakScore
 from translate.evaluation.metrics import dropout_layers, higher_is_better
 from translate.evaluation.segmentation import SegmentationScore, cached_segmenter
 from translate.evaluation.validation import FirstImages, Validator
@@ -73,24 +74,30 @@ def _evaluation_data(cfg: DictConfig, loaded: Pipeline):
 
 
 def _collectors(cfg: DictConfig, data, shown: FirstImages, device: torch.device):
-    """What each evaluated batch is shown to: the grid's first images (label maps in their classes' colours)
-    and, for label-map data, the segmentation score (``metrics.segmentation``; None when off)."""
-    if not isinstance(data, LabelData):
-        return shown, None
-    encoding = data.label_encoding()
-    score = None
-    if cfg.metrics.get("segmentation", "auto") not in (False, "off", None):
+    """What each evaluated batch is shown to: the grid's first images (label maps in their classes' colours), for
+    label-map data the segmentation score (``metrics.segmentation``), for paired data the augmentation leak check
+    (``metrics.leaks``); and the scores among them, whose ``result()`` joins the metrics."""
+    encoding = data.label_encoding() if isinstance(data, LabelData) else None
+    scores: list[Any] = []
+    if encoding is not None and cfg.metrics.get("segmentation", "auto") not in (False, "off", None):
         segmenter = cached_segmenter(data, steps=int(cfg.metrics.get("segmenter_steps", 1000)),
                                      seed=int(cfg.metrics.get("segmenter_seed", 0)), device=device)
-        score = SegmentationScore(segmenter, encoding, device)
+        scores.append(SegmentationScore(segmenter, encoding, device))
+    if cfg.metrics.get("leaks"):
+        if isinstance(data, UnalignedData):
+            raise ConfigError("metrics.leaks compares outputs with their true photos: paired data only")
+        scores.append(LeakScore())
 
     def collect(x: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
-        labels = encoding.decode(x.float())
-        shown(encoding.colours.colourise(labels.masked_fill(labels < 0, encoding.label_nc)).to(x), out, y)
-        if score is not None:
+        if encoding is None:
+            shown(x, out, y)
+        else:
+            labels = encoding.decode(x.float())
+            shown(encoding.colours.colourise(labels.masked_fill(labels < 0, encoding.label_nc)).to(x), out, y)
+        for score in scores:
             score(x, out, y)
 
-    return collect, score
+    return collect, scores
 
 
 def validation_inputs(loaded: Pipeline, n: int) -> list[torch.Tensor]:
@@ -149,11 +156,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                           device=device, amp_dtype=amp_dtype, distribution=True, truth_batches=truth,
                           styles=styles, truncation=truncation)
     shown = FirstImages(int(cfg.grid_images))
-    collect, segmentation = _collectors(cfg, data, shown, device)
+    collect, scores = _collectors(cfg, data, shown, device)
     print(f"evaluating {cfg.checkpoint} ({direction}) on {data.root}/{cfg.split}: {n_src} images", file=sys.stderr)
     result = validator({loaded.translation.generator: loaded.module.to(device)}, batches, prefix="", on_batch=collect)
-    if segmentation is not None:
-        result |= segmentation.result()
+    for score in scores:
+        result |= score.result()
     report = {**result, "num_images": n_src, "checkpoint": str(cfg.checkpoint), "data": str(data.root),
               "split": cfg.split, "direction": direction, "skipped": validator.skipped, "config": to_container(cfg)}
     _write_report(report, shown, Path(cfg.output or _evaluation_folder(cfg)))

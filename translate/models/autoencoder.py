@@ -156,7 +156,7 @@ class Autoencoder(TranslationModel):
             total = total + self.beta * losses["loss/G/kl"]
         if self.D is not None:
             set_requires_grad([self.D], False)
-            losses["loss/G/gan"] = self.gan_loss.g_loss(self.D(out["fake"]))
+            losses["loss/G/gan"] = self.gan_loss.g_loss(self.judge(self.D, out["fake"]))
             total = total + self.lambda_gan * losses["loss/G/gan"]
         losses["loss/G"] = total
         return losses

@@ -33,7 +33,8 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from translate.models.losses import GANObjective, gradient_penalty
+from translate.models.augment import Augment
+from translate.models.losses import GANObjective, Logits, gradient_penalty
 
 Phase = Literal["D", "G"]
 #: Batch key of the fixed style codes [K, nz] that ``with_fixed_inputs`` adds for a generator with a style code:
@@ -108,6 +109,13 @@ class TranslationModel(nn.Module):
         super().__init__()
         self.gan_loss = gan_loss
         self.translations: dict[str, Translation] = {}
+        # What discriminators see goes through this (the loop sets ``augment=diffaugment|ada``; none by default).
+        self.augment: Augment = Augment()
+
+    def judge(self, D: nn.Module, x: torch.Tensor, colour_from: int = 0, **kwargs) -> Logits:
+        """D's logits for ``x`` as the discriminators learn to judge it: augmented (``models.augment``; a pair's
+        colour transform on its channels ``colour_from:``, the output's)."""
+        return D(self.augment(x, colour_from), **kwargs)
 
     # ------------------------------------------------------------------ networks
     def generators(self) -> dict[str, nn.Module]:
@@ -157,24 +165,43 @@ class TranslationModel(nn.Module):
         raise NotImplementedError
 
     def discriminator_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, name: str = "D", *,
-                           fake_first: bool = False, average: bool = True) -> dict[str, torch.Tensor]:
+                           fake_first: bool = False, average: bool = True, colour_from: int = 0) -> dict[str, torch.Tensor]:
         """``loss/{name}/real``, ``/fake`` (and ``/gp`` with a gradient penalty) and their total ``loss/{name}``:
         half the sum of the real and fake terms (``average``, as pix2pix, CycleGAN and CUT; else their sum, as
         BicycleGAN), plus the weighted penalty. ``fake_first``: D sees the fakes before the reals, as the
         references of pix2pix, CUT and BicycleGAN do (it changes batch-norm running statistics only). ``fake``
-        must be detached from G."""
+        must be detached from G. D judges through ``judge`` (augmented, and heard by an adaptive augmentation);
+        ``colour_from`` as there."""
+        def judged(x: torch.Tensor) -> Logits:
+            return self.judge(D, x, colour_from)
+
         if fake_first:
-            fake_logits = D(fake)
-            terms = self.gan_loss.d_loss(D(real), fake_logits)
+            fake_logits = judged(fake)
+            real_logits = judged(real)
         else:
-            terms = self.gan_loss.d_loss(D(real), D(fake))
-        losses = {f"loss/{name}/real": terms["real"], f"loss/{name}/fake": terms["fake"]}
+            real_logits = judged(real)
+            fake_logits = judged(fake)
+        terms = self.gan_loss.d_loss(real_logits, fake_logits)
+        self.augment.observe(real_logits, self.gan_loss.decision)
+        losses = {f"loss/{name}/real": terms["real"], f"loss/{name}/fake": terms["fake"],
+                  **self.verdicts(name, real_logits, fake_logits)}
         total = (0.5 if average else 1.0) * (terms["real"] + terms["fake"])
         if self.gan_loss.gp_weight:
-            losses[f"loss/{name}/gp"] = gradient_penalty(D, real, fake)
+            losses[f"loss/{name}/gp"] = gradient_penalty(judged, real, fake)
             total = total + self.gan_loss.gp_weight * losses[f"loss/{name}/gp"]
         losses[f"loss/{name}"] = total
         return losses
+
+    @torch.no_grad()
+    def verdicts(self, name: str, real: Logits, fake: Logits) -> dict[str, torch.Tensor]:
+        """How sure D is, logged with its losses: ``D_out/{name}/real_sign``, the share of real outputs above the
+        objective's decision minus the share below (ADA's overfitting heuristic r_t; it nears 1 as D memorises
+        its reals), and the mean outputs on reals and fakes."""
+        flat = {k: torch.cat([o.detach().float().flatten() for o in ([v] if isinstance(v, torch.Tensor) else v)])
+                for k, v in (("real", real), ("fake", fake))}
+        stats = {f"D_out/{name}/{k}": v.mean() for k, v in flat.items()}
+        stats[f"D_out/{name}/real_sign"] = torch.sign(flat["real"] - self.gan_loss.decision).mean()
+        return stats
 
     # ------------------------------------------------------------------ state and samples
     def with_fixed_inputs(self, batch: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:

@@ -122,14 +122,18 @@ class BicycleGAN(CountsSteps, StyleColumns, TranslationModel):
         """What the discriminators see: the image, or (A, image) with ``conditional_D``."""
         return torch.cat([A, image], 1) if self.conditional_D else image
 
+    def colour_from(self, A: torch.Tensor) -> int:
+        """Where the image starts in what the discriminators see (augmentation recolours the image alone)."""
+        return A.shape[1] if self.conditional_D else 0
+
     def d_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         set_requires_grad([self.D, self.D2], True)
         A, B, A_other, B_other = self.halves(batch)
+        pair = {"fake_first": True, "average": False, "colour_from": self.colour_from(A)}
         losses = self.discriminator_loss(self.D, self.judged(A, B), self.judged(A, out["fake_encoded"].detach()),
-                                         name="D_encoded", fake_first=True, average=False)
+                                         name="D_encoded", **pair)
         losses |= self.discriminator_loss(self.D2, self.judged(A_other, B_other),
-                                          self.judged(A, out["fake_random"].detach()), name="D_random",
-                                          fake_first=True, average=False)
+                                          self.judged(A, out["fake_random"].detach()), name="D_random", **pair)
         losses["loss/D"] = losses["loss/D_encoded"] + losses["loss/D_random"]
         return losses
 
@@ -150,8 +154,10 @@ class BicycleGAN(CountsSteps, StyleColumns, TranslationModel):
         set_requires_grad([self.D, self.D2], False)
         A, B, _, _ = self.halves(batch)
         losses = {
-            "loss/G/gan": self.gan_loss.g_loss(self.D(self.judged(A, out["fake_encoded"]))),
-            "loss/G/gan2": self.gan_loss.g_loss(self.D2(self.judged(A, out["fake_random"]))),
+            "loss/G/gan": self.gan_loss.g_loss(self.judge(self.D, self.judged(A, out["fake_encoded"]),
+                                                          self.colour_from(A))),
+            "loss/G/gan2": self.gan_loss.g_loss(self.judge(self.D2, self.judged(A, out["fake_random"]),
+                                                           self.colour_from(A))),
             "loss/G/l1": F.l1_loss(out["fake_encoded"].float(), B.float()),
             "loss/G/kl": gaussian_kl(out["mu"], out["logvar"]).mean(),
         }

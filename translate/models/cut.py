@@ -130,7 +130,7 @@ class CUT(TranslationModel):
     def g_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         set_requires_grad([self.D], False)
         flipped = bool(out["flipped"])
-        losses = {"loss/G/gan": self.gan_loss.g_loss(self.D(out["fake_B"]))}
+        losses = {"loss/G/gan": self.gan_loss.g_loss(self.judge(self.D, out["fake_B"]))}
         losses["loss/G/nce"] = self.nce_loss(batch["A"], out["fake_B"], flipped)
         nce = losses["loss/G/nce"]
         if self.nce_idt:

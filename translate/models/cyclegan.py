@@ -110,8 +110,8 @@ class CycleGAN(TranslationModel):
         set_requires_grad([self.D_A, self.D_B], False)
         A, B = batch["A"], batch["B"]
         losses = {
-            "loss/G/gan_A": self.gan_loss.g_loss(self.D_A(out["fake_B"])),
-            "loss/G/gan_B": self.gan_loss.g_loss(self.D_B(out["fake_A"])),
+            "loss/G/gan_A": self.gan_loss.g_loss(self.judge(self.D_A, out["fake_B"])),
+            "loss/G/gan_B": self.gan_loss.g_loss(self.judge(self.D_B, out["fake_A"])),
             "loss/G/cycle_A": F.l1_loss(out["rec_A"].float(), A.float()),
             "loss/G/cycle_B": F.l1_loss(out["rec_B"].float(), B.float()),
         }

@@ -78,7 +78,7 @@ class NoiseGAN(TranslationModel):
         set_requires_grad([self.D], True)
         losses = self.discriminator_loss(self.D, batch["A"], out["fake"].detach())
         if self.r1_gamma and self.d_steps % self.r1_every == 0:
-            losses["loss/D/r1"] = r1_penalty(self.D, batch["A"])
+            losses["loss/D/r1"] = r1_penalty(lambda x: self.judge(self.D, x), batch["A"])  # on augmented reals, as ADA
             weight = 0.5 * self.r1_gamma * self.r1_every
             losses["loss/D"] = losses["loss/D"] + weight * losses["loss/D/r1"]
         self.d_steps += 1
@@ -86,7 +86,7 @@ class NoiseGAN(TranslationModel):
 
     def g_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         set_requires_grad([self.D], False)
-        gan = self.gan_loss.g_loss(self.D(out["fake"]))
+        gan = self.gan_loss.g_loss(self.judge(self.D, out["fake"]))
         return {"loss/G/gan": gan, "loss/G": gan}
 
     def extra_state(self) -> dict:

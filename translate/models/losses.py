@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from translate.core.errors import ConfigError
 
@@ -34,6 +33,8 @@ class GANObjective:
 
     #: Weight of the discriminator's gradient penalty; 0 means none is computed.
     gp_weight: float = 0.0
+    #: The output between "real" and "fake" (ADA's overfitting heuristic counts reals above it).
+    decision: float = 0.0
 
     def d_loss(self, real: Logits, fake: Logits) -> dict[str, torch.Tensor]:
         return {"real": _sum_over_scales(self.d_real, real), "fake": _sum_over_scales(self.d_fake, fake)}
@@ -118,6 +119,8 @@ class VanillaGAN(LabelTargets):
 class LSGAN(LabelTargets):
     """Least-squares GAN: MSE against 1 for real and 0 for fake."""
 
+    decision = 0.5
+
     def regress(self, logits, target):
         return F.mse_loss(logits, target)
 
@@ -154,7 +157,7 @@ class WGANGP(GANObjective):
         return f"WGANGP(gp_weight={self.gp_weight})"
 
 
-def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+def gradient_penalty(D: Callable[[torch.Tensor], Logits], real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """(||grad_x D(x)||_2 - 1)^2 at random interpolates of real and fake samples (one alpha per sample)."""
     alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
     x = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
@@ -166,7 +169,7 @@ def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> to
     return ((norms - 1.0) ** 2).mean()
 
 
-def r1_penalty(D: nn.Module, real: torch.Tensor) -> torch.Tensor:
+def r1_penalty(D: Callable[[torch.Tensor], Logits], real: torch.Tensor) -> torch.Tensor:
     """R1 (Mescheder et al. 2018): the squared norm of D's gradient at the real images, mean over images; the
     caller weighs it by gamma / 2 (StyleGAN: gamma 10)."""
     x = real.detach().requires_grad_(True)

@@ -86,21 +86,21 @@ class Pix2Pix(TranslationModel):
         src, real = batch[self.src], batch[self.tgt]
         # The fake is detached: D's loss must not send gradients into G.
         return self.discriminator_loss(self.D, torch.cat([src, real], 1), torch.cat([src, out["fake"].detach()], 1),
-                                       fake_first=True)
+                                       fake_first=True, colour_from=src.shape[1])
 
     def g_step(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         set_requires_grad([self.D], False)
         src, real, fake = batch[self.src], batch[self.tgt], out["fake"]
         fake_pair = torch.cat([src, fake], 1)
         losses = {}
-        if self.lambda_feat:
+        if self.lambda_feat:  # on clean pairs: the adversarial term alone sees them augmented
             fake_feats = self.D(fake_pair, features=True)  # through forward: D may be a DDP wrapper
             with torch.no_grad():
                 real_feats = self.D(torch.cat([src, real], 1), features=True)
-            logits = [f[-1] for f in fake_feats]
+            logits = self.judge(self.D, fake_pair, src.shape[1]) if self.augment.active else [f[-1] for f in fake_feats]
             losses["loss/G/feat"] = feature_matching(real_feats, fake_feats, self.feature_layers_averaged)
         else:
-            logits = self.D(fake_pair)
+            logits = self.judge(self.D, fake_pair, src.shape[1])
         losses["loss/G/gan"] = self.gan_loss.g_loss(logits)
         losses["loss/G/l1"] = F.l1_loss(fake.float(), real.float())
         total = losses["loss/G/gan"] + self.lambda_l1 * losses["loss/G/l1"]

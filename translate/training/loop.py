@@ -147,6 +147,8 @@ class Trainer:
 
         # Model and data.
         self.model: TranslationModel = build_model(cfg)
+        if cfg.get("augment") is not None:  # what the discriminators see (augment=diffaugment|ada)
+            self.model.augment = build(cfg.augment).to(self.device)
         self.data = build(cfg.data)
         fit_sizes_to_networks(self.model, self.data)
         self.dataset = self.data.train_dataset()  # first: its errors name a missing folder or split best
@@ -358,6 +360,8 @@ class Trainer:
         self.optimization.advance_schedules()
         for name, avg in self.ema.items():
             avg.update_parameters(self.nets[name])
+        if (p := self.model.augment.probability) is not None:
+            losses["augment/p"] = torch.tensor(p)
         return {k: v.detach() for k, v in losses.items()}
 
     def _phase(self, phase: Phase, batch: dict[str, Any], out: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -478,6 +482,7 @@ class Trainer:
             "ema": {name: avg.state_dict() for name, avg in self.ema.items()},
             **self.optimization.state_dict(),
             "model_state": self.model.extra_state(),
+            "augment": self.model.augment.state_dict(),
             "rng": rng_state(),
             "wandb_run_id": self.wandb_run_id,
             "metrics": self.last_metrics,
@@ -498,6 +503,11 @@ class Trainer:
             print(f"The run's length changed from {ckpt['total_steps']} to {self.total_steps} steps: the "
                   "learning-rate schedule now follows the new length", file=sys.stderr)
         self.model.load_extra_state(ckpt["model_state"])
+        if ckpt.get("augment"):  # ADA's probability where it left off (a run that had none starts afresh)
+            try:
+                self.model.augment.load_state_dict(ckpt["augment"])
+            except RuntimeError as e:
+                raise CheckpointError(f"{source}: its augment state does not fit augment= ({first_line(e)})") from None
         self.step, self.epoch, self.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         self.wandb_run_id = ckpt.get("wandb_run_id")
         self.last_metrics = dict(ckpt.get("metrics") or {})
