@@ -1,16 +1,19 @@
-"""pix2pix on the real-photo proof set with and without augmentation, several seeds: ``python
-examples/small_data_proof.py OUT --data DIR [--quarter] [--steps 2000] [--seeds 0 1] [--variants reference
-diffaugment ada]``.
+"""Families with and without augmentation on small data, several seeds: ``python examples/small_data_proof.py OUT
+[--family pix2pix] [--data DIR] [--quarter] [--steps N] [--seeds 0 1] [--variants reference diffaugment ada]``.
 
-DIR is the sketch->photo proof set of the docs ("Proof on real photos": 320 training and 320 held-out pairs made
-from the eight bundled photographs, each photo's right quarter held out). ``--quarter`` trains on a quarter of it
-(the first 10 of each photo's 40 training crops: 80 pairs), validated on the same held-out pairs.
+- ``--family pix2pix`` (default): the sketch->photo proof set of the docs ("Proof on real photos", ``--data``:
+  320 training and 320 held-out pairs made from the eight bundled photographs, each photo's right quarter held
+  out); ``--quarter`` trains on a quarter of it (the first 10 of each photo's 40 training crops: 80 pairs),
+  validated on the same held-out pairs. ``python train.py experiment=sketch2photo`` at the proof's settings
+  (unet_128, 128x128 crops, batch 1), validating on the 32 fixed val crops every 250 steps, then ``translate
+  evaluate`` of the last checkpoint on all 320 held-out pairs (ssim, psnr, l1).
+- ``--family cyclegan`` or ``cut``: the day->night demo with 10 % of its training scenes (40 of 400), scored by
+  the last validation's ``val/paired_*`` (G(day) against the true night renderings) and ``val/kid``.
+- ``--family dcgan`` or ``stylegan``: the face demo with 10 % of its images (600), scored by the last
+  validation's ``val/kid`` and ``val/fid`` (on the demo's pixel statistics).
 
-Each variant and seed runs ``python train.py experiment=sketch2photo`` at the proof's settings (unet_128,
-128x128 crops, batch 1) for ``--steps`` steps, validating on the 32 fixed val crops every 250 steps, then
-``translate evaluate`` of its last checkpoint on all 320 held-out pairs. Writes OUT/results.json (per run: the
-final scores, the val curve, D's real_sign and ADA's p over training), a markdown table (mean and spread over
-seeds) and OUT/curves.png.
+Writes OUT/results.json (per run: the final scores, the val curve, D's real_sign and ADA's p over training), a
+markdown table (mean and spread over seeds) and OUT/curves.png.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -34,10 +38,30 @@ VARIANTS = {  # name -> overrides
     "diffaugment": ["augment=diffaugment"],
     "ada": ["augment=ada"],
 }
-BASE = ["experiment=sketch2photo", "generator=unet_128", "data.load_size=143", "data.crop_size=128",
-        "data.batch_size=1", "trainer.val_every=250", "trainer.log_every=50", "trainer.sample_every=1000",
-        "logger=none", "trainer.progress_bar=false"]
-METRICS = ("ssim", "psnr", "l1")
+QUIET = ["logger=none", "trainer.progress_bar=false", "trainer.log_every=50"]
+
+
+@dataclass(frozen=True)
+class Family:
+    overrides: list[str]
+    metrics: tuple[str, ...]  # of translate evaluate (evaluate=True) or of the run's last validation
+    curve: str  # the val metric plotted over training
+    evaluate: bool = False
+    steps: int = 2000
+
+
+FAMILIES = {
+    "pix2pix": Family(["experiment=sketch2photo", "generator=unet_128", "data.load_size=143", "data.crop_size=128",
+                       "data.batch_size=1", "trainer.val_every=250", "trainer.sample_every=1000"],
+                      ("ssim", "psnr", "l1"), "val/ssim", evaluate=True),
+    "cyclegan": Family(["experiment=demo_day2night", "data.num_train=40"],
+                       ("val/paired_ssim", "val/paired_psnr", "val/kid"), "val/paired_ssim", steps=1500),
+    "cut": Family(["experiment=demo_day2night_cut", "data.num_train=40"],
+                  ("val/paired_ssim", "val/paired_psnr", "val/kid"), "val/paired_ssim", steps=1500),
+    "dcgan": Family(["experiment=demo_faces", "data.num_train=600"], ("val/kid", "val/fid"), "val/kid", steps=3000),
+    "stylegan": Family(["experiment=demo_faces_stylegan", "data.num_train=600"], ("val/kid", "val/fid"), "val/kid",
+                       steps=3000),
+}
 
 
 def quarter(data: Path, out: Path) -> Path:
@@ -51,27 +75,31 @@ def quarter(data: Path, out: Path) -> Path:
     return out
 
 
-def run(name: str, overrides: list[str], data: Path, out: Path, steps: int, seed: int) -> dict:
+def run(family: Family, name: str, data: Path, out: Path, steps: int, seed: int) -> dict:
+    """One variant and seed: trained (unless done), scored; its final scores and curves over training."""
     folder = out / "runs" / f"{name}_s{seed}"
     if not (folder / "checkpoints" / "last.pt").is_file():
-        subprocess.run([sys.executable, "train.py", *BASE, *overrides, f"data.root={data}",
+        subprocess.run([sys.executable, "train.py", *family.overrides, *QUIET, *VARIANTS[name], f"data.root={data}",
                         f"trainer.max_steps={steps}", f"trainer.seed={seed}", f"run_dir={folder}"], check=True, cwd=ROOT)
+    lines = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    keys = {family.curve, "augment/p", *(k for line in lines for k in line if k.endswith("/real_sign"))}
+    curves = {k: [(line["step"], line[k]) for line in lines if k in line] for k in keys}
+    if not family.evaluate:
+        return {"final": {k: next(line[k] for line in reversed(lines) if k in line) for k in family.metrics},
+                "curves": curves}
     scores = out / "eval" / f"{name}_s{seed}"
     if not (scores / "metrics.json").is_file():
         subprocess.run([sys.executable, "-m", "translate", "evaluate", f"checkpoint={folder / 'checkpoints' / 'last.pt'}",
-                        f"data.root={data}", "metrics.fid=false", "metrics.lpips=null", f"output={scores}"],
-                       check=True, cwd=ROOT)
-    lines = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
-    curve = {k: [(line["step"], line[k]) for line in lines if k in line]
-             for k in ("val/ssim", "val/psnr", "val/l1", "D_out/D/real_sign", "augment/p")}
-    return {"final": json.loads((scores / "metrics.json").read_text()), "curves": curve}
+                        f"data.root={data}", "metrics.fid=false", "metrics.lpips=null", "metrics.leaks=true",
+                        f"output={scores}"], check=True, cwd=ROOT)
+    return {"final": json.loads((scores / "metrics.json").read_text()), "curves": curves}
 
 
-def table(results: dict[str, dict[int, dict]]) -> str:
-    rows = ["| variant | " + " | ".join(METRICS) + " |", "| --- |" + " --- |" * len(METRICS)]
+def table(results: dict[str, dict[int, dict]], metrics: tuple[str, ...]) -> str:
+    rows = ["| variant | " + " | ".join(metrics) + " |", "| --- |" + " --- |" * len(metrics)]
     for name, seeds in results.items():
         cells = []
-        for m in METRICS:
+        for m in metrics:
             values = [r["final"][m] for r in seeds.values()]
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             cells.append(f"{statistics.mean(values):.4f} ± {spread:.4f}")
@@ -80,7 +108,7 @@ def table(results: dict[str, dict[int, dict]]) -> str:
 
 
 def plot(results: dict[str, dict[int, dict]], out: Path) -> None:
-    keys = ("val/ssim", "val/l1", "D_out/D/real_sign", "augment/p")
+    keys = sorted({k for seeds in results.values() for r in seeds.values() for k in r["curves"]})
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))
     for ax, key in zip(axes, keys, strict=True):
         for i, (name, seeds) in enumerate(results.items()):
@@ -99,21 +127,25 @@ def plot(results: dict[str, dict[int, dict]], out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
-    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--family", default="pix2pix", choices=list(FAMILIES))
+    parser.add_argument("--data", type=Path, help="pix2pix: the proof set (the demos render their own)")
     parser.add_argument("--quarter", action="store_true")
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, help="default: the family's (pix2pix 2000, the demos their presets')")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
-    out = args.out.resolve()
-    data = quarter(args.data.resolve(), out / "data") if args.quarter else args.data.resolve()
+    out, family = args.out.resolve(), FAMILIES[args.family]
+    if args.family == "pix2pix" and args.data is None:
+        parser.error("--family pix2pix needs --data (the proof set)")
+    data = out / "data" if args.data is None else args.data.resolve()
+    data = quarter(data, out / "data") if args.quarter else data
     results: dict[str, dict[int, dict]] = {}
     for seed in args.seeds:  # seed by seed: the first seed of every variant comes first
         for name in args.variants:
-            results.setdefault(name, {})[seed] = run(name, VARIANTS[name], data, out, args.steps, seed)
+            results.setdefault(name, {})[seed] = run(family, name, data, out, args.steps or family.steps, seed)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     plot(results, out / "curves.png")
-    print(table(results))
+    print(table(results, family.metrics))
 
 
 if __name__ == "__main__":
