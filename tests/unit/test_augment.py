@@ -114,3 +114,13 @@ def test_the_leak_check_spots_rotated_and_recoloured_outputs():
     state = torch.random.get_rng_state()
     LeakScore()(None, photos, photos)
     assert torch.equal(torch.random.get_rng_state(), state)  # its draws never move the caller's RNG
+
+
+@pytest.mark.parametrize("augment", [DiffAugment(), ADA(initial_p=1.0)], ids=["diffaugment", "ada"])
+def test_augmentations_run_in_the_steps_bf16_precision(augment):
+    x = _image(2, 6).to(torch.bfloat16).requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = augment(x, colour_from=3)
+    assert out.shape == x.shape and out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+    out.float().sum().backward()
+    assert x.grad is not None

@@ -21,6 +21,9 @@ A conditional discriminator's pair (a source image and an output, concatenated) 
 all its channels, so the pair stays aligned, and the colour transform on the output's channels only
 (``colour_from``): a label map or sketch is not recoloured.
 
+The ops are the references' own formulas in tensor operations (kornia's colour adjustments work in other colour
+spaces and would not be the same transforms); the warp is torch's ``affine_grid``/``grid_sample``.
+
 Where ADA differs from the official code on purpose: the warp samples bilinearly (the code upsamples with a
 wavelet filter first to avoid aliasing); one ``p`` per model (CycleGAN's two discriminators share it);
 ``speed_kimg`` defaults to 2, not the code's ``ada_kimg`` 500: that suits runs of millions of images, and a
@@ -177,9 +180,10 @@ class ADA(Augment):
         p = float(self.p)
         if p <= 0:
             return x
-        x = warp(x, geometric(x, p))
+        dtype = x.dtype
+        x = warp(x, geometric(x, p))  # grid sampling runs in fp32 under autocast: back to the step's precision after
         image = x[:, colour_from:]
-        return torch.cat([x[:, :colour_from], recolour(image, colour_matrix(image, p))], 1)
+        return torch.cat([x[:, :colour_from], recolour(image, colour_matrix(image, p))], 1).to(dtype)
 
 
 def _chosen(x: torch.Tensor, p: float, value: torch.Tensor, identity: float) -> torch.Tensor:
