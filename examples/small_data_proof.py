@@ -37,6 +37,7 @@ VARIANTS = {  # name -> overrides
     "reference": [],
     "diffaugment": ["augment=diffaugment"],
     "ada": ["augment=ada"],
+    "ada_fast": ["augment=ada", "augment.speed_kimg=0.5"],  # p can move 4x faster: for runs of ~2,000 images
 }
 QUIET = ["logger=none", "trainer.progress_bar=false", "trainer.log_every=50"]
 
