@@ -82,18 +82,31 @@ def test_ada_at_p_one_transforms_every_image_differentiably_and_keeps_pairs_alig
     assert m.shape == (4, 4, 4) and torch.allclose(m[:, 3], torch.tensor([0.0, 0, 0, 1]).expand(4, 4))
 
 
+def _real_sign(logits, gan_loss=None) -> torch.Tensor:
+    """D's real_sign for ``logits`` on reals, as a model's D step computes it for ADA."""
+    from translate.models.base import TranslationModel
+    from translate.models.losses import VanillaGAN
+
+    class Judge(TranslationModel):
+        paired = True
+
+    return Judge(gan_loss or VanillaGAN()).verdicts("D", logits, logits)["D_out/D/real_sign"]
+
+
 def test_ada_moves_p_by_the_sign_heuristic_every_interval():
+    from translate.models.losses import LSGAN
+
     ada = ADA(target=0.6, speed_kimg=0.1, interval=2)  # each adjustment: 4 images * 2 steps / 100
     confident = [torch.full((4, 1, 3, 3), 2.0), torch.full((4, 1, 2, 2), 1.0)]  # two scales, all "real"
-    ada.observe(confident)
+    ada.observe(_real_sign(confident), 4)
     assert ada.probability == 0.0  # not yet: one step of two
-    ada.observe(confident)
+    ada.observe(_real_sign(confident), 4)
     assert ada.probability == pytest.approx(0.08)
     for _ in range(4):  # r = 0.5 < 0.6: back down, and never below 0
-        ada.observe(torch.tensor([[1.0], [-1.0], [1.0], [-1.0]]))
+        ada.observe(_real_sign(torch.tensor([[1.0], [-1.0], [1.0], [-1.0]])), 4)
     assert ada.probability == 0.0
     lsgan = ADA(speed_kimg=0.1, interval=1)
-    lsgan.observe(torch.full((4, 1), 0.4), decision=0.5)  # below LSGAN's decision: judged fake, p stays at 0
+    lsgan.observe(_real_sign(torch.full((4, 1), 0.4), LSGAN()), 4)  # below LSGAN's decision: fake, p stays at 0
     assert lsgan.probability == 0.0 and lsgan.state_dict()["p"].dtype == torch.float64
     with pytest.raises(ConfigError, match="target must be in"):
         ADA(target=1.5)

@@ -49,14 +49,14 @@ POLICIES = ("color", "translation", "cutout")
 
 class Augment(nn.Module):
     """No augmentation (``augment=none``): what the others extend. ``forward(x, colour_from)`` transforms a batch
-    [N, C, H, W] (the colour ops on channels ``colour_from:``); ``observe`` hears D's logits on real images."""
+    [N, C, H, W] (the colour ops on channels ``colour_from:``); ``observe`` hears D's verdict on real images."""
 
     def forward(self, x: torch.Tensor, colour_from: int = 0) -> torch.Tensor:
         return x
 
-    def observe(self, real_logits: list[torch.Tensor] | torch.Tensor, decision: float = 0.0) -> None:
-        """D's logits on the (augmented) real images of one D step; ``decision`` is the logit between real and
-        fake under the GAN objective (0; LSGAN's 0.5)."""
+    def observe(self, real_sign: torch.Tensor, images: int) -> None:
+        """One D step's verdict on its ``images`` (augmented) real images: ``real_sign``, the mean of
+        sign(D(real) - decision) over its outputs (``TranslationModel.verdicts``)."""
 
     @property
     def probability(self) -> float | None:
@@ -148,8 +148,8 @@ class ADA(Augment):
             raise ConfigError("augment: target must be in (0, 1) and 0 <= initial_p <= max_p <= 1")
         self.target, self.speed_kimg, self.interval, self.max_p = float(target), float(speed_kimg), int(interval), float(max_p)
         self.register_buffer("p", torch.tensor(float(initial_p), dtype=torch.float64))
-        # Since the last adjustment: sum of signs, logits counted, images, D steps.
-        self.register_buffer("tally", torch.zeros(4, dtype=torch.float64))
+        # Since the last adjustment: the D steps' real_sign summed, images, D steps.
+        self.register_buffer("tally", torch.zeros(3, dtype=torch.float64))
 
     @property
     def probability(self) -> float:
@@ -160,19 +160,16 @@ class ADA(Augment):
         return float(self.p) > 0
 
     @torch.no_grad()
-    def observe(self, real_logits: list[torch.Tensor] | torch.Tensor, decision: float = 0.0) -> None:
-        logits = [real_logits] if isinstance(real_logits, torch.Tensor) else list(real_logits)
-        signs = torch.cat([torch.sign(o.detach().double() - decision).flatten() for o in logits])
-        step = torch.stack([signs.sum(), signs.new_tensor(float(signs.numel())),
-                            signs.new_tensor(float(len(logits[0]))), signs.new_tensor(1.0)])
-        self.tally += step.to(self.tally)
-        if self.tally[3] < self.interval:
+    def observe(self, real_sign: torch.Tensor, images: int) -> None:
+        self.tally += torch.stack([real_sign.detach().to(self.tally), self.tally.new_tensor(float(images)),
+                                   self.tally.new_tensor(1.0)])
+        if self.tally[2] < self.interval:
             return
         tally = self.tally.clone()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(tally)  # every replica moves p alike
-        heuristic = tally[0] / tally[1]
-        self.p.copy_((self.p + torch.sign(heuristic - self.target) * tally[2] / (self.speed_kimg * 1000))
+        heuristic = tally[0] / tally[2]  # each D step's outputs are as many: the mean over all of them
+        self.p.copy_((self.p + torch.sign(heuristic - self.target) * tally[1] / (self.speed_kimg * 1000))
                      .clamp(0, self.max_p))
         self.tally.zero_()
 

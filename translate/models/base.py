@@ -182,9 +182,9 @@ class TranslationModel(nn.Module):
             real_logits = judged(real)
             fake_logits = judged(fake)
         terms = self.gan_loss.d_loss(real_logits, fake_logits)
-        self.augment.observe(real_logits, self.gan_loss.decision)
-        losses = {f"loss/{name}/real": terms["real"], f"loss/{name}/fake": terms["fake"],
-                  **self.verdicts(name, real_logits, fake_logits)}
+        verdicts = self.verdicts(name, real_logits, fake_logits)
+        self.augment.observe(verdicts[f"D_out/{name}/real_sign"], len(real))
+        losses = {f"loss/{name}/real": terms["real"], f"loss/{name}/fake": terms["fake"], **verdicts}
         total = (0.5 if average else 1.0) * (terms["real"] + terms["fake"])
         if self.gan_loss.gp_weight:
             losses[f"loss/{name}/gp"] = gradient_penalty(judged, real, fake)
