@@ -8,9 +8,13 @@
   (unet_128, 128x128 crops, batch 1), validating on the 32 fixed val crops every 250 steps, then ``translate
   evaluate`` of the last checkpoint on all 320 held-out pairs (ssim, psnr, l1).
 - ``--family cyclegan`` or ``cut``: the day->night demo with 10 % of its training scenes (40 of 400), scored by
-  the last validation's ``val/paired_*`` (G(day) against the true night renderings) and ``val/kid``.
+  the last validation's ``val/paired_*`` (G(day) against the true night renderings; FID/KID need the Inception
+  weights, which this machine cannot download).
 - ``--family dcgan`` or ``stylegan``: the face demo with 10 % of its images (600), scored by the last
   validation's ``val/kid`` and ``val/fid`` (on the demo's pixel statistics).
+
+Variants: ``reference`` (the preset as it is), ``diffaugment``, ``ada``, ``recipe`` (``recipe=small_paired``, pix2pix)
+and the candidates measured for the recipes (VARIANTS).
 
 Writes OUT/results.json (per run: the final scores, the val curve, D's real_sign and ADA's p over training), a
 markdown table (mean and spread over seeds) and OUT/curves.png.
@@ -35,9 +39,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {  # name -> overrides
     "reference": [],
+    "recipe": [],  # the family's small-data recipe (Family.recipe)
     "diffaugment": ["augment=diffaugment"],
     "ada": ["augment=ada"],
     "ada_fast": ["augment=ada", "augment.speed_kimg=0.5"],  # p can move 4x faster: for runs of ~2,000 images
+    # candidates for the small-data recipe, each one addition on top of DiffAugment
+    "diff_sn": ["augment=diffaugment", "discriminator.spectral_norm=true"],
+    "diff_resize": ["augment=diffaugment", "generator.upsample=resize"],
+    "diff_tc": ["augment=diffaugment", "augment.policy='translation,cutout'"],
+    "diff_ema": ["augment=diffaugment", "generator.norm=instance", "trainer.ema.enabled=true"],
+    "diff_lsgan": ["augment=diffaugment", "gan_loss=lsgan"],
 }
 QUIET = ["logger=none", "trainer.progress_bar=false", "trainer.log_every=50"]
 
@@ -49,16 +60,17 @@ class Family:
     curve: str  # the val metric plotted over training
     evaluate: bool = False
     steps: int = 2000
+    recipe: str | None = None  # its recipe= option, for the "recipe" variant
 
 
 FAMILIES = {
     "pix2pix": Family(["experiment=sketch2photo", "generator=unet_128", "data.load_size=143", "data.crop_size=128",
                        "data.batch_size=1", "trainer.val_every=250", "trainer.sample_every=1000"],
-                      ("ssim", "psnr", "l1"), "val/ssim", evaluate=True),
+                      ("ssim", "psnr", "l1"), "val/ssim", evaluate=True, recipe="small_paired"),
     "cyclegan": Family(["experiment=demo_day2night", "data.num_train=40"],
-                       ("val/paired_ssim", "val/paired_psnr", "val/kid"), "val/paired_ssim", steps=1500),
+                       ("val/paired_ssim", "val/paired_psnr", "val/paired_l1"), "val/paired_ssim", steps=1500),
     "cut": Family(["experiment=demo_day2night_cut", "data.num_train=40"],
-                  ("val/paired_ssim", "val/paired_psnr", "val/kid"), "val/paired_ssim", steps=1500),
+                  ("val/paired_ssim", "val/paired_psnr", "val/paired_l1"), "val/paired_ssim", steps=1500),
     "dcgan": Family(["experiment=demo_faces", "data.num_train=600"], ("val/kid", "val/fid"), "val/kid", steps=3000),
     "stylegan": Family(["experiment=demo_faces_stylegan", "data.num_train=600"], ("val/kid", "val/fid"), "val/kid",
                        steps=3000),
@@ -80,46 +92,68 @@ def run(family: Family, name: str, data: Path, out: Path, steps: int, seed: int)
     """One variant and seed: trained (unless done), scored; its final scores and curves over training."""
     folder = out / "runs" / f"{name}_s{seed}"
     if not (folder / "checkpoints" / "last.pt").is_file():
-        subprocess.run([sys.executable, "train.py", *family.overrides, *QUIET, *VARIANTS[name], f"data.root={data}",
+        variant = [f"recipe={family.recipe}"] if name == "recipe" else VARIANTS[name]
+        subprocess.run([sys.executable, "train.py", *family.overrides, *QUIET, *variant, f"data.root={data}",
                         f"trainer.max_steps={steps}", f"trainer.seed={seed}", f"run_dir={folder}"], check=True, cwd=ROOT)
     lines = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     keys = {family.curve, "augment/p", *(k for line in lines for k in line if k.endswith("/real_sign"))}
     curves = {k: [(line["step"], line[k]) for line in lines if k in line] for k in keys}
+    seconds = elapsed(lines)
     if not family.evaluate:
         return {"final": {k: next(line[k] for line in reversed(lines) if k in line) for k in family.metrics},
-                "curves": curves}
+                "curves": curves, "seconds": seconds}
     scores = out / "eval" / f"{name}_s{seed}"
     if not (scores / "metrics.json").is_file():
         subprocess.run([sys.executable, "-m", "translate", "evaluate", f"checkpoint={folder / 'checkpoints' / 'last.pt'}",
                         f"data.root={data}", "metrics.fid=false", "metrics.lpips=null", "metrics.leaks=true",
                         f"output={scores}"], check=True, cwd=ROOT)
-    return {"final": json.loads((scores / "metrics.json").read_text()), "curves": curves}
+    return {"final": json.loads((scores / "metrics.json").read_text()), "curves": curves, "seconds": seconds}
+
+
+def elapsed(lines: list[dict]) -> list[tuple[int, float]]:
+    """(step, seconds since the start) at each logged step, from the logged steps per second (which count all
+    the loop's time, validation included): wall-clock, when nothing else shared the CPU."""
+    points, seconds, last = [(0, 0.0)], 0.0, 0
+    for line in lines:
+        if "perf/it_per_s" in line:
+            seconds += (line["step"] - last) / line["perf/it_per_s"]
+            points.append((line["step"], seconds))
+            last = line["step"]
+    return points
 
 
 def table(results: dict[str, dict[int, dict]], metrics: tuple[str, ...]) -> str:
-    rows = ["| variant | " + " | ".join(metrics) + " |", "| --- |" + " --- |" * len(metrics)]
+    rows = ["| variant | " + " | ".join(metrics) + " | minutes |", "| --- |" + " --- |" * (len(metrics) + 1)]
     for name, seeds in results.items():
         cells = []
         for m in metrics:
             values = [r["final"][m] for r in seeds.values()]
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             cells.append(f"{statistics.mean(values):.4f} ± {spread:.4f}")
+        cells.append(f"{statistics.mean(r['seconds'][-1][1] for r in seeds.values()) / 60:.1f}")
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
-def plot(results: dict[str, dict[int, dict]], out: Path) -> None:
-    keys = sorted({k for seeds in results.values() for r in seeds.values() for k in r["curves"]})
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))
-    for ax, key in zip(axes, keys, strict=True):
+def at_seconds(curve: list[list[float]], seconds: list[list[float]]) -> list[tuple[float, float]]:
+    """A curve over steps as a curve over the run's seconds (the logged step at or before each point)."""
+    return [(max(t for s, t in seconds if s <= step), value) for step, value in curve]
+
+
+def plot(results: dict[str, dict[int, dict]], out: Path, family: Family) -> None:
+    """One panel per logged curve over steps, and the val curve over seconds (equal wall-clock)."""
+    keys = sorted({k for seeds in results.values() for r in seeds.values() for k, v in r["curves"].items() if v})
+    fig, axes = plt.subplots(1, len(keys) + 1, figsize=(4 * (len(keys) + 1), 3.2))
+    for ax, key in zip(axes, [*keys, "seconds"], strict=True):
         for i, (name, seeds) in enumerate(results.items()):
             for seed, r in seeds.items():
-                points = r["curves"].get(key) or []
+                points = r["curves"].get(key) if key != "seconds" else \
+                    at_seconds(r["curves"].get(family.curve) or [], r["seconds"])
                 if points:
                     ax.plot(*zip(*points, strict=True), color=f"C{i}", alpha=0.8,
                             label=name if seed == min(seeds) else None)
-        ax.set_title(key)
-        ax.set_xlabel("step")
+        ax.set_title(key if key != "seconds" else f"{family.curve} over time")
+        ax.set_xlabel("step" if key != "seconds" else "seconds (alone on the CPU)")
     axes[0].legend()
     fig.tight_layout()
     fig.savefig(out)
@@ -138,6 +172,8 @@ def main() -> None:
     out, family = args.out.resolve(), FAMILIES[args.family]
     if args.family == "pix2pix" and args.data is None:
         parser.error("--family pix2pix needs --data (the proof set)")
+    if "recipe" in args.variants and family.recipe is None:
+        parser.error(f"--family {args.family} has no recipe")
     data = out / "data" if args.data is None else args.data.resolve()
     data = quarter(data, out / "data") if args.quarter else data
     results: dict[str, dict[int, dict]] = {}
@@ -145,7 +181,7 @@ def main() -> None:
         for name in args.variants:
             results.setdefault(name, {})[seed] = run(family, name, data, out, args.steps or family.steps, seed)
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    plot(results, out / "curves.png")
+    plot(results, out / "curves.png", family)
     print(table(results, family.metrics))
 
 

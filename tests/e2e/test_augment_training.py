@@ -56,6 +56,17 @@ def test_every_family_shows_its_discriminators_augmented_images(tmp_path, monkey
     assert any(k.startswith("D_out/") and k.endswith("/real_sign") for k in metrics)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe,experiment", [("small_paired", "demo")])
+def test_a_recipe_trains_on_its_demo(tmp_path, recipe, experiment):
+    cfg = compose([f"experiment={experiment}", f"recipe={recipe}", *DEMO, f"data.root={tmp_path / 'demo'}"])
+    with open_dict(cfg):
+        cfg.run_dir = str(tmp_path / "run")
+    assert fit(cfg)["step"] == 2
+    stored = load_checkpoint(tmp_path / "run")["config"]
+    assert stored["augment"]["_target_"].endswith("DiffAugment") and stored["gan_loss"] == cfg.gan_loss
+
+
 def test_an_autoencoders_patchgan_is_augmented_too(tiny_cfg, aligned_root, monkeypatch):
     seen = []
     original = DiffAugment.forward

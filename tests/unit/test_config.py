@@ -37,8 +37,9 @@ def noise_options(group: str) -> list[str]:
 
 def test_groups_are_the_documented_ones():
     assert set(GROUPS) == {"model", "generator", "discriminator", "gan_loss", "augment", "data", "optim",
-                           "scheduler", "trainer", "logger", "experiment", "debug", "hparams_search"}
+                           "scheduler", "trainer", "logger", "experiment", "recipe", "debug", "hparams_search"}
     assert set(options("augment")) == {"none", "diffaugment", "ada"}
+    assert set(options("recipe")) == {"small_paired"}
     assert {"unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks"} <= set(options("generator"))
     assert {"patchgan", "pixel", "multiscale"} <= set(options("discriminator"))
     assert set(options("gan_loss")) == {"vanilla", "lsgan", "hinge", "wgangp"}
@@ -181,6 +182,25 @@ def test_experiments_and_debug_compose(option):
     group = next(g for g in ("debug", "hparams_search", "experiment") if option in options(g))
     cfg = compose([f"{group}={option}"])
     assert cfg.model._target_.startswith("translate.models.")
+
+
+# recipe -> the experiments it is for (image-to-image families whose discriminators judge images)
+RECIPE_EXPERIMENTS = {
+    "small_paired": ["demo", "sketch2photo", "facades", "edges2shoes", "maps", "night2day", "demo_bicycle",
+                     "demo_labels", "demo_labels_pix2pixhd"],
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPE_EXPERIMENTS))
+def test_recipes_apply_on_top_of_their_experiments(recipe):
+    """A recipe adds its settings to any of its experiments, and the command line still wins over it."""
+    for experiment in RECIPE_EXPERIMENTS[recipe]:
+        cfg = compose([f"experiment={experiment}", f"recipe={recipe}", "data.root=x"])
+        assert cfg.augment._target_ == "translate.models.augment.DiffAugment", experiment
+        assert cfg.model == compose([f"experiment={experiment}", "data.root=x"]).model  # the family's own settings
+        build_model(cfg)
+        build(cfg.augment)
+    assert compose([f"recipe={recipe}", "augment=none"]).augment._target_ == "translate.models.augment.Augment"
 
 
 def test_bad_option_value_is_a_one_line_error():

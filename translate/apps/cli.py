@@ -131,10 +131,20 @@ def group_help(name: str, topic: str) -> str:
     if name != "train" or group not in options:
         raise ConfigError(f"translate {name} --help: no group {group!r}{did_you_mean(group, options)}")
     option = option or _default_option(group)
+    if option == "null":  # an optional group (recipe, debug): nothing chosen unless asked for
+        return (f"{group}: off by default; options: {', '.join(options[group])} (translate {name} --help "
+                f"{group}=OPTION shows one)")
     if option not in options[group]:
         raise ConfigError(f"{group}={option}: no such option{did_you_mean(option, options[group])}")
     path = command_config(f"{group}/{option}")
-    return "\n".join([f"{group}={option}: {summary(path)}", "", *rows(path)])
+    return "\n".join([f"{group}={option}: {summary(path)}", "", *chosen_groups(path), *rows(path)])
+
+
+def chosen_groups(path) -> list[str]:
+    """The group options a preset picks (its defaults list's ``override /group: option`` lines)."""
+    picks = [line.strip().removeprefix("- override /") for line in path.read_text().splitlines()
+             if line.strip().startswith("- override /")]
+    return [f"  {pick.replace(': ', '=').split('#')[0].strip()}" for pick in picks]
 
 
 def _default_option(group: str) -> str:
