@@ -49,6 +49,7 @@ VARIANTS = {  # name -> overrides
     "diff_tc": ["augment=diffaugment", "augment.policy='translation,cutout'"],
     "diff_ema": ["augment=diffaugment", "generator.norm=instance", "trainer.ema.enabled=true"],
     "diff_lsgan": ["augment=diffaugment", "gan_loss=lsgan"],
+    "diff_translation": ["augment=diffaugment", "augment.policy=translation"],  # the gentlest policy (CUT)
 }
 QUIET = ["logger=none", "trainer.progress_bar=false", "trainer.log_every=50"]
 
