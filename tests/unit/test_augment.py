@@ -112,6 +112,17 @@ def test_ada_moves_p_by_the_sign_heuristic_every_interval():
         ADA(target=1.5)
 
 
+def test_ada_resumes_its_p_and_its_count_from_a_state_dict():
+    ada = ADA(speed_kimg=0.1, interval=2, initial_p=0.3)
+    ada.observe(torch.tensor(1.0), 4)  # one D step of two counted
+    fresh = ADA(speed_kimg=0.1, interval=2)
+    fresh.load_state_dict(ada.state_dict())
+    assert fresh.probability == 0.3 and fresh.active
+    fresh.observe(torch.tensor(1.0), 4)  # the second step: both adjust now
+    ada.observe(torch.tensor(1.0), 4)
+    assert fresh.probability == ada.probability == pytest.approx(0.38)
+
+
 def test_the_leak_check_spots_rotated_and_recoloured_outputs():
     from translate.evaluation.leaks import LeakScore
 

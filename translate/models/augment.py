@@ -150,20 +150,29 @@ class ADA(Augment):
         self.register_buffer("p", torch.tensor(float(initial_p), dtype=torch.float64))
         # Since the last adjustment: the D steps' real_sign summed, images, D steps.
         self.register_buffer("tally", torch.zeros(3, dtype=torch.float64))
+        # p and the D steps counted, as Python numbers: read every step without waiting for an accelerator.
+        self._p, self._steps = float(initial_p), 0
+        self.register_load_state_dict_post_hook(ADA._mirror)
+
+    @staticmethod
+    def _mirror(module: ADA, incompatible_keys) -> None:
+        """After loading a training state: its p and step count as Python numbers."""
+        module._p, module._steps = float(module.p), int(module.tally[2])
 
     @property
     def probability(self) -> float:
-        return float(self.p)
+        return self._p
 
     @property
     def active(self) -> bool:
-        return float(self.p) > 0
+        return self._p > 0
 
     @torch.no_grad()
     def observe(self, real_sign: torch.Tensor, images: int) -> None:
         self.tally += torch.stack([real_sign.detach().to(self.tally), self.tally.new_tensor(float(images)),
                                    self.tally.new_tensor(1.0)])
-        if self.tally[2] < self.interval:
+        self._steps += 1
+        if self._steps < self.interval:
             return
         tally = self.tally.clone()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -172,9 +181,10 @@ class ADA(Augment):
         self.p.copy_((self.p + torch.sign(heuristic - self.target) * tally[1] / (self.speed_kimg * 1000))
                      .clamp(0, self.max_p))
         self.tally.zero_()
+        self._p, self._steps = float(self.p), 0  # the one wait for the device, every interval D steps
 
     def forward(self, x: torch.Tensor, colour_from: int = 0) -> torch.Tensor:
-        p = float(self.p)
+        p = self._p
         if p <= 0:
             return x
         dtype = x.dtype
