@@ -15,7 +15,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 
-from translate.config.describe import command_config, groups, required, settings_of, summary
+from translate.config.describe import command_config, defaults_of, groups, required, settings_of, summary
 from translate.core.arguments import LINE, one_line
 from translate.core.errors import ConfigError, first_line
 
@@ -130,30 +130,15 @@ def group_help(name: str, topic: str) -> str:
     options = groups()
     if name != "train" or group not in options:
         raise ConfigError(f"translate {name} --help: no group {group!r}{did_you_mean(group, options)}")
-    option = option or _default_option(group)
-    if option == "null":  # an optional group (recipe, debug): nothing chosen unless asked for
+    option = option or defaults_of(command_config("train")).get(group)
+    if option is None:  # an optional group (recipe, debug): nothing chosen unless asked for
         return (f"{group}: off by default; options: {', '.join(options[group])} (translate {name} --help "
                 f"{group}=OPTION shows one)")
     if option not in options[group]:
         raise ConfigError(f"{group}={option}: no such option{did_you_mean(option, options[group])}")
     path = command_config(f"{group}/{option}")
-    return "\n".join([f"{group}={option}: {summary(path)}", "", *chosen_groups(path), *rows(path)])
-
-
-def chosen_groups(path) -> list[str]:
-    """The group options a preset picks (its defaults list's ``override /group: option`` lines)."""
-    picks = [line.strip().removeprefix("- override /") for line in path.read_text().splitlines()
-             if line.strip().startswith("- override /")]
-    return [f"  {pick.replace(': ', '=').split('#')[0].strip()}" for pick in picks]
-
-
-def _default_option(group: str) -> str:
-    """The option conf/train.yaml's defaults list picks for ``group``."""
-    for line in command_config("train").read_text().splitlines():
-        key, _, value = line.strip().removeprefix("- ").partition(":")
-        if key.strip() == group:
-            return value.split("#")[0].strip()
-    return ""
+    picks = [f"  {g}={o}" for g, o in defaults_of(path).items()]  # the group options a preset picks
+    return "\n".join([f"{group}={option}: {summary(path)}", "", *picks, *rows(path)])
 
 
 def usage(name: str, command: Command) -> str:

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from translate.config.stored import CONF_DIR
 
 _KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][\w]*):(?P<value>[^#]*?)\s*(?:#\s?(?P<comment>.*))?$")
@@ -64,6 +66,14 @@ def summary(path: Path) -> str:
         if not line.startswith("# @package"):
             return line.lstrip("#").strip()
     return ""
+
+
+def defaults_of(path: Path) -> dict[str, str | None]:
+    """Group -> the option a file's defaults list picks (``group: option``, or a preset's ``override /group:
+    option``), in the file's order; None for an optional group left off (``recipe: null``)."""
+    entries = OmegaConf.to_container(OmegaConf.load(path)).get("defaults") or []
+    return {key.removeprefix("override").strip().lstrip("/"): value
+            for entry in entries if isinstance(entry, dict) for key, value in entry.items()}
 
 
 def groups() -> dict[str, list[str]]:
