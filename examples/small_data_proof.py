@@ -39,7 +39,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {  # name -> overrides
     "reference": [],
-    "recipe": [],  # the family's small-data recipe (Family.recipe)
     "diffaugment": ["augment=diffaugment"],
     "ada": ["augment=ada"],
     "ada_fast": ["augment=ada", "augment.speed_kimg=0.5"],  # p can move 4x faster: for runs of ~2,000 images
@@ -51,6 +50,7 @@ VARIANTS = {  # name -> overrides
     "diff_lsgan": ["augment=diffaugment", "gan_loss=lsgan"],
     "diff_translation": ["augment=diffaugment", "augment.policy=translation"],  # the gentlest policy (CUT)
 }
+RECIPE = "recipe"  # the variant that trains with the family's recipe= option (Family.recipe)
 QUIET = ["logger=none", "trainer.progress_bar=false", "trainer.log_every=50"]
 
 
@@ -93,7 +93,7 @@ def run(family: Family, name: str, data: Path, out: Path, steps: int, seed: int)
     """One variant and seed: trained (unless done), scored; its final scores and curves over training."""
     folder = out / "runs" / f"{name}_s{seed}"
     if not (folder / "checkpoints" / "last.pt").is_file():
-        variant = [f"recipe={family.recipe}"] if name == "recipe" else VARIANTS[name]
+        variant = [f"recipe={family.recipe}"] if name == RECIPE else VARIANTS[name]
         subprocess.run([sys.executable, "train.py", *family.overrides, *QUIET, *variant, f"data.root={data}",
                         f"trainer.max_steps={steps}", f"trainer.seed={seed}", f"run_dir={folder}"], check=True, cwd=ROOT)
     lines = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
@@ -145,19 +145,22 @@ def plot(results: dict[str, dict[int, dict]], out: Path, family: Family) -> None
     """One panel per logged curve over steps, and the val curve over seconds (equal wall-clock)."""
     keys = sorted({k for seeds in results.values() for r in seeds.values() for k, v in r["curves"].items() if v})
     fig, axes = plt.subplots(1, len(keys) + 1, figsize=(4 * (len(keys) + 1), 3.2))
-    for ax, key in zip(axes, [*keys, "seconds"], strict=True):
-        for i, (name, seeds) in enumerate(results.items()):
-            for seed, r in seeds.items():
-                points = r["curves"].get(key) if key != "seconds" else \
-                    at_seconds(r["curves"].get(family.curve) or [], r["seconds"])
-                if points:
-                    ax.plot(*zip(*points, strict=True), color=f"C{i}", alpha=0.8,
-                            label=name if seed == min(seeds) else None)
-        ax.set_title(key if key != "seconds" else f"{family.curve} over time")
-        ax.set_xlabel("step" if key != "seconds" else "seconds (alone on the CPU)")
+    for ax, key in zip(axes[:-1], keys, strict=True):
+        draw(ax, results, lambda r, key=key: r["curves"].get(key))
+        ax.set(title=key, xlabel="step")
+    draw(axes[-1], results, lambda r: at_seconds(r["curves"].get(family.curve) or [], r["seconds"]))
+    axes[-1].set(title=f"{family.curve} over time", xlabel="seconds (alone on the CPU)")
     axes[0].legend()
     fig.tight_layout()
     fig.savefig(out)
+
+
+def draw(ax, results: dict[str, dict[int, dict]], points_of) -> None:
+    """Each variant's runs in its own colour, labelled once: ``points_of(run)`` gives a run's (x, y) points."""
+    for i, (name, seeds) in enumerate(results.items()):
+        for seed, r in seeds.items():
+            if points := points_of(r):
+                ax.plot(*zip(*points, strict=True), color=f"C{i}", alpha=0.8, label=name if seed == min(seeds) else None)
 
 
 def main() -> None:
@@ -168,12 +171,13 @@ def main() -> None:
     parser.add_argument("--quarter", action="store_true")
     parser.add_argument("--steps", type=int, help="default: the family's (pix2pix 2000, the demos their presets')")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=["reference", "diffaugment", "ada"],
+                        choices=[*VARIANTS, RECIPE])
     args = parser.parse_args()
     out, family = args.out.resolve(), FAMILIES[args.family]
     if args.family == "pix2pix" and args.data is None:
         parser.error("--family pix2pix needs --data (the proof set)")
-    if "recipe" in args.variants and family.recipe is None:
+    if RECIPE in args.variants and family.recipe is None:
         parser.error(f"--family {args.family} has no recipe")
     data = out / "data" if args.data is None else args.data.resolve()
     data = quarter(data, out / "data") if args.quarter else data
