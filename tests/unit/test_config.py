@@ -207,3 +207,25 @@ def test_bad_option_value_is_a_one_line_error():
     cfg = compose(["~experiment", "generator.norm=group", "data.root=x"])
     with pytest.raises(ConfigError, match="cannot build translate.models.Pix2Pix: norm='group' is not one of batch"):
         build_model(cfg)
+
+
+def test_an_empty_run_folder_is_removed_even_when_another_rank_got_there_first(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from translate.config import compose as compose_module
+
+    folder = tmp_path / "run"
+    (folder / ".hydra").mkdir(parents=True)
+    compose_module._remove_if_empty(str(folder))
+    assert not folder.exists()
+    compose_module._remove_if_empty(str(folder))  # already gone: nothing to do
+    (folder / ".hydra").mkdir(parents=True)
+    listing = Path.iterdir
+
+    def gone_meanwhile(self):  # the other torchrun rank removes the shared folder between the two looks
+        if self == folder:
+            raise FileNotFoundError(str(self))
+        return listing(self)
+
+    monkeypatch.setattr(Path, "iterdir", gone_meanwhile)
+    compose_module._remove_if_empty(str(folder))  # no error

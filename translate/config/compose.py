@@ -326,12 +326,15 @@ def _remove_if_empty(folder: str | None, also: frozenset[str] = frozenset()) -> 
     """Remove a Hydra run folder the command wrote nothing into (Hydra's own ``.hydra/`` and an empty log do not
     count, nor the names in ``also``, a log among them): a resumed run writes into its old folder, a bad setting
     stops before writing anything."""
-    if not folder or not Path(folder).is_dir():
+    if not folder:
         return
-    path = Path(folder)
-    names = {p.name for p in path.iterdir()}
-    log = path / "train.log"
-    if names <= HYDRA_ONLY | also and ("train.log" in also or not log.exists() or log.stat().st_size == 0):
+    path, log = Path(folder), Path(folder) / "train.log"
+    try:  # the ranks of a torchrun share the folder: another may have removed it in between
+        names = {p.name for p in path.iterdir()}
+        empty_log = "train.log" in also or not log.exists() or log.stat().st_size == 0
+    except FileNotFoundError:
+        return
+    if names <= HYDRA_ONLY | also and empty_log:
         shutil.rmtree(path, ignore_errors=True)
 
 
