@@ -92,7 +92,9 @@ def quarter(data: Path, out: Path) -> Path:
 def run(family: Family, name: str, data: Path, out: Path, steps: int, seed: int) -> dict:
     """One variant and seed: trained (unless done), scored; its final scores and curves over training."""
     folder = out / "runs" / f"{name}_s{seed}"
-    if not (folder / "checkpoints" / "last.pt").is_file():
+    if (folder / "checkpoints" / "last.pt").is_file() and not finished(folder):  # interrupted: go on from it
+        subprocess.run([sys.executable, "train.py", f"resume={folder}", f"trainer.max_steps={steps}"], check=True, cwd=ROOT)
+    elif not (folder / "checkpoints" / "last.pt").is_file():
         variant = [f"recipe={family.recipe}"] if name == RECIPE else VARIANTS[name]
         subprocess.run([sys.executable, "train.py", *family.overrides, *QUIET, *variant, f"data.root={data}",
                         f"trainer.max_steps={steps}", f"trainer.seed={seed}", f"run_dir={folder}"], check=True, cwd=ROOT)
@@ -109,6 +111,11 @@ def run(family: Family, name: str, data: Path, out: Path, steps: int, seed: int)
                         f"data.root={data}", "metrics.fid=false", "metrics.lpips=null", "metrics.leaks=true",
                         f"output={scores}"], check=True, cwd=ROOT)
     return {"final": json.loads((scores / "metrics.json").read_text()), "curves": curves, "seconds": seconds}
+
+
+def finished(folder: Path) -> bool:
+    result = folder / "result.json"
+    return result.is_file() and json.loads(result.read_text()).get("status") == "completed"
 
 
 def elapsed(lines: list[dict]) -> list[tuple[int, float]]:

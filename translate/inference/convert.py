@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from translate.core.atomic import atomic_write_bytes, is_write_failure, remove_stale_temp_files, write_failure
 from translate.core.errors import ConfigError, DataError, DiskFullError, OutputError, first_line
 from translate.core.runtime import autocast, precision_dtype, resolve_device
-from translate.core.schema import Count, Positive, Precision, Range, check_dataclass
+from translate.core.schema import Count, Positive, Range, check_dataclass
 from translate.data.images import Picture, encode, picture_size, read_picture, resize_images, to_model_input
 from translate.data.inpainting import composited, hole_mask, inpainting_input, mask_file, remasked
 from translate.data.labels import LabelEncoding, read_instance_map
@@ -42,6 +42,7 @@ from translate.inference.inputs import Ignored, collect_inputs, describe_ignored
 from translate.latent.axes import load_axes
 from translate.latent.styles import StyleOptions, StylePlan, run_with_code, style_plan
 from translate.loading.load import load
+from translate.loading.pipeline import run_folder
 from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels, generator_stride, pad_to_stride, stride_padding
 
@@ -56,6 +57,7 @@ class Summary:
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     ignored: Ignored = field(default_factory=list)  # in input folders/globs, not images: reported, never failed
+    backend: str = ""  # what ran the generator, when not torch (backend=openvino; with int8, its agreement)
     scores: dict[str, tuple[float, bool]] = field(default_factory=dict)  # the guard's: input -> (score, flagged)
     out_of_domain_skipped: int = 0
 
@@ -71,6 +73,7 @@ class Summary:
             flagged = sum(f for _, f in self.scores.values())
             also = f", {self.out_of_domain_skipped} of them not converted" if self.out_of_domain_skipped else ""
             text += f"; out of domain {flagged} of {len(self.scores)} scored{also}"
+        text = f"{text}; {self.backend}" if self.backend else text
         return f"{text}; ignored {describe_ignored(self.ignored)}" if self.ignored else text
 
     @property
@@ -357,7 +360,12 @@ class InferOptions:
     batch_size: Positive | None = None
     num_workers: Count = 1
     device: str = "auto"
-    precision: Precision = "fp32"
+    precision: Literal["fp32", "bf16", "fp16", "int8"] = "fp32"  # int8: backend=openvino only
+    backend: Literal["torch", "openvino"] = "torch"
+    calibration: str | None = None  # int8: a folder of the user's own inputs (None: some of the inputs)
+    int8_min_psnr: float = 40.0  # int8 is refused when its agreement with fp32 on held-out images is lower
+    int8_min_ssim: Annotated[float, Range(0, 1)] = 0.99
+    cache: str | None = None  # backend=openvino: where exported graphs are kept (None: the user's cache folder)
     channels_last: bool = False
     compile: bool = False
     quiet: bool = False
@@ -405,7 +413,9 @@ def translate_files(G: nn.Module, inputs: str | Path | list, output: str | Path,
     sizes = _read_sizes(jobs, summary)
     opts = _settled_resize(opts, [(jobs[i][0], hw) for i, hw in sizes.items()])
     device = resolve_device(opts.device)
-    translator = Translator(G, device=device, precision=opts.precision, channels_last=opts.channels_last,
+    G, summary.backend = backend_generator(G, opts, device, [src for src, _ in jobs], labels)
+    translator = Translator(G, device=device, precision="fp32" if opts.backend == "openvino" else opts.precision,
+                            channels_last=opts.channels_last,
                             compile=opts.compile, norm_mode=opts.norm_mode, tile_size=opts.tile_size,
                             tile_overlap=opts.tile_overlap, label_maps=labels is not None)
     loader = _loader(jobs, sizes, translator, opts, device, _masks(jobs, output, opts.mask, translator), labels,
@@ -415,6 +425,66 @@ def translate_files(G: nn.Module, inputs: str | Path | list, output: str | Path,
         write_scores(output / "guard.csv", summary.scores, guard.threshold, {"action": guard.action})
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def backend_generator(G: nn.Module, opts: InferOptions, device: torch.device, inputs: list[Path],
+                      labels: LabelEncoding | None = None) -> tuple[nn.Module, str]:
+    """The generator as ``opts.backend`` runs it, and a line saying so (empty for torch). int8 calibrates on
+    ``opts.calibration`` or on some of the ``inputs``, and checks itself on others (``calibration_split``)."""
+    if opts.backend == "torch":
+        if opts.precision == "int8":
+            raise ConfigError("precision=int8 needs backend=openvino (pip install -e \".[openvino]\")")
+        return G, ""
+    from translate.inference import openvino  # OpenVINO is an optional extra
+
+    openvino.check_servable(G, device=device, norm_mode=opts.norm_mode, compile=opts.compile)
+    if opts.precision == "fp16":
+        raise ConfigError("precision=fp16 is CUDA only; backend=openvino takes fp32, bf16 or int8")
+    calibration, check = (), ()
+    if opts.precision == "int8":
+        files = collect_inputs(opts.calibration, recursive=True)[0] if opts.calibration else [(p, p) for p in inputs]
+        calibration, check = calibration_split(_model_inputs([src for src, _ in files], G, opts, labels))
+    target = openvino.Int8Target(min_psnr=opts.int8_min_psnr, min_ssim=opts.int8_min_ssim)
+    cache = Path(opts.cache).expanduser() if opts.cache else None
+    compiled = openvino.compiled_generator(G, precision=opts.precision, cache=cache, calibration=calibration,
+                                           check=check, target=target)
+    said = f"backend openvino {opts.precision}"
+    if compiled.agreement:
+        a = compiled.agreement
+        said += (f" (agreement with fp32 on {a['images']} held-out images: {a['psnr']:.1f} dB PSNR, SSIM "
+                 f"{a['ssim']:.4f}, max |diff| {a['max_abs_diff']:.3f})")
+    return compiled, said
+
+
+CALIBRATION_IMAGES = 48  # at most, spread over the folder; every fourth is held out to check the int8 graph
+
+
+def calibration_split(images: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(calibration, held-out check) from up to CALIBRATION_IMAGES images spread evenly over ``images``."""
+    if len(images) < 2:
+        raise ConfigError(f"precision=int8 calibrates on real inputs and checks on others: {len(images)} readable "
+                          "image(s) found; give calibration=DIR with a few dozen of your own inputs")
+    step = max(1, len(images) // CALIBRATION_IMAGES)
+    chosen = images[::step][:CALIBRATION_IMAGES]
+    held = set(range(3, len(chosen), 4)) or {len(chosen) - 1}
+    return [x for i, x in enumerate(chosen) if i not in held], [x for i, x in enumerate(chosen) if i in held]
+
+
+def _model_inputs(files: list[Path], G: nn.Module, opts: InferOptions,
+                  labels: LabelEncoding | None) -> list[torch.Tensor]:
+    """``files`` read as conversion reads them ([1, C, H, W], padded to the stride), at most a tile each (the
+    centre): the inputs the generator will see. Unreadable files are left out."""
+    probe = Translator(G, device=torch.device("cpu"), tile_size=opts.tile_size, label_maps=labels is not None)
+    holes = [None] * len(files) if probe.inpaints else None
+    reader = _Reader(files, probe.in_channels, opts.resize, opts.keep_aspect, holes, labels=labels)
+    inputs = []
+    for i in range(len(files)):
+        item = reader[i]
+        if "x" in item:
+            x, _, _ = pad_to_stride(item["x"][None], probe.stride, minimum=probe.min_side)
+            top, left = [max(0, (side - probe.tile) // 2) // probe.stride * probe.stride for side in x.shape[-2:]]
+            inputs.append(x[..., top : top + probe.tile, left : left + probe.tile].contiguous())
+    return inputs
 
 
 @dataclass
@@ -686,6 +756,8 @@ def run(cfg) -> Summary:
         options = replace(options, norm_mode=loaded.norm_mode)
     known_size = loaded.config is not None or loaded.pretrained is not None or loaded.trained_size
     options = replace(options, trained_size=loaded.size if known_size else None)
+    if options.cache is None and run_folder(cfg.checkpoint) is not None:  # a run keeps its exported graphs
+        options = replace(options, cache=str(run_folder(cfg.checkpoint) / "export" / "openvino"))
     guard = load_guard(GuardOptions.from_config(cfg.get("guard")), cfg.checkpoint, loaded.direction)
     labels = label_encoding(loaded.config.data) if loaded.config is not None else None
     if labels is not None and labels.instances and not options.instances:

@@ -1,0 +1,141 @@
+"""backend=openvino: the same conversion path through an exported, OpenVINO-compiled generator (fp32, bf16, int8
+with its agreement check), the graph cache, and one line for what the backend cannot serve."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import write_image
+from PIL import Image
+
+from translate.core.errors import ConfigError
+from translate.inference.convert import InferOptions, translate_files
+from translate.networks import ResnetGenerator, UnetGenerator, init_weights
+
+pytest.importorskip("openvino")
+pytest.importorskip("nncf")
+
+
+def _resnet(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return init_weights(ResnetGenerator(n_blocks=2, ngf=8, norm="instance")).eval()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    """Twelve smooth colour images of a few sizes, one with transparency, one 16-bit gray."""
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        small = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((48 + 4 * (i % 3), 40), Image.BICUBIC).save(root / f"{i:02d}.png")
+    colour = np.asarray(Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)).resize((44, 36), Image.BICUBIC))
+    alpha = np.linspace(0, 255, 36 * 44).reshape(36, 44).astype(np.uint8)
+    Image.fromarray(np.dstack([colour, alpha]), "RGBA").save(root / "alpha.png")
+    Image.fromarray((np.linspace(0, 65535, 40 * 40).reshape(40, 40)).astype(np.uint16)).save(root / "deep.png")
+    return root
+
+
+def _pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path)).astype(np.float64)
+
+
+def test_openvino_fp32_converts_as_torch_does(photos, tmp_path):
+    G = _resnet()
+    ours = translate_files(G, photos, tmp_path / "torch", quiet=True)
+    theirs = translate_files(G, photos, tmp_path / "ov", quiet=True, backend="openvino", cache=str(tmp_path / "c"))
+    assert ours.converted == theirs.converted == 12 and not theirs.failed
+    assert theirs.backend == "backend openvino fp32" and "backend openvino fp32" in str(theirs)
+    for path in sorted((tmp_path / "torch").iterdir()):
+        other = tmp_path / "ov" / path.name
+        a, b = Image.open(path), Image.open(other)
+        assert (a.mode, a.size) == (b.mode, b.size)  # alpha and bit depth kept as torch keeps them
+        assert np.abs(_pixels(path) - _pixels(other)).max() <= (257 if a.mode.startswith("I") else 1)
+
+
+def test_the_graph_is_exported_once_per_weights(photos, tmp_path):
+    cache = tmp_path / "cache"
+    translate_files(_resnet(), photos, tmp_path / "a", quiet=True, backend="openvino", cache=str(cache))
+    (first,) = cache.glob("*.onnx")
+    stamp = first.stat().st_mtime_ns
+    translate_files(_resnet(), photos, tmp_path / "b", quiet=True, backend="openvino", cache=str(cache))
+    assert list(cache.glob("*.onnx")) == [first] and first.stat().st_mtime_ns == stamp  # reused
+    translate_files(_resnet(seed=1), photos, tmp_path / "c", quiet=True, backend="openvino", cache=str(cache))
+    assert len(list(cache.glob("*.onnx"))) == 2  # other weights, another graph
+
+
+def test_bf16_and_tiles(photos, tmp_path):
+    G = _resnet()
+    ref = translate_files(G, photos, tmp_path / "ref", quiet=True, tile_size=16, tile_overlap=4)
+    s = translate_files(G, photos, tmp_path / "bf", quiet=True, backend="openvino", precision="bf16",
+                        cache=str(tmp_path / "c"), tile_size=16, tile_overlap=4)
+    assert s.converted == ref.converted == 12 and "openvino bf16" in s.backend
+    diff = np.abs(_pixels(tmp_path / "ref" / "00.png") - _pixels(tmp_path / "bf" / "00.png"))
+    assert 0 < diff.mean() < 4  # bf16: close, not identical
+
+
+def test_int8_reports_its_agreement_or_refuses(photos, tmp_path):
+    G = init_weights(UnetGenerator(num_downs=5, ngf=8, norm="instance")).eval()
+    options = InferOptions(backend="openvino", precision="int8", cache=str(tmp_path / "c"), quiet=True,
+                           int8_min_psnr=10.0, int8_min_ssim=0.0)
+    s = translate_files(G, photos, tmp_path / "int8", options)
+    assert s.converted == 12 and "agreement with fp32 on 3 held-out images" in s.backend
+    assert list((tmp_path / "c").glob("*int8*.xml"))  # cached with its report
+    with pytest.raises(ConfigError, match=r"precision=int8: on 3 held-out images .* below the target \(99 dB"):
+        translate_files(G, photos, tmp_path / "strict", options, int8_min_psnr=99.0)
+    assert not (tmp_path / "strict").exists() or not any((tmp_path / "strict").glob("*.png"))  # nothing written
+    calib = tmp_path / "mine"
+    for i in range(2):
+        write_image(calib / f"{i}.png", (32, 32), seed=i)
+    s = translate_files(G, photos, tmp_path / "own", options, calibration=str(calib))
+    assert "on 1 held-out images" in s.backend
+    with pytest.raises(ConfigError, match="1 readable image"):
+        translate_files(G, photos, tmp_path / "few", options, calibration=str(calib / "0.png"))
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"precision": "int8"}, "precision=int8 needs backend=openvino"),
+    ({"backend": "openvino", "norm_mode": "train"}, "norm_mode=train"),
+    ({"backend": "openvino", "compile": True}, "compile=true is torch.compile"),
+    ({"backend": "openvino", "precision": "fp16"}, "fp16 is CUDA only"),
+])
+def test_what_the_backend_cannot_do_is_one_line(photos, tmp_path, changes, message):
+    with pytest.raises(ConfigError, match=message):
+        translate_files(_resnet(), photos, tmp_path / "o", quiet=True, cache=str(tmp_path / "c"), **changes)
+
+
+def test_a_style_code_is_refused(photos, tmp_path):
+    from translate.networks.bicycle import LatentUnetGenerator
+
+    G = LatentUnetGenerator(nz=4, num_downs=5, ngf=8)
+    with pytest.raises(ConfigError, match="without a style code"):
+        translate_files(G, photos, tmp_path / "o", quiet=True, backend="openvino", cache=str(tmp_path / "c"))
+
+
+def test_without_openvino_it_says_how_to_install(photos, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    with pytest.raises(ConfigError, match=r'pip install -e "\.\[openvino\]"'):
+        translate_files(_resnet(), photos, tmp_path / "o", quiet=True, backend="openvino", cache=str(tmp_path / "c"))
+
+
+@pytest.mark.slow
+def test_infer_py_refuses_int8_below_its_target_with_exit_code_2(photos, tmp_path):
+    import subprocess
+
+    G = _resnet()
+    weights = tmp_path / "latest_net_G.pth"
+    from translate.loading.reference import reference_key_map
+
+    torch.save({v: G.state_dict()[k] for k, v in reference_key_map(G).items()}, weights)
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, str(root / "infer.py"), f"checkpoint={weights}", "generator=resnet_6blocks",
+                           "generator.n_blocks=2", "generator.ngf=8", "generator.norm=instance", f"input={photos}",
+                           f"output={tmp_path / 'o'}", "backend=openvino", "precision=int8", "int8_min_psnr=99",
+                           f"cache={tmp_path / 'c'}", "norm_mode=eval"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "precision=int8: on 3 held-out images" in proc.stderr and "use precision=bf16" in proc.stderr
+    assert not any((tmp_path / "o").glob("*.png"))
