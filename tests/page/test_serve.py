@@ -23,7 +23,8 @@ from serving import (
     serving,
 )
 
-from translate.apps.serve import BadRequest, ServeOptions, decode_image, parse_request
+from translate.apps.serve import BadRequest, ServeOptions, decode_image, load_service, parse_request
+from translate.core.errors import ConfigError
 
 pytest.importorskip("uvicorn")
 pytestmark = pytest.mark.slow
@@ -195,3 +196,17 @@ def test_the_command_refuses_bad_settings_in_one_line(p2p_run, tmp_path):
     assert run.returncode == 2 and "port" in run.stderr and "Traceback" not in run.stderr
     with pytest.raises(Exception, match="queue"):
         ServeOptions(queue=-1)
+
+
+def test_the_page_can_run_the_generator_with_openvino(p2p_run, gan_run, tmp_path):
+    pytest.importorskip("openvino")
+    with serving(p2p_run) as (url, _):
+        ours = pixels(post(f"{url}/api/translate", {"image": data_url(_drawing())})[1]).astype(int)
+    with serving(p2p_run, backend="openvino", cache=str(tmp_path)) as (url, service):
+        assert service.backend == "backend openvino fp32" and list(tmp_path.glob("*.onnx"))
+        status, body, _ = post(f"{url}/api/translate", {"image": data_url(_drawing())})
+        assert status == 200 and np.abs(pixels(body).astype(int) - ours).max() <= 1
+    with pytest.raises(ConfigError, match="the page serves this noise model with backend=torch only"):
+        load_service(str(gan_run), ServeOptions(port=0, backend="openvino"))
+    with pytest.raises(ConfigError, match="needs calibration=DIR"):
+        load_service(str(p2p_run), ServeOptions(port=0, backend="openvino", precision="int8"))

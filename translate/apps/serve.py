@@ -51,14 +51,23 @@ from PIL import Image, UnidentifiedImageError
 from translate.config.compose import hydra_command
 from translate.core.errors import ConfigError, DataError, TranslateError, first_line
 from translate.core.runtime import resolve_device
-from translate.core.schema import Count, Positive, Precision, Range, check_dataclass
+from translate.core.schema import Count, Positive, Range, check_dataclass
 from translate.data.images import encode, read_picture, to_model_input
 from translate.data.inpainting import composited, hole_mask, inpainting_input, remasked
 from translate.data.labels import LabelEncoding, Palette, class_colours
 from translate.data.semantic import label_encoding
 from translate.evaluation.evaluate import validation_inputs
-from translate.inference.convert import FAR, Translator, resize_for_model, resize_labels, resized_size
+from translate.inference.convert import (
+    FAR,
+    InferOptions,
+    Translator,
+    backend_generator,
+    resize_for_model,
+    resize_labels,
+    resized_size,
+)
 from translate.inference.guard import Guard, GuardOptions, load_guard
+from translate.inference.openvino import cache_for
 from translate.latent.axes import load_axes
 from translate.latent.sampling import LatentEdit, Sampler
 from translate.latent.styles import as_code, encoder_input, is_styled
@@ -117,7 +126,10 @@ class ServeOptions:
     max_aspect: Annotated[float, Range(1, 1000)] = MAX_ASPECT
     queue: Count = 4
     device: str = "auto"
-    precision: Precision = "fp32"
+    precision: Literal["fp32", "bf16", "fp16", "int8"] = "fp32"  # int8: backend=openvino only
+    backend: Literal["torch", "openvino"] = "torch"
+    calibration: str | None = None  # backend=openvino precision=int8: a folder of inputs to calibrate on
+    cache: str | None = None  # backend=openvino: where exported graphs are kept
     norm_mode: Literal["auto", "eval", "train"] = "auto"
     tile_size: Positive = 1024
     tile_overlap: Count = 128
@@ -279,14 +291,31 @@ class ModelService:
         self.labels = served_labels(loaded)  # label-map models: how the page's painted maps are read
         self.examples, self.no_examples = example_images(loaded, self.kind != "noise", self.labels)
         norm_mode = loaded.norm_mode if options.norm_mode == "auto" else options.norm_mode
+        self.backend = ""  # what runs the generator when not torch
         if self.kind == "noise":
+            self.backend_generator(norm_mode)  # refuses anything but torch
             self.sampler = Sampler(self.G, device=self.device)
         else:
-            self.translator = Translator(self.G, device=self.device, precision=options.precision,
+            G, self.backend = self.backend_generator(norm_mode)
+            self.translator = Translator(G, device=self.device, precision="fp32" if self.backend else options.precision,
                                          norm_mode=norm_mode, tile_size=options.tile_size,
                                          tile_overlap=options.tile_overlap, label_maps=self.labels is not None)
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(options.queue + 1)
+
+    def backend_generator(self, norm_mode: str) -> tuple[torch.nn.Module, str]:
+        """The generator as ``options.backend`` runs it (``translate.inference.convert.backend_generator``), and the
+        line that says so (empty for torch)."""
+        o = self.options
+        if o.backend == "torch" and o.precision != "int8":
+            return self.G, ""
+        if self.kind != "translation":
+            raise ConfigError(f"backend={o.backend}: the page serves this {self.kind} model with backend=torch only")
+        if o.precision == "int8" and not o.calibration:
+            raise ConfigError("precision=int8 on the page needs calibration=DIR: a folder of inputs like the uploads")
+        infer = InferOptions(backend=o.backend, precision=o.precision, calibration=o.calibration, norm_mode=norm_mode,
+                             cache=cache_for(self.checkpoint, o.cache), tile_size=o.tile_size)
+        return backend_generator(self.G, infer, self.device, [], self.labels)
 
     def call(self, fn, *args):
         """``fn(*args)`` under the model lock; Busy at once when ``queue`` requests already wait."""
@@ -718,8 +747,9 @@ def run(cfg) -> None:
     info = service.info()
     if service.no_examples:
         print(service.no_examples, file=sys.stderr)
-    print(f"serving {info['model']} ({info['about']}, {info['direction']}, input {info['input_size']} px) at "
-          f"http://{options.host}:{options.port}/", file=sys.stderr)
+    backend = f", {service.backend}" if service.backend else ""
+    print(f"serving {info['model']} ({info['about']}, {info['direction']}, input {info['input_size']} px{backend}) "
+          f"at http://{options.host}:{options.port}/", file=sys.stderr)
     uvicorn.run(create_app(service), host=options.host, port=options.port, log_level="warning")
 
 

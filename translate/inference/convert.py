@@ -37,12 +37,12 @@ from translate.data.images import Picture, encode, picture_size, read_picture, r
 from translate.data.inpainting import composited, hole_mask, inpainting_input, mask_file, remasked
 from translate.data.labels import LabelEncoding, read_instance_map
 from translate.data.semantic import label_encoding
+from translate.inference import openvino  # imports OpenVINO itself only when used
 from translate.inference.guard import Guard, GuardOptions, load_guard, write_scores
 from translate.inference.inputs import Ignored, collect_inputs, describe_ignored, input_folder_holding
 from translate.latent.axes import load_axes
 from translate.latent.styles import StyleOptions, StylePlan, run_with_code, style_plan
 from translate.loading.load import load
-from translate.loading.pipeline import run_folder
 from translate.models.gan import LATENT
 from translate.networks.layers import generator_channels, generator_stride, pad_to_stride, stride_padding
 
@@ -435,8 +435,6 @@ def backend_generator(G: nn.Module, opts: InferOptions, device: torch.device, in
         if opts.precision == "int8":
             raise ConfigError("precision=int8 needs backend=openvino (pip install -e \".[openvino]\")")
         return G, ""
-    from translate.inference import openvino  # OpenVINO is an optional extra
-
     openvino.check_servable(G, device=device, norm_mode=opts.norm_mode, compile=opts.compile)
     if opts.precision == "fp16":
         raise ConfigError("precision=fp16 is CUDA only; backend=openvino takes fp32, bf16 or int8")
@@ -756,8 +754,8 @@ def run(cfg) -> Summary:
         options = replace(options, norm_mode=loaded.norm_mode)
     known_size = loaded.config is not None or loaded.pretrained is not None or loaded.trained_size
     options = replace(options, trained_size=loaded.size if known_size else None)
-    if options.cache is None and run_folder(cfg.checkpoint) is not None:  # a run keeps its exported graphs
-        options = replace(options, cache=str(run_folder(cfg.checkpoint) / "export" / "openvino"))
+    if options.backend == "openvino":  # a run keeps its exported graphs
+        options = replace(options, cache=openvino.cache_for(cfg.checkpoint, options.cache))
     guard = load_guard(GuardOptions.from_config(cfg.get("guard")), cfg.checkpoint, loaded.direction)
     labels = label_encoding(loaded.config.data) if loaded.config is not None else None
     if labels is not None and labels.instances and not options.instances:

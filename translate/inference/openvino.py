@@ -90,6 +90,17 @@ def default_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "translate" / "openvino"
 
 
+def cache_for(source: str | Path, cache: str | None) -> str | None:
+    """Where the graphs of the model loaded from ``source`` are kept: ``cache`` when given, else inside a run's
+    folder (``<run>/export/openvino``); None (the user's cache folder) for anything else."""
+    if cache is not None:
+        return cache
+    from translate.loading.pipeline import run_folder
+
+    run = run_folder(source)
+    return str(run / "export" / "openvino") if run is not None else None
+
+
 def exported_onnx(G: nn.Module, cache: Path) -> Path:
     """The ONNX file of ``G`` (dynamic batch, height and width), exported once."""
     from translate.inference.export import export_generator  # the exporter: only when a file must be written
