@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import write_image
 
 from translate.apps.bench.cli import main
 
@@ -37,6 +38,26 @@ def test_infer_bench_writes_json(tmp_path):
     rows = json.loads(out.read_text())["results"]
     assert [r["mode"] for r in rows] == ["naive", "pipeline", "pipeline"]
     assert rows[0]["speedup_vs_naive"] == 1.0 and all(r["images_per_s"] > 0 for r in rows)
+    assert rows[1]["agreement"]["psnr"] == 100.0 and rows[1]["agreement"]["images"] == 3  # torch fp32 itself
+
+
+@pytest.mark.slow
+def test_infer_bench_compares_backends_on_a_trained_checkpoint(p2p_run, tmp_path, capsys):
+    pytest.importorskip("openvino")
+    images = tmp_path / "mine"
+    for i in range(6):
+        write_image(images / f"{i}.png", (64, 64), seed=i)
+    out = tmp_path / "infer.json"
+    code = main(["infer", f"checkpoint={p2p_run}", f"input={images}", "num_images=6", "batch_size=1", "naive=false",
+                 "backend=[torch,openvino]", "precision=[fp32,bf16,int8]", "agreement_images=2", f"output={out}"])
+    assert code == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["backend"], r["precision"]) for r in rows] == [
+        ("torch", "fp32"), ("torch", "bf16"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8")]
+    agreement = {(r["backend"], r["precision"]): r["agreement"] for r in rows}
+    assert agreement["openvino", "fp32"]["psnr"] > 70 and agreement["openvino", "fp32"]["max_abs_diff"] < 1e-3
+    assert 20 < agreement["openvino", "int8"]["psnr"] < 100 and agreement["torch", "bf16"]["psnr"] < 100
+    assert "openvino" in capsys.readouterr().out
 
 
 def test_bench_cli_rejects_unknown_settings(capsys):
