@@ -111,3 +111,19 @@ def test_serve_bench_reports_latency_and_memory():
     assert 0 < r["one_at_a_time"]["p50_ms"] <= r["one_at_a_time"]["p95_ms"]
     assert 0 < r["burst"]["p50_ms"] <= r["burst"]["p95_ms"] and r["burst_images_per_s"] > 0
     assert r["peak_memory_mib"] > 50
+
+
+def test_background_load_runs_busy_processes_only_during_the_block():
+    import multiprocessing as mp
+
+    from translate.apps.bench.load import background_load
+
+    with background_load(2):
+        busy = [p for p in mp.active_children() if p.name.startswith("busy-")]
+        assert len(busy) == 2 and all(p.is_alive() for p in busy)
+    assert not any(p.is_alive() for p in busy)
+    with background_load(0):
+        assert not [p for p in mp.active_children() if p.name.startswith("busy-")]
+    with pytest.raises(ValueError, match="load=-1"):
+        with background_load(-1):
+            pass
