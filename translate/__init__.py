@@ -4,8 +4,12 @@
 is laid out by area (``docs/develop/architecture.md``): ``core``, ``data``, ``networks``, ``models``, ``config``,
 ``loading``, ``latent``, ``evaluation``, ``inference``, ``training`` and ``apps``."""
 
-from translate.loading.load import load
-from translate.loading.pipeline import Pipeline
+from translate.core.openmp import settle_wait_policy
+
+settle_wait_policy()  # before anything imports torch: how its threads wait on a busy CPU (translate.core.openmp)
+
+from translate.loading.load import load  # noqa: E402
+from translate.loading.pipeline import Pipeline  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["Pipeline", "load"]
