@@ -1,6 +1,6 @@
 """Training speed on a quiet and on a busy CPU, ours beside the reference code: ``python examples/busy_cpu.py OUT
 --data DIR [--reference PATH] [--model pix2pix|cycle_gan] [--load 4] [--steps 20 60] [--repeats 2]
-[--variants ours reference ...]``.
+[--crop 128] [--variants ours reference ...]``.
 
 Each variant trains with its own default settings on the same folder (pix2pix: side-by-side AB images in
 DIR/train; cycle_gan: DIR/trainA and DIR/trainB), with samples, validation and periodic checkpoints out of the
@@ -50,14 +50,22 @@ VARIANTS: dict[str, tuple[list[str], dict[str, str]]] = {  # name -> (overrides,
 REFERENCE = "reference"
 
 
-def ours(name: str, model: str, data: Path, steps: int, folder: Path) -> tuple[list[str], dict[str, str], Path]:
+def sizes(crop: int | None) -> tuple[int, int] | None:
+    """(load, crop) sides: the reference's 286/256 ratio at ``crop``; None keeps each one's default (256)."""
+    return None if crop is None else (round(crop * 286 / 256), crop)
+
+
+def ours(name: str, model: str, data: Path, steps: int, folder: Path,
+         crop: int | None = None) -> tuple[list[str], dict[str, str], Path]:
     overrides, env = VARIANTS[name]
-    command = [sys.executable, "train.py", *OURS[model], f"data.root={data}", *QUIET, *overrides,
+    size = [f"data.load_size={sizes(crop)[0]}", f"data.crop_size={crop}"] if crop else []
+    command = [sys.executable, "train.py", *OURS[model], f"data.root={data}", *QUIET, *size, *overrides,
                f"trainer.max_steps={steps}", f"run_dir={folder}"]
     return command, env, ROOT
 
 
-def reference(checkout: Path, model: str, data: Path, steps: int, folder: Path, images: int) -> tuple[list[str], dict, Path]:
+def reference(checkout: Path, model: str, data: Path, steps: int, folder: Path, images: int,
+              crop: int | None = None) -> tuple[list[str], dict, Path]:
     """The reference's train.py for ``steps`` iterations: ``steps / images`` epochs of ``images`` images."""
     if steps % images:
         raise SystemExit(f"--steps must be multiples of the {images} images the reference reads per epoch")
@@ -65,6 +73,8 @@ def reference(checkout: Path, model: str, data: Path, steps: int, folder: Path, 
     command = [sys.executable, "train.py", "--dataroot", str(data), "--name", "busy", "--model", model, *mode,
                "--n_epochs", str(steps // images), "--n_epochs_decay", "0", "--no_html", "--print_freq", "1000000", "--save_epoch_freq", "1000000", "--save_latest_freq",
                "1000000", "--max_dataset_size", str(images), "--checkpoints_dir", str(folder)]
+    if crop:
+        command += ["--load_size", str(sizes(crop)[0]), "--crop_size", str(crop)]
     return command, {"WANDB_MODE": "disabled", "CUDA_VISIBLE_DEVICES": ""}, checkout
 
 
@@ -78,9 +88,10 @@ def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
 def measure(args, name: str, steps: int, load: int) -> float:
     with tempfile.TemporaryDirectory(dir=args.out) as tmp:
         if name == REFERENCE:
-            command, env, cwd = reference(args.reference, args.model, args.data, steps, Path(tmp), args.images)
+            command, env, cwd = reference(args.reference, args.model, args.data, steps, Path(tmp), args.images,
+                                          args.crop)
         else:
-            command, env, cwd = ours(name, args.model, args.data, steps, Path(tmp) / "run")
+            command, env, cwd = ours(name, args.model, args.data, steps, Path(tmp) / "run", args.crop)
         with background_load(load):
             return timed(command, env, cwd)
 
@@ -95,6 +106,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs=2, default=[20, 60])
     parser.add_argument("--images", type=int, default=10, help="images per reference epoch (--max_dataset_size)")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--crop", type=int, help="train at this side (both; loaded at 286/256 of it)")
     parser.add_argument("--variants", nargs="+", default=["ours", REFERENCE])
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

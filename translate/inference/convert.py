@@ -414,10 +414,7 @@ def translate_files(G: nn.Module, inputs: str | Path | list, output: str | Path,
     opts = _settled_resize(opts, [(jobs[i][0], hw) for i, hw in sizes.items()])
     device = resolve_device(opts.device)
     G, summary.backend = backend_generator(G, opts, device, [src for src, _ in jobs], labels)
-    translator = Translator(G, device=device, precision="fp32" if opts.backend == "openvino" else opts.precision,
-                            channels_last=opts.channels_last,
-                            compile=opts.compile, norm_mode=opts.norm_mode, tile_size=opts.tile_size,
-                            tile_overlap=opts.tile_overlap, label_maps=labels is not None)
+    translator = _translator(G, opts, device, labels)
     loader = _loader(jobs, sizes, translator, opts, device, _masks(jobs, output, opts.mask, translator), labels,
                      _instance_maps(jobs, output, opts.instances, labels))
     _translate_all(loader, jobs, len(jobs) - len(sizes), Converter(translator, plan, guard), opts, summary)
@@ -427,17 +424,31 @@ def translate_files(G: nn.Module, inputs: str | Path | list, output: str | Path,
     return summary
 
 
+def _translator(G: nn.Module, opts: InferOptions, device: torch.device, labels: LabelEncoding | None) -> Translator:
+    """The Translator of ``G`` as ``opts`` say (a compiled generator runs at its own precision)."""
+    return Translator(G, device=device, precision="fp32" if opts.backend != "torch" else opts.precision,
+                      channels_last=opts.channels_last, compile=opts.compile, norm_mode=opts.norm_mode,
+                      tile_size=opts.tile_size, tile_overlap=opts.tile_overlap, label_maps=labels is not None)
+
+
+def check_backend(G: nn.Module, opts: InferOptions, device: torch.device) -> None:
+    """One line for a backend, precision or option that cannot run ``G``, before any work."""
+    if opts.backend == "torch":
+        if opts.precision == "int8":
+            raise ConfigError("precision=int8 needs backend=openvino (pip install -e \".[openvino]\")")
+        return
+    openvino.check_servable(G, device=device, norm_mode=opts.norm_mode, compile=opts.compile)
+    if opts.precision == "fp16":
+        raise ConfigError("precision=fp16 is CUDA only; backend=openvino takes fp32, bf16 or int8")
+
+
 def backend_generator(G: nn.Module, opts: InferOptions, device: torch.device, inputs: list[Path],
                       labels: LabelEncoding | None = None) -> tuple[nn.Module, str]:
     """The generator as ``opts.backend`` runs it, and a line saying so (empty for torch). int8 calibrates on
     ``opts.calibration`` or on some of the ``inputs``, and checks itself on others (``calibration_split``)."""
+    check_backend(G, opts, device)
     if opts.backend == "torch":
-        if opts.precision == "int8":
-            raise ConfigError("precision=int8 needs backend=openvino (pip install -e \".[openvino]\")")
         return G, ""
-    openvino.check_servable(G, device=device, norm_mode=opts.norm_mode, compile=opts.compile)
-    if opts.precision == "fp16":
-        raise ConfigError("precision=fp16 is CUDA only; backend=openvino takes fp32, bf16 or int8")
     calibration, check = (), ()
     if opts.precision == "int8":
         files = collect_inputs(opts.calibration, recursive=True)[0] if opts.calibration else [(p, p) for p in inputs]
@@ -669,7 +680,9 @@ def _loader(jobs: list[tuple[Path, Path]], sizes: dict[int, tuple[int, int]], tr
                      mask_folder, labels, instances, Path(opts.instances).expanduser() if opts.instances else None)
     # fork where available: decoding workers need no CUDA, and start in milliseconds instead of re-importing
     # torch (which a spawn-started caller would otherwise impose, seconds per run).
-    workers = opts.num_workers
+    # OpenVINO int8 decodes in this process: with a decoding worker process beside an int8 graph, this process
+    # crashed (SIGSEGV) at its next subprocess (OpenVINO 2026.4 on a CPU with AMX; fp32 and bf16 did not).
+    workers = 0 if opts.backend == "openvino" and opts.precision == "int8" else opts.num_workers
     context = "fork" if workers > 0 and "fork" in mp.get_all_start_methods() else None
     return DataLoader(reader, batch_sampler=batches, num_workers=workers, collate_fn=_collate,
                       pin_memory=device.type == "cuda", prefetch_factor=4 if workers > 0 else None,

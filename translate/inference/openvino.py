@@ -102,10 +102,13 @@ def cache_for(source: str | Path, cache: str | None) -> str | None:
 
 
 def exported_onnx(G: nn.Module, cache: Path) -> Path:
-    """The ONNX file of ``G`` (dynamic batch, height and width), exported once."""
+    """The ONNX file of ``G`` (dynamic batch, height and width), exported once; a cached file is used only while it
+    still computes what ``G`` computes (``matches``), else exported again."""
     from translate.inference.export import export_generator  # the exporter: only when a file must be written
 
     path = Path(cache) / f"{weights_key(G, axes='batch,height,width')}.onnx"
+    if path.is_file() and not matches(path, G):
+        path.unlink()  # altered, truncated or stale: a cache folder is not to be trusted blindly
     if not path.is_file():
         try:
             export_generator(G, path)
@@ -113,6 +116,21 @@ def exported_onnx(G: nn.Module, cache: Path) -> Path:
             raise ConfigError(f"backend=openvino: this generator ({type(G).__name__}) does not export to ONNX "
                               f"({str(e).splitlines()[0][:200]}); use backend=torch") from None
     return path
+
+
+@torch.no_grad()
+def matches(path: Path, G: nn.Module) -> bool:
+    """Whether the graph at ``path`` gives ``G``'s output (to 1e-3) on a random input of the smallest size ``G``
+    takes."""
+    stride = generator_stride(G)
+    side = 2 * stride if stride < 64 else stride
+    x = torch.rand(1, generator_channels(G)[0], side, side, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    try:
+        y = run_compiled(compile_for_cpu(path, "fp32"), x)
+    except Exception:  # noqa: BLE001 - any file OpenVINO cannot read or run is simply not a match
+        return False
+    expected = G(x)
+    return y.shape == expected.shape and bool((y - expected).abs().max() < 1e-3)
 
 
 class CompiledGenerator(nn.Module):
@@ -158,31 +176,34 @@ def compiled_generator(G: nn.Module, *, precision: str = "fp32", cache: Path | N
     if not calibration or not check:
         raise ConfigError("precision=int8 needs calibration images and held-out ones to check it on "
                           "(calibration=DIR, or two or more input images)")
-    model, agreement = quantized(onnx_path, G, calibration, check, target, cache)
+    model, agreement = quantized(onnx_path, calibration, check, target, cache)
     return CompiledGenerator(compile_for_cpu(model, "int8", threads), G, "int8", agreement)
 
 
-def data_key(images: Sequence[torch.Tensor]) -> str:
-    digest = hashlib.sha256()
+def data_key(images: Sequence[torch.Tensor], **settings) -> str:
+    """A hash of ``images`` and ``settings``."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for x in images:
         digest.update(str(tuple(x.shape)).encode() + x.float().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
 
 
-def quantized(onnx_path: Path, G: nn.Module, calibration: Sequence[torch.Tensor], check: Sequence[torch.Tensor],
+def quantized(onnx_path: Path, calibration: Sequence[torch.Tensor], check: Sequence[torch.Tensor],
               target: Int8Target, cache: Path):
-    """The int8 OpenVINO model of ``onnx_path`` calibrated on ``calibration`` and its agreement with fp32 on
-    ``check``; cached (as OpenVINO IR) by the graph, the calibration images and the method; refused below target."""
+    """The int8 OpenVINO model of ``onnx_path`` calibrated on ``calibration`` (cached as OpenVINO IR, named by the
+    graph, the calibration images and the method) and its agreement with fp32 on ``check``, measured every time
+    (a cached graph is not trusted to be what it claims); refused below ``target``."""
     ov = openvino_module()
-    key = f"{onnx_path.stem}-int8-{data_key([*calibration, *check])}-{weights_key(nn.Identity(), **vars(target))}"
-    xml, report = cache / f"{key}.xml", cache / f"{key}.json"
-    if xml.is_file() and report.is_file():
-        agreement = json.loads(report.read_text())
-        model = ov.Core().read_model(xml)
-    else:
+    method = {"preset": target.preset, "keep_ends": target.keep_ends, "subset": target.subset}
+    xml = cache / f"{onnx_path.stem}-int8-{data_key([*calibration, *check], **method)}.xml"
+    model = None
+    if xml.is_file():
+        with contextlib.suppress(Exception):  # unreadable: calibrate again
+            model = ov.Core().read_model(xml)
+    if model is None:
         model = calibrate(ov.Core().read_model(onnx_path), calibration, target)
-        agreement = measure_agreement(compile_for_cpu(onnx_path, "fp32"), compile_for_cpu(model, "int8"), check)
-        save_ir(ov, model, xml, agreement, report)
+        save_ir(ov, model, xml)
+    agreement = measure_agreement(compile_for_cpu(onnx_path, "fp32"), compile_for_cpu(model, "int8"), check)
     if agreement["psnr"] < target.min_psnr or agreement["ssim"] < target.min_ssim:
         raise ConfigError(f"precision=int8: on {agreement['images']} held-out images the int8 graph agrees with fp32 "
                           f"at {agreement['psnr']:.1f} dB PSNR, SSIM {agreement['ssim']:.4f}, below the target "
@@ -227,12 +248,11 @@ def agreement_of(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> dict[str
     return {"psnr": float(psnrs.mean()), "ssim": float(ssims.mean()), "max_abs_diff": worst, "images": len(psnrs)}
 
 
-def save_ir(ov, model, xml: Path, agreement: dict[str, float], report: Path) -> None:
-    """The model as OpenVINO IR (.xml and .bin) and its agreement report, each file moved into place whole."""
+def save_ir(ov, model, xml: Path) -> None:
+    """The model as OpenVINO IR (.xml and .bin), each file moved into place whole."""
     xml.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=xml.parent, prefix=".ir-") as tmp:
         staged = Path(tmp) / xml.name
         ov.save_model(model, staged, compress_to_fp16=False)
-        staged.with_suffix(".json").write_text(json.dumps(agreement))
-        for suffix in (".bin", ".json", ".xml"):  # the .xml last: it is what a reader looks for
+        for suffix in (".bin", ".xml"):  # the .xml last: it is what a reader looks for
             shutil.move(staged.with_suffix(suffix), xml.with_suffix(suffix))
