@@ -28,6 +28,8 @@ from torch import nn
 
 from translate.core.errors import ConfigError
 from translate.evaluation.metrics import psnr, ssim
+from translate.inference.export import export_generator
+from translate.loading.pipeline import run_folder
 from translate.networks.layers import generator_channels, generator_stride
 
 BACKENDS = ("torch", "openvino")
@@ -95,8 +97,6 @@ def cache_for(source: str | Path, cache: str | None) -> str | None:
     folder (``<run>/export/openvino``); None (the user's cache folder) for anything else."""
     if cache is not None:
         return cache
-    from translate.loading.pipeline import run_folder
-
     run = run_folder(source)
     return str(run / "export" / "openvino") if run is not None else None
 
@@ -104,8 +104,6 @@ def cache_for(source: str | Path, cache: str | None) -> str | None:
 def exported_onnx(G: nn.Module, cache: Path) -> Path:
     """The ONNX file of ``G`` (dynamic batch, height and width), exported once; a cached file is used only while it
     still computes what ``G`` computes (``matches``), else exported again."""
-    from translate.inference.export import export_generator  # the exporter: only when a file must be written
-
     path = Path(cache) / f"{weights_key(G, axes='batch,height,width')}.onnx"
     if path.is_file() and not matches(path, G):
         path.unlink()  # altered, truncated or stale: a cache folder is not to be trusted blindly
