@@ -22,7 +22,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from translate.inference.convert import InferOptions, _model_inputs, calibration_split  # noqa: E402
+from translate.inference.convert import (  # noqa: E402
+    CALIBRATION_IMAGES,
+    InferOptions,
+    _model_inputs,
+    calibration_split,
+    spread,
+)
 from translate.inference.inputs import collect_inputs  # noqa: E402
 from translate.inference.openvino import Int8Target, agreement_of, compiled_generator  # noqa: E402
 from translate.loading.load import load  # noqa: E402
@@ -56,7 +62,8 @@ def main() -> None:
     args = parser.parse_args()
     G = load(args.checkpoint).module.eval()
     files = [p for p, _ in collect_inputs(args.images, recursive=True)[0]]
-    calibration, check = calibration_split(_model_inputs(files, G, InferOptions(resize=args.size), None))
+    inputs = _model_inputs(spread(files, CALIBRATION_IMAGES), G, InferOptions(resize=args.size), None)
+    calibration, check = calibration_split(inputs)
     reference = [G(x).clamp(-1, 1) for x in check]
     rows, shipped = [], None
     with tempfile.TemporaryDirectory() as cache, torch.inference_mode():

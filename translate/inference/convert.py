@@ -451,8 +451,8 @@ def backend_generator(G: nn.Module, opts: InferOptions, device: torch.device, in
         return G, ""
     calibration, check = (), ()
     if opts.precision == "int8":
-        files = collect_inputs(opts.calibration, recursive=True)[0] if opts.calibration else [(p, p) for p in inputs]
-        calibration, check = calibration_split(_model_inputs([src for src, _ in files], G, opts, labels))
+        files = [src for src, _ in collect_inputs(opts.calibration, recursive=True)[0]] if opts.calibration else inputs
+        calibration, check = calibration_split(_model_inputs(spread(files, CALIBRATION_IMAGES), G, opts, labels))
     target = openvino.Int8Target(min_psnr=opts.int8_min_psnr, min_ssim=opts.int8_min_ssim)
     cache = Path(opts.cache).expanduser() if opts.cache else None
     compiled = openvino.compiled_generator(G, precision=opts.precision, cache=cache, calibration=calibration,
@@ -468,15 +468,18 @@ def backend_generator(G: nn.Module, opts: InferOptions, device: torch.device, in
 CALIBRATION_IMAGES = 48  # at most, spread over the folder; every fourth is held out to check the int8 graph
 
 
+def spread(items: list, n: int) -> list:
+    """At most ``n`` of ``items``, evenly spaced (only those are read)."""
+    return items[:: max(1, len(items) // n)][:n]
+
+
 def calibration_split(images: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """(calibration, held-out check) from up to CALIBRATION_IMAGES images spread evenly over ``images``."""
+    """(calibration, held-out check): every fourth image held out (the last one when there are fewer than four)."""
     if len(images) < 2:
         raise ConfigError(f"precision=int8 calibrates on real inputs and checks on others: {len(images)} readable "
                           "image(s) found; give calibration=DIR with a few dozen of your own inputs")
-    step = max(1, len(images) // CALIBRATION_IMAGES)
-    chosen = images[::step][:CALIBRATION_IMAGES]
-    held = set(range(3, len(chosen), 4)) or {len(chosen) - 1}
-    return [x for i, x in enumerate(chosen) if i not in held], [x for i, x in enumerate(chosen) if i in held]
+    held = set(range(3, len(images), 4)) or {len(images) - 1}
+    return [x for i, x in enumerate(images) if i not in held], [x for i, x in enumerate(images) if i in held]
 
 
 def _model_inputs(files: list[Path], G: nn.Module, opts: InferOptions,
