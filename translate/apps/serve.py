@@ -51,7 +51,7 @@ from PIL import Image, UnidentifiedImageError
 from translate.config.compose import hydra_command
 from translate.core.errors import ConfigError, DataError, TranslateError, first_line
 from translate.core.runtime import resolve_device
-from translate.core.schema import Count, Positive, Range, check_dataclass
+from translate.core.schema import Count, InferencePrecision, Positive, Range, check_dataclass
 from translate.data.images import encode, read_picture, to_model_input
 from translate.data.inpainting import composited, hole_mask, inpainting_input, remasked
 from translate.data.labels import LabelEncoding, Palette, class_colours
@@ -65,6 +65,7 @@ from translate.inference.convert import (
     resize_for_model,
     resize_labels,
     resized_size,
+    torch_precision,
 )
 from translate.inference.guard import Guard, GuardOptions, load_guard
 from translate.inference.openvino import cache_for
@@ -126,7 +127,7 @@ class ServeOptions:
     max_aspect: Annotated[float, Range(1, 1000)] = MAX_ASPECT
     queue: Count = 4
     device: str = "auto"
-    precision: Literal["fp32", "bf16", "fp16", "int8"] = "fp32"  # int8: backend=openvino only
+    precision: InferencePrecision = "fp32"
     backend: Literal["torch", "openvino"] = "torch"
     calibration: str | None = None  # backend=openvino precision=int8: a folder of inputs to calibrate on
     cache: str | None = None  # backend=openvino: where exported graphs are kept
@@ -297,7 +298,7 @@ class ModelService:
             self.sampler = Sampler(self.G, device=self.device)
         else:
             G, self.backend = self.backend_generator(norm_mode)
-            self.translator = Translator(G, device=self.device, precision="fp32" if self.backend else options.precision,
+            self.translator = Translator(G, device=self.device, precision=torch_precision(options.backend, options.precision),
                                          norm_mode=norm_mode, tile_size=options.tile_size,
                                          tile_overlap=options.tile_overlap, label_maps=self.labels is not None)
         self._lock = threading.Lock()

@@ -50,6 +50,7 @@ Side = Annotated[int, Range(1, 16384)]  # an image side in pixels
 Count = Annotated[int, Range(0)]
 Fraction = Annotated[float, Range(0, 1, open_high=True)]
 Precision = Literal["fp32", "bf16", "fp16"]
+InferencePrecision = Literal["fp32", "bf16", "fp16", "int8"]  # int8: backend=openvino only
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
 Beta = Annotated[float, Range(0, 1, open_high=True)]
 

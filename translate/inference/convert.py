@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from translate.core.atomic import atomic_write_bytes, is_write_failure, remove_stale_temp_files, write_failure
 from translate.core.errors import ConfigError, DataError, DiskFullError, OutputError, first_line
 from translate.core.runtime import autocast, precision_dtype, resolve_device
-from translate.core.schema import Count, Positive, Range, check_dataclass
+from translate.core.schema import Count, InferencePrecision, Positive, Range, check_dataclass
 from translate.data.images import Picture, encode, picture_size, read_picture, resize_images, to_model_input
 from translate.data.inpainting import composited, hole_mask, inpainting_input, mask_file, remasked
 from translate.data.labels import LabelEncoding, read_instance_map
@@ -360,7 +360,7 @@ class InferOptions:
     batch_size: Positive | None = None
     num_workers: Count = 1
     device: str = "auto"
-    precision: Literal["fp32", "bf16", "fp16", "int8"] = "fp32"  # int8: backend=openvino only
+    precision: InferencePrecision = "fp32"
     backend: Literal["torch", "openvino"] = "torch"
     calibration: str | None = None  # int8: a folder of the user's own inputs (None: some of the inputs)
     int8_min_psnr: float = 40.0  # int8 is refused when its agreement with fp32 on held-out images is lower
@@ -424,9 +424,15 @@ def translate_files(G: nn.Module, inputs: str | Path | list, output: str | Path,
     return summary
 
 
+def torch_precision(backend: str, precision: str) -> str:
+    """The autocast precision of the Translator: the asked one with torch; fp32 around a compiled generator, which
+    runs at its own precision."""
+    return precision if backend == "torch" else "fp32"
+
+
 def _translator(G: nn.Module, opts: InferOptions, device: torch.device, labels: LabelEncoding | None) -> Translator:
-    """The Translator of ``G`` as ``opts`` say (a compiled generator runs at its own precision)."""
-    return Translator(G, device=device, precision="fp32" if opts.backend != "torch" else opts.precision,
+    """The Translator of ``G`` as ``opts`` say."""
+    return Translator(G, device=device, precision=torch_precision(opts.backend, opts.precision),
                       channels_last=opts.channels_last, compile=opts.compile, norm_mode=opts.norm_mode,
                       tile_size=opts.tile_size, tile_overlap=opts.tile_overlap, label_maps=labels is not None)
 

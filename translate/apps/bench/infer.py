@@ -32,7 +32,7 @@ from translate.config.compose import build
 from translate.core.errors import ConfigError
 from translate.core.runtime import resolve_device
 from translate.data.images import read_picture, to_model_input
-from translate.inference.convert import InferOptions, Translator, backend_generator, translate_files
+from translate.inference.convert import InferOptions, Translator, backend_generator, torch_precision, translate_files
 from translate.inference.inputs import collect_inputs
 from translate.inference.openvino import agreement_of
 from translate.loading.load import load
@@ -101,10 +101,9 @@ def _naive(settings: dict[str, Any], src: Path, dst: Path, device: torch.device)
 
 def _pipeline(settings: dict[str, Any], src: Path, dst: Path, device: torch.device, G: torch.nn.Module) -> None:
     """``infer.py``'s conversion with ``G`` as the backend runs it (built once, outside the timing)."""
-    torch_precision = settings["precision"] if settings["backend"] == "torch" else "fp32"
     summary = translate_files(
         G, src, dst, batch_size=settings["batch_size"], num_workers=settings["num_workers"],
-        device=str(device), precision=torch_precision, channels_last=settings["channels_last"],
+        device=str(device), precision=torch_precision(settings["backend"], settings["precision"]), channels_last=settings["channels_last"],
         compile=settings["compile"], quiet=True,
     )
     if summary.failed:
@@ -128,7 +127,7 @@ def _agreement(settings: dict[str, Any], G: torch.nn.Module, src: Path, device: 
     calibration)."""
     files = sorted(src.iterdir())[-settings["agreement_images"] :]
     reference = Translator(_generator(settings), device=device)
-    ours = Translator(G, device=device, precision=settings["precision"] if settings["backend"] == "torch" else "fp32")
+    ours = Translator(G, device=device, precision=torch_precision(settings["backend"], settings["precision"]))
     pairs = []
     for path in files:
         x = to_model_input(read_picture(path), reference.in_channels)[None]
