@@ -128,6 +128,35 @@ def test_int8_reports_its_agreement_or_refuses_with_exit_code_2(photos, tmp_path
     assert few.returncode == 2 and "1 readable image" in few.stderr
 
 
+QUANTISED_INPUTS = """
+import sys, torch
+from pathlib import Path
+from translate.inference.openvino import Int8Target, calibrate, exported_onnx, openvino_module
+from translate.networks import ResnetGenerator, init_weights
+torch.manual_seed(0)
+G = init_weights(ResnetGenerator(n_blocks=2, ngf=8, norm="instance")).eval()
+model = openvino_module().Core().read_model(exported_onnx(G, Path(sys.argv[1])))
+images = [torch.rand(1, 3, 32, 32) * 2 - 1 for _ in range(4)]
+for ops in ((), ("MVN", "Add")):
+    quantised = calibrate(model.clone(), images, Int8Target(), ops)
+    fed = [op.get_type_name() for op in quantised.get_ordered_ops() for i in op.inputs()
+           if i.get_source_output().get_node().get_type_name() == "FakeQuantize"]
+    print(ops, fed.count("MVN"), fed.count("Add"), fed.count("Convolution"))
+"""
+
+
+@pytest.mark.slow
+def test_int8_keeps_normalisation_and_residual_sums_in_floating_point(tmp_path):
+    """Instance norm divides its input's rounding error by the channel's spread: the shipped method quantises
+    the convolutions' inputs and leaves what feeds the normalisation and the residual sums in floating point."""
+    run = subprocess.run([sys.executable, "-c", QUANTISED_INPUTS, str(tmp_path)], capture_output=True, text=True,
+                         timeout=300, cwd=ROOT)  # its own process: see _infer
+    assert run.returncode == 0, run.stderr[-2000:]
+    everything, shipped = ([int(n) for n in line.split(")")[1].split()] for line in run.stdout.splitlines())
+    assert everything[0] > 0 and everything[2] > 0  # without float_ops NNCF quantises what feeds instance norm
+    assert shipped[0] == shipped[1] == 0 and shipped[2] > 0  # the shipped method: none of it, convolutions still
+
+
 @pytest.mark.parametrize(("changes", "message"), [
     ({"precision": "int8"}, "precision=int8 needs backend=openvino"),
     ({"backend": "openvino", "norm_mode": "train"}, "norm_mode=train"),

@@ -33,7 +33,8 @@ from translate.loading.pipeline import run_folder
 from translate.networks.layers import generator_channels, generator_stride
 
 BACKENDS = ("torch", "openvino")
-HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # int8: the layers left in floating point run in fp32
+PRECISIONS = ("fp32", "bf16", "int8")
+HINTS = {"fp32": "f32", "bf16": "bf16"}  # OpenVINO's inference precision (bf16: f32 on CPUs without it)
 MISSING = 'backend=openvino needs OpenVINO and NNCF: pip install -e ".[openvino]"'
 EXPORT_VERSION = 1  # part of every cache key: bump when the exported graph changes
 
@@ -42,13 +43,25 @@ EXPORT_VERSION = 1  # part of every cache key: bump when the exported graph chan
 class Int8Target:
     """The agreement an int8 graph must keep with the fp32 one on held-out images (mean over them), else it is
     refused; and how it is calibrated: ``preset`` (NNCF's ``performance``: symmetric activations, or ``mixed``),
-    the first and last convolutions kept in floating point (``keep_ends``), ``subset`` images at most."""
+    the first and last convolutions kept in floating point (``keep_ends``), ``subset`` images at most.
+
+    ``float_ops`` are the OpenVINO operations whose inputs stay in floating point, tried in order: the first
+    that meets the target is used, so a generator keeps as many int8 layers as its picture allows. ``MVN`` is
+    instance and layer normalisation, which divides a channel's rounding error by its spread (a channel that is
+    nearly flat, as on a blank stretch of a sketch, comes out as noise); ``Add`` the residual sums;
+    ``ConvolutionBackpropData`` the transposed, upsampling convolutions. The layers in floating point run at
+    ``float_precision`` (``bf16``: OpenVINO's bf16, which is f32 on CPUs without it)."""
 
     min_psnr: float = 40.0
     min_ssim: float = 0.99
     preset: str = "mixed"
     keep_ends: bool = True
+    float_ops: tuple[tuple[str, ...], ...] = (("MVN", "Add"), ("MVN", "Add", "ConvolutionBackpropData"))
+    float_precision: str = "bf16"
     subset: int = 300
+
+    def met_by(self, agreement: dict[str, float]) -> bool:
+        return agreement["psnr"] >= self.min_psnr and agreement["ssim"] >= self.min_ssim
 
 
 def openvino_module():
@@ -163,8 +176,8 @@ def compiled_generator(G: nn.Module, *, precision: str = "fp32", cache: Path | N
     """``G`` (eval mode) as a CompiledGenerator at ``precision`` (fp32, bf16 or int8). int8 calibrates on the
     ``calibration`` inputs ([1, C, H, W] each, in [-1, 1]) and is refused (ConfigError) when its outputs on the
     held-out ``check`` inputs miss ``target``; its ``agreement`` says what it kept."""
-    if precision not in HINTS:
-        raise ConfigError(f"precision={precision!r} is not one of {', '.join(HINTS)} for backend=openvino")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)} for backend=openvino")
     openvino_module()
     G = G.eval()
     cache = Path(cache) if cache is not None else default_cache()
@@ -175,7 +188,7 @@ def compiled_generator(G: nn.Module, *, precision: str = "fp32", cache: Path | N
         raise ConfigError("precision=int8 needs calibration images and held-out ones to check it on "
                           "(calibration=DIR, or two or more input images)")
     model, agreement = quantized(onnx_path, calibration, check, target, cache)
-    return CompiledGenerator(compile_for_cpu(model, "int8", threads), G, "int8", agreement)
+    return CompiledGenerator(compile_for_cpu(model, target.float_precision, threads), G, "int8", agreement)
 
 
 def data_key(images: Sequence[torch.Tensor], **settings) -> str:
@@ -188,39 +201,46 @@ def data_key(images: Sequence[torch.Tensor], **settings) -> str:
 
 def quantized(onnx_path: Path, calibration: Sequence[torch.Tensor], check: Sequence[torch.Tensor],
               target: Int8Target, cache: Path):
-    """The int8 OpenVINO model of ``onnx_path`` calibrated on ``calibration`` (cached as OpenVINO IR, named by the
-    graph, the calibration images and the method) and its agreement with fp32 on ``check``, measured every time
-    (a cached graph is not trusted to be what it claims); refused below ``target``."""
+    """The int8 OpenVINO model of ``onnx_path`` calibrated on ``calibration`` with the first of ``target.float_ops``
+    whose agreement with fp32 on ``check`` meets ``target``, and that agreement; refused when none does. The
+    agreement is measured every time: a cached graph is not trusted to be what it claims."""
+    reference = compile_for_cpu(onnx_path, "fp32")
+    for float_ops in target.float_ops:
+        model = calibrated(onnx_path, calibration, check, target, float_ops, cache)
+        agreement = measure_agreement(reference, compile_for_cpu(model, target.float_precision), check)
+        if target.met_by(agreement):
+            return model, agreement
+    raise ConfigError(f"precision=int8: on {agreement['images']} held-out images the int8 graph agrees with fp32 "
+                      f"at {agreement['psnr']:.1f} dB PSNR, SSIM {agreement['ssim']:.4f}, below the target "
+                      f"({target.min_psnr:g} dB, {target.min_ssim:g}); use precision=bf16")
+
+
+def calibrated(onnx_path: Path, calibration: Sequence[torch.Tensor], check: Sequence[torch.Tensor],
+               target: Int8Target, float_ops: tuple[str, ...], cache: Path):
+    """``calibrate``'s graph, cached as OpenVINO IR named by the graph, the images and the method."""
     ov = openvino_module()
-    method = {"preset": target.preset, "keep_ends": target.keep_ends, "subset": target.subset}
+    method = {"preset": target.preset, "keep_ends": target.keep_ends, "float_ops": list(float_ops),
+              "subset": target.subset}  # float_precision is the compiler's: the same graph serves both
     xml = cache / f"{onnx_path.stem}-int8-{data_key([*calibration, *check], **method)}.xml"
-    model = None
     if xml.is_file():
         with contextlib.suppress(Exception):  # unreadable: calibrate again
-            model = ov.Core().read_model(xml)
-    if model is None:
-        model = calibrate(ov.Core().read_model(onnx_path), calibration, target)
-        save_ir(ov, model, xml)
-    agreement = measure_agreement(compile_for_cpu(onnx_path, "fp32"), compile_for_cpu(model, "int8"), check)
-    if agreement["psnr"] < target.min_psnr or agreement["ssim"] < target.min_ssim:
-        raise ConfigError(f"precision=int8: on {agreement['images']} held-out images the int8 graph agrees with fp32 "
-                          f"at {agreement['psnr']:.1f} dB PSNR, SSIM {agreement['ssim']:.4f}, below the target "
-                          f"({target.min_psnr:g} dB, {target.min_ssim:g}); use precision=bf16")
-    return model, agreement
+            return ov.Core().read_model(xml)
+    model = calibrate(ov.Core().read_model(onnx_path), calibration, target, float_ops)
+    save_ir(ov, model, xml)
+    return model
 
 
-def calibrate(model, calibration: Sequence[torch.Tensor], target: Int8Target):
-    """NNCF post-training quantisation of ``model`` on the calibration inputs."""
+def calibrate(model, calibration: Sequence[torch.Tensor], target: Int8Target, float_ops: tuple[str, ...]):
+    """NNCF post-training quantisation of ``model`` on the calibration inputs, ``float_ops`` left unquantised."""
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # NNCF's import: "no CUDA runtime"
     try:
         import nncf
     except ImportError:
         raise ConfigError(MISSING) from None
     nncf.set_log_level(logging.ERROR)  # its per-layer notes: the caller says what came of it
-    ignored = None
-    if target.keep_ends:
-        convs = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
-        ignored = nncf.IgnoredScope(names=[convs[0], convs[-1]], validate=False) if convs else None
+    convs = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    ends = [convs[0], convs[-1]] if target.keep_ends and convs else []
+    ignored = nncf.IgnoredScope(names=ends, types=list(float_ops), validate=False)
     preset = nncf.QuantizationPreset.MIXED if target.preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE
     items = [x.float().numpy() for x in calibration]
     with contextlib.redirect_stdout(io.StringIO()):  # its progress bars
