@@ -13,7 +13,8 @@
 - ``--family dcgan`` or ``stylegan``: the face demo with 10 % of its images (600), scored by the last
   validation's ``val/kid`` and ``val/fid`` (on the demo's pixel statistics).
 
-Variants: ``reference`` (the preset as it is), ``diffaugment``, ``ada``, ``recipe`` (``recipe=small_paired``, pix2pix)
+Variants: ``reference`` (the preset as it is), ``diffaugment``, ``ada``, ``recipe`` (``recipe=small_paired`` for pix2pix,
+``small_unpaired`` for CycleGAN and CUT)
 and the candidates measured for the recipes (VARIANTS).
 
 Writes OUT/results.json (per run: the final scores, the val curve, D's real_sign and ADA's p over training), a
@@ -70,9 +71,11 @@ FAMILIES = {
                        "data.batch_size=1", "trainer.val_every=250", "trainer.sample_every=1000"],
                       ("ssim", "psnr", "l1"), "val/ssim", evaluate=True, recipe="small_paired"),
     "cyclegan": Family(["experiment=demo_day2night", "data.num_train=40"],
-                       ("val/paired_ssim", "val/paired_psnr", "val/paired_l1"), "val/paired_ssim", steps=1500),
+                       ("val/paired_ssim", "val/paired_psnr", "val/paired_l1"), "val/paired_ssim", steps=1500,
+                       recipe="small_unpaired"),
     "cut": Family(["experiment=demo_day2night_cut", "data.num_train=40"],
-                  ("val/paired_ssim", "val/paired_psnr", "val/paired_l1"), "val/paired_ssim", steps=1500),
+                  ("val/paired_ssim", "val/paired_psnr", "val/paired_l1"), "val/paired_ssim", steps=1500,
+                  recipe="small_unpaired"),
     "dcgan": Family(["experiment=demo_faces", "data.num_train=600"], ("val/kid", "val/fid"), "val/kid", steps=3000),
     "stylegan": Family(["experiment=demo_faces_stylegan", "data.num_train=600"], ("val/kid", "val/fid"), "val/kid",
                        steps=3000),

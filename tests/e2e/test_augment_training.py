@@ -57,7 +57,7 @@ def test_every_family_shows_its_discriminators_augmented_images(tmp_path, monkey
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe,experiment", [("small_paired", "demo")])
+@pytest.mark.parametrize("recipe,experiment", [("small_paired", "demo"), ("small_unpaired", "demo_day2night_cut")])
 def test_a_recipe_trains_on_its_demo(tmp_path, recipe, experiment):
     cfg = compose([f"experiment={experiment}", f"recipe={recipe}", *DEMO, f"data.root={tmp_path / 'demo'}"])
     with open_dict(cfg):

@@ -50,7 +50,7 @@ def test_the_help_of_a_training_group_and_its_mistakes(capsys):
     assert main(["train", "--help", "model=cyclegan"]) == 0
     assert "model.lambda_A=" in capsys.readouterr().out
     assert main(["train", "--help", "recipe"]) == 0  # an optional group: off unless chosen
-    assert capsys.readouterr().out.startswith("recipe: off by default; options: small_paired")
+    assert capsys.readouterr().out.startswith("recipe: off by default; options: small_paired, small_unpaired")
     assert main(["train", "--help", "recipe=small_paired"]) == 0  # a preset shows the options it picks
     assert "  augment=diffaugment\n  gan_loss=lsgan" in capsys.readouterr().out
     assert main(["train", "--help", "modle"]) == 2

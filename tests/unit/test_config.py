@@ -39,7 +39,7 @@ def test_groups_are_the_documented_ones():
     assert set(GROUPS) == {"model", "generator", "discriminator", "gan_loss", "augment", "data", "optim",
                            "scheduler", "trainer", "logger", "experiment", "recipe", "debug", "hparams_search"}
     assert set(options("augment")) == {"none", "diffaugment", "ada"}
-    assert set(options("recipe")) == {"small_paired"}
+    assert set(options("recipe")) == {"small_paired", "small_unpaired"}
     assert {"unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks"} <= set(options("generator"))
     assert {"patchgan", "pixel", "multiscale"} <= set(options("discriminator"))
     assert set(options("gan_loss")) == {"vanilla", "lsgan", "hinge", "wgangp"}
@@ -188,6 +188,8 @@ def test_experiments_and_debug_compose(option):
 RECIPE_EXPERIMENTS = {
     "small_paired": ["demo", "sketch2photo", "facades", "edges2shoes", "maps", "night2day", "demo_bicycle",
                      "demo_labels", "demo_labels_pix2pixhd"],
+    "small_unpaired": ["demo_day2night", "demo_day2night_cut", "demo_day2night_fastcut", "day2night_cyclegan",
+                       "day2night_cut", "horse2zebra", "horse2zebra_cut", "horse2zebra_fastcut"],
 }
 
 
@@ -201,6 +203,13 @@ def test_recipes_apply_on_top_of_their_experiments(recipe):
         build_model(cfg)
         build(cfg.augment)
     assert compose([f"recipe={recipe}", "augment=none"]).augment._target_ == "translate.models.augment.Augment"
+
+
+def test_the_unpaired_recipe_augments_by_translation_alone():
+    """small_unpaired: DiffAugment's translation (on the day->night measurements colour hurt CUT, cutout did not help it)."""
+    cfg = compose(["experiment=demo_day2night_cut", "recipe=small_unpaired"])
+    assert cfg.augment.policy == "translation" and cfg.gan_loss == compose(["experiment=demo_day2night_cut"]).gan_loss
+    assert compose(["experiment=demo_day2night", "recipe=small_unpaired", "augment.policy=color"]).augment.policy == "color"
 
 
 def test_bad_option_value_is_a_one_line_error():
