@@ -103,8 +103,8 @@ def _pipeline(settings: dict[str, Any], src: Path, dst: Path, device: torch.devi
     """``infer.py``'s conversion with ``G`` as the backend runs it (built once, outside the timing)."""
     summary = translate_files(
         G, src, dst, batch_size=settings["batch_size"], num_workers=settings["num_workers"],
-        device=str(device), precision=torch_precision(settings["backend"], settings["precision"]), channels_last=settings["channels_last"],
-        compile=settings["compile"], quiet=True,
+        device=str(device), precision=torch_precision(settings["backend"], settings["precision"]),
+        channels_last=settings["channels_last"], compile=settings["compile"], quiet=True,
     )
     if summary.failed:
         raise RuntimeError(f"benchmark conversion failed: {summary.failed[:3]}")
