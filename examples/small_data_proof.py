@@ -44,6 +44,9 @@ VARIANTS = {  # name -> overrides
     "ada": ["augment=ada"],
     "ada_fast": ["augment=ada", "augment.speed_kimg=0.5"],  # p can move 4x faster: for runs of ~2,000 images
     "ada_fast_t03": ["augment=ada", "augment.speed_kimg=0.5", "augment.target=0.3"],  # and acts on milder overfitting
+    # p held at 0.8 from the first step (it barely moves at this speed): strong enough that ADA's paper saw leaks,
+    # to show the leak check catches one
+    "ada_p08": ["augment=ada", "augment.initial_p=0.8", "augment.speed_kimg=1000000"],
     # candidates for the small-data recipe, each one addition on top of DiffAugment
     "diff_sn": ["augment=diffaugment", "discriminator.spectral_norm=true"],
     "diff_resize": ["augment=diffaugment", "generator.upsample=resize"],

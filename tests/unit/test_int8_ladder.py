@@ -50,3 +50,9 @@ def test_ssim_is_part_of_the_target():
     assert Int8Target().met_by({"psnr": 45.0, "ssim": 0.99})
     assert not Int8Target().met_by({"psnr": 45.0, "ssim": 0.9894})
     assert not Int8Target().met_by({"psnr": 39.9, "ssim": 0.999})
+
+
+def test_a_ladder_without_graphs_is_refused_when_built():
+    with pytest.raises(ValueError, match="float_ops: give at least one graph"):
+        Int8Target(float_ops=())
+    assert Int8Target(float_ops=((),)).float_ops == ((),)  # one graph, every op quantised

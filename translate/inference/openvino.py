@@ -60,6 +60,10 @@ class Int8Target:
     float_precision: str = "bf16"
     subset: int = 300
 
+    def __post_init__(self):
+        if not self.float_ops:
+            raise ValueError("Int8Target.float_ops: give at least one graph to try (() inside it quantises every op)")
+
     def met_by(self, agreement: dict[str, float]) -> bool:
         return agreement["psnr"] >= self.min_psnr and agreement["ssim"] >= self.min_ssim
 
