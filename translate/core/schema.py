@@ -59,6 +59,7 @@ Beta = Annotated[float, Range(0, 1, open_high=True)]
 class EmaSettings:
     enabled: bool = False
     decay: Annotated[float, Range(0, 1, open_low=True, open_high=True)] = 0.999
+    rampup: Annotated[float, Range(0, open_low=True)] | None = 0.05
 
 
 @dataclass

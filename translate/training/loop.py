@@ -26,7 +26,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -64,6 +64,7 @@ from translate.inference.export import write_model_folder
 from translate.loading.load import load
 from translate.models.base import Phase, TranslationModel
 from translate.training import distributed
+from translate.training.ema import averaged
 from translate.training.optimization import build_optimization
 from translate.training.sizes import fit_sizes_to_networks
 from translate.training.tracking import RunFolder, RunLog
@@ -227,9 +228,8 @@ class Trainer:
         ema = self.cfg.trainer.ema
         if not ema.enabled:
             return {}
-        average = get_ema_multi_avg_fn(ema.decay)
-        return {name: AveragedModel(G, multi_avg_fn=average, use_buffers=True)
-                for name, G in self.model.generators().items()}
+        rampup = ema.get("rampup")  # absent from configs saved before it existed: their fixed decay
+        return {name: averaged(G, ema.decay, rampup) for name, G in self.model.generators().items()}
 
     def _wrap_ddp(self) -> list[DistributedDataParallel]:
         """Wrap every network in DistributedDataParallel (gradients averaged across processes); returns the
