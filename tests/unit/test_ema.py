@@ -46,3 +46,27 @@ def test_integer_buffers_follow_the_model_and_float_buffers_are_averaged():
 def test_the_ramp_reaches_the_fixed_decay_where_the_module_says():
     step = math.log(2) / (0.05 * -math.log(0.999))
     assert decay_at(math.floor(step), 0.999, 0.05) < 0.999 <= decay_at(math.ceil(step), 0.999, 0.05) + 1e-12
+
+
+@pytest.mark.parametrize("saved_before_rampup", [False, True])
+def test_the_loop_ramps_its_average_unless_the_config_predates_the_rampup(tiny_cfg, aligned_root, saved_before_rampup):
+    """A config stored before ``trainer.ema.rampup`` existed (resumed runs) keeps its fixed decay."""
+    from omegaconf import open_dict
+
+    from translate.training.loop import Trainer, prepare_config
+
+    cfg = tiny_cfg("data=aligned", "generator=resnet_6blocks", f"data.root={aligned_root}", "trainer.ema.enabled=true")
+    if saved_before_rampup:
+        with open_dict(cfg):
+            del cfg.trainer.ema.rampup
+    trainer = Trainer(prepare_config(cfg))
+    G, ema = trainer.nets["G"], trainer.ema["G"]
+    with torch.no_grad():
+        ema.update_parameters(G)
+        before = [p.clone() for p in G.parameters()]
+        for p in G.parameters():
+            p.add_(1.0)
+        ema.update_parameters(G)
+    moved = next(iter(ema.module.parameters())) - before[0]  # the share of the step the average took
+    expected = 1 - (0.999 if saved_before_rampup else decay_at(2, 0.999, 0.05))
+    assert torch.allclose(moved, torch.full_like(moved, expected), atol=1e-5)
