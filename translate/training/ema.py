@@ -25,7 +25,8 @@ def decay_at(step: int, decay: float, rampup: float | None) -> float:
 
 def averaged(G: nn.Module, decay: float, rampup: float | None) -> AveragedModel:
     """``G``'s moving average, its buffers (StyleGAN's noise strengths, norms' statistics) averaged too
-    (AveragedModel calls ``update`` once per dtype). The count of updates is part of its state dict, so a resumed run goes on with the same decays."""
+    (AveragedModel calls ``update`` once per dtype). The count of updates is part of its state dict, so a
+    resumed run goes on with the same decays."""
 
     @torch.no_grad()
     def update(average: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
