@@ -43,7 +43,8 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
         write_image(tmp_path / "data" / "train" / "B" / f"{i}.png", (64, 64), seed=10 + i)
     run = tmp_path / "run"
     common = ["debug=fast", "data=aligned", f"data.root={tmp_path / 'data'}", "data.load_size=64",
-              "data.crop_size=64", "generator=unet_64", "data.batch_size=2", "trainer.progress_bar=false"]
+              "data.crop_size=64", "generator=unet_64", "data.batch_size=2", "trainer.progress_bar=false",
+              "augment=ada", "augment.initial_p=0.5", "scheduler=constant"]
     # Batch norm and dropout: the ranks see different data and noise, yet must keep identical weights
     # (the loop compares a checksum of every process's weights at the end and fails if they differ).
     proc = _torchrun(*common, "trainer.max_steps=4", f"run_dir={run}", cwd=tmp_path)
@@ -59,6 +60,13 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
     assert proc.stderr.count("Resumed from") == 1
     ckpt = load_checkpoint(run)
     assert ckpt["step"] == 6 and all(not k.startswith("module.") for k in ckpt["networks"]["G"])
+    # Exact: each process resumed its own random streams (dropout, ADA's draws), as a run that never stopped.
+    assert len(ckpt["replicas"]) == 2
+    proc = _torchrun(*common, "trainer.max_steps=6", f"run_dir={tmp_path / 'straight'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    straight = load_checkpoint(tmp_path / "straight")
+    for name, state in straight["networks"].items():
+        assert all(torch.equal(t, ckpt["networks"][name][k]) for k, t in state.items()), name
     from translate.loading.generator import load_generator
 
     G = load_generator(run)

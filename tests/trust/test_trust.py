@@ -241,6 +241,9 @@ def test_os_errors_are_named(tmp_path):
     ({"step": -3}, "step is -3, expected a count >= 0"),
     ({"networks": {"G": {"w": "not a tensor"}}}, "networks.G is not a state dict of tensors"),
     ({"config": [1]}, "config is list"),
+    ({"replicas": {"rng": 1}}, "replicas is dict"),
+    ({"replicas": [{"rng": {"python": [], "numpy": {}}}]}, "replicas[0].rng.torch is missing"),
+    ({"replicas": ["x"]}, "replicas[0] is not a process's saved state"),
 ])
 def test_malformed_checkpoints_name_the_field(tmp_path, change, message):
     ckpt = {"format_version": 1, "config": {}, "networks": {"G": {"w": torch.zeros(1)}}, **change}

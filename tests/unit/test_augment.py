@@ -82,6 +82,29 @@ def test_ada_at_p_one_transforms_every_image_differentiably_and_keeps_pairs_alig
     assert m.shape == (4, 4, 4) and torch.allclose(m[:, 3], torch.tensor([0.0, 0, 0, 1]).expand(4, 4))
 
 
+def test_ada_translates_an_image_with_probability_p_one_draw_for_both_axes():
+    """As the official pipeline: x and y shifts chosen together, so "no change" stays likely at p = 0.8."""
+    from translate.models.augment import _chosen
+
+    torch.manual_seed(0)
+    x = _image(20000, 1, 1, 1)
+    shifts = _chosen(x, 0.3, torch.full((20000, 2), 5.0), 0)
+    moved_x, moved_y = shifts[:, 0] != 0, shifts[:, 1] != 0
+    assert torch.equal(moved_x, moved_y)  # one draw: never x alone
+    assert moved_x.float().mean().item() == pytest.approx(0.3, abs=0.015)  # not 1 - 0.7 ** 2 = 0.51
+
+
+def test_ada_warps_bf16_images_on_an_fp32_grid():
+    """A fake from a bf16 generator is shifted as exactly as an fp32 real (a bf16 grid is off by up to 0.6 px)."""
+    x = _image(1, 3, 256, 256)
+    m = torch.tensor([[[1.0, 0, 3], [0, 1, 5], [0, 0, 1]]])  # whole pixels: out[y, x] = in[y + 5, x + 3]
+    want = x[..., 5:, 3:]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for image in (x, x.bfloat16()):
+            out = warp(image, m)[..., :-5, :-3].float()
+            assert (out - want).abs().max().item() < 0.01  # bf16's rounding of values in [-1, 1]
+
+
 def _real_sign(logits, gan_loss=None) -> torch.Tensor:
     """D's real_sign for ``logits`` on reals, as a model's D step computes it for ADA."""
     from translate.models.base import TranslationModel
@@ -148,3 +171,17 @@ def test_augmentations_run_in_the_steps_bf16_precision(augment):
     assert out.shape == x.shape and out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
     out.float().sum().backward()
     assert x.grad is not None
+
+
+def test_ada_is_refused_for_a_wgan_critic_which_has_no_decision():
+    from translate.models.base import TranslationModel
+    from translate.models.losses import WGANGP
+
+    class Critic(TranslationModel):
+        paired = True
+
+    model = Critic(WGANGP())
+    with pytest.raises(ConfigError, match=r"augment=ada: WGANGP\(gp_weight=10.0\) has no decision"):
+        model.set_augment(ADA())
+    model.set_augment(DiffAugment())  # a fixed policy needs none
+    assert "D_out/D/real_sign" not in model.verdicts("D", torch.ones(2, 1), torch.zeros(2, 1))

@@ -96,7 +96,7 @@ FIELDS: dict[str, tuple[type, ...]] = {
     "config": (dict,), "step": (int,), "total_steps": (int,), "epoch": (int,), "batch_in_epoch": (int,),
     "networks": (dict,), "ema": (dict,), "optimizers": (dict,), "schedulers": (dict,), "scalers": (dict,),
     "model_state": (dict,), "rng": (dict,), "wandb_run_id": (str, type(None)), "metrics": (dict,),
-    "best": (dict,), "augment": (dict,),
+    "best": (dict,), "augment": (dict,), "replicas": (list,),
 }
 REQUIRED = ("config", "networks")  # enough to rebuild a generator (infer, evaluate, export)
 TRAINING_STATE = ("step", "epoch", "batch_in_epoch", "ema", "optimizers", "schedulers", "scalers", "model_state",
@@ -121,9 +121,18 @@ def check_structure(ckpt: dict[str, Any], path: str | Path, required: tuple[str,
         if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
             raise CheckpointError(f"{path}: networks.{name} is not a state dict of tensors")
     if "rng" in ckpt:
-        for key, types in RNG_FIELDS.items():
-            if not isinstance(ckpt["rng"].get(key), types):
-                raise CheckpointError(f"{path}: rng.{key} is missing or not a saved random state")
+        _check_rng(ckpt["rng"], path, "rng")
+    for i, replica in enumerate(ckpt.get("replicas", [])):  # each process's own state (torchrun)
+        if not isinstance(replica, dict) or not isinstance(replica.get("rng"), dict) \
+                or not isinstance(replica.get("augment", {}), dict):
+            raise CheckpointError(f"{path}: replicas[{i}] is not a process's saved state")
+        _check_rng(replica["rng"], path, f"replicas[{i}].rng")
+
+
+def _check_rng(rng: dict[str, Any], path: str | Path, where: str) -> None:
+    for key, types in RNG_FIELDS.items():
+        if not isinstance(rng.get(key), types):
+            raise CheckpointError(f"{path}: {where}.{key} is missing or not a saved random state")
 
 
 def _short(value: Any) -> str:

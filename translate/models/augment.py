@@ -188,14 +188,16 @@ class ADA(Augment):
         if p <= 0:
             return x
         dtype = x.dtype
-        x = warp(x, geometric(x, p))  # grid sampling runs in fp32 under autocast: back to the step's precision after
+        x = warp(x, geometric(x, p))  # in fp32 (reals and fakes alike): back to the step's precision after
         image = x[:, colour_from:]
         return torch.cat([x[:, :colour_from], recolour(image, colour_matrix(image, p))], 1).to(dtype)
 
 
 def _chosen(x: torch.Tensor, p: float, value: torch.Tensor, identity: float) -> torch.Tensor:
-    """``value`` [N] where an image draws below ``p``, ``identity`` elsewhere."""
-    return torch.where(torch.rand(len(x), device=x.device) < p, value, torch.full_like(value, identity))
+    """``value`` ([N] or [N, k]: one draw for all k, as a translation's x and y) where an image draws below ``p``,
+    ``identity`` elsewhere."""
+    drawn = (torch.rand(len(x), device=x.device) < p).view(-1, *[1] * (value.dim() - 1))
+    return torch.where(drawn, value, torch.full_like(value, identity))
 
 
 def _matrices(rows: list[list[torch.Tensor | float]], like: torch.Tensor) -> torch.Tensor:
@@ -226,8 +228,9 @@ def geometric(x: torch.Tensor, p: float) -> torch.Tensor:
     ln2 = math.log(2)
     m = _scale2d(_chosen(x, p, 1 - 2 * torch.randint(0, 2, (n,), device=dev).float(), 1), torch.ones(n, device=dev))
     m = m @ _rotate2d(_chosen(x, p, torch.randint(0, 4, (n,), device=dev).float() * math.pi / 2, 0))
-    shift = (torch.rand(n, 2, device=dev) * 2 - 1) * 0.125
-    m = m @ _translate2d(_chosen(x, p, (shift[:, 0] * w).round(), 0), _chosen(x, p, (shift[:, 1] * h).round(), 0))
+    size = torch.tensor([w, h], dtype=torch.float32, device=dev)
+    shift = _chosen(x, p, ((torch.rand(n, 2, device=dev) * 2 - 1) * 0.125 * size).round(), 0)
+    m = m @ _translate2d(shift[:, 0], shift[:, 1])
     scale = _chosen(x, p, torch.exp(torch.randn(n, device=dev) * 0.2 * ln2), 1)
     m = m @ _scale2d(scale, scale)
     p_rot = 1 - math.sqrt(1 - min(p, 1.0))  # rotated twice (before and after the anisotropic scaling)
@@ -235,8 +238,8 @@ def geometric(x: torch.Tensor, p: float) -> torch.Tensor:
     aniso = _chosen(x, p, torch.exp(torch.randn(n, device=dev) * 0.2 * ln2), 1)
     m = m @ _scale2d(aniso, 1 / aniso)
     m = m @ _rotate2d(_chosen(x, p_rot, (torch.rand(n, device=dev) * 2 - 1) * math.pi, 0))
-    frac = torch.randn(n, 2, device=dev) * 0.125
-    return m @ _translate2d(_chosen(x, p, frac[:, 0] * w, 0), _chosen(x, p, frac[:, 1] * h, 0))
+    frac = _chosen(x, p, torch.randn(n, 2, device=dev) * 0.125 * size, 0)
+    return m @ _translate2d(frac[:, 0], frac[:, 1])
 
 
 def warp(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
@@ -244,8 +247,9 @@ def warp(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     n, _, h, w = x.shape
     to_unit = torch.diag(torch.tensor([2 / w, 2 / h, 1.0], device=x.device))  # pixels about the centre -> [-1, 1]
     theta = (to_unit @ m @ torch.linalg.inv(to_unit))[:, :2]
-    grid = F.affine_grid(theta.to(x.dtype), [n, x.shape[1], h, w], align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    with torch.autocast(x.device.type, enabled=False):  # a bf16 grid would be off by up to 0.6 px at 256
+        grid = F.affine_grid(theta.float(), [n, x.shape[1], h, w], align_corners=False)
+        return F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
 def colour_matrix(x: torch.Tensor, p: float) -> torch.Tensor:

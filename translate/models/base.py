@@ -33,6 +33,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
+from translate.core.errors import ConfigError
 from translate.models.augment import Augment
 from translate.models.losses import GANObjective, Logits, gradient_penalty
 
@@ -112,6 +113,14 @@ class TranslationModel(nn.Module):
         # What discriminators see goes through this (the loop sets ``augment=diffaugment|ada``; none by default).
         self.augment: Augment = Augment()
 
+    def set_augment(self, augment: Augment) -> None:
+        """What the discriminators see from now on. ADA's heuristic counts D's outputs on either side of the
+        objective's decision, which a WGAN critic (whose outputs' offset is arbitrary) does not have."""
+        if augment.probability is not None and self.gan_loss.decision is None:
+            raise ConfigError(f"augment=ada: {self.gan_loss!r} has no decision between real and fake for ADA's "
+                              "heuristic (a critic's outputs have no fixed offset); use augment=diffaugment")
+        self.augment = augment
+
     def judge(self, D: nn.Module, x: torch.Tensor, colour_from: int = 0, **kwargs) -> Logits:
         """D's logits for ``x`` as the discriminators learn to judge it: augmented (``models.augment``; a pair's
         colour transform on its channels ``colour_from:``, the output's)."""
@@ -183,7 +192,8 @@ class TranslationModel(nn.Module):
             fake_logits = judged(fake)
         terms = self.gan_loss.d_loss(real_logits, fake_logits)
         verdicts = self.verdicts(name, real_logits, fake_logits)
-        self.augment.observe(verdicts[f"D_out/{name}/real_sign"], len(real))
+        if f"D_out/{name}/real_sign" in verdicts:  # not for a critic (set_augment refuses ADA there)
+            self.augment.observe(verdicts[f"D_out/{name}/real_sign"], len(real))
         losses = {f"loss/{name}/real": terms["real"], f"loss/{name}/fake": terms["fake"], **verdicts}
         total = (0.5 if average else 1.0) * (terms["real"] + terms["fake"])
         if self.gan_loss.gp_weight:
@@ -200,7 +210,8 @@ class TranslationModel(nn.Module):
         flat = {k: torch.cat([o.detach().float().flatten() for o in ([v] if isinstance(v, torch.Tensor) else v)])
                 for k, v in (("real", real), ("fake", fake))}
         stats = {f"D_out/{name}/{k}": v.mean() for k, v in flat.items()}
-        stats[f"D_out/{name}/real_sign"] = torch.sign(flat["real"] - self.gan_loss.decision).mean()
+        if self.gan_loss.decision is not None:
+            stats[f"D_out/{name}/real_sign"] = torch.sign(flat["real"] - self.gan_loss.decision).mean()
         return stats
 
     # ------------------------------------------------------------------ state and samples

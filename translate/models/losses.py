@@ -33,8 +33,9 @@ class GANObjective:
 
     #: Weight of the discriminator's gradient penalty; 0 means none is computed.
     gp_weight: float = 0.0
-    #: The output between "real" and "fake" (ADA's overfitting heuristic counts reals above it).
-    decision: float = 0.0
+    #: The output between "real" and "fake" (ADA's overfitting heuristic counts reals above it); None for a
+    #: critic, whose outputs' offset is arbitrary.
+    decision: float | None = 0.0
 
     def d_loss(self, real: Logits, fake: Logits) -> dict[str, torch.Tensor]:
         return {"real": _sum_over_scales(self.d_real, real), "fake": _sum_over_scales(self.d_fake, fake)}
@@ -140,6 +141,8 @@ class HingeGAN(GANObjective):
 
 class WGANGP(GANObjective):
     """Wasserstein GAN with gradient penalty (Gulrajani et al.): D minimises fake - real + gp_weight * GP."""
+
+    decision = None  # the critic's outputs can drift by any constant
 
     def __init__(self, gp_weight: float = 10.0):
         self.gp_weight = float(gp_weight)

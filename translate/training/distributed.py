@@ -6,6 +6,7 @@ Single-process runs never touch torch.distributed: every helper degrades to the 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -49,6 +50,15 @@ def mean(tensor: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(tensor)
         tensor /= world_size()
     return tensor
+
+
+def gather(obj: Any) -> list[Any]:
+    """``obj`` from every process, in rank order (picklable objects; ``[obj]`` in a single process)."""
+    if world_size() == 1:
+        return [obj]
+    out: list[Any] = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def any_true(*flags: bool | torch.Tensor, device: torch.device) -> list[bool]:

@@ -149,7 +149,7 @@ class Trainer:
         # Model and data.
         self.model: TranslationModel = build_model(cfg)
         if cfg.get("augment") is not None:  # what the discriminators see (augment=diffaugment|ada)
-            self.model.augment = build(cfg.augment).to(self.device)
+            self.model.set_augment(build(cfg.augment).to(self.device))
         self.data = build(cfg.data)
         fit_sizes_to_networks(self.model, self.data)
         self.dataset = self.data.train_dataset()  # first: its errors name a missing folder or split best
@@ -188,7 +188,7 @@ class Trainer:
                                          enabled=self.is_main)
         self.logger = build(cfg.logger)
         self.best = BestTracker(cfg.checkpoint.monitor, cfg.checkpoint.get("mode", "auto"))
-        self.resume_rng: dict[str, Any] | None = None  # applied when the loop starts
+        self.resume_rng: dict[str, Any] | int | None = None  # applied when the loop starts (a state or a seed)
         if cfg.resume:
             self.restore(load_checkpoint(cfg.resume), source=cfg.resume)
         self.fixed_batch = self._with_fixed_inputs(sample_batch(self.data, int(t.num_samples)), seed=int(t.seed))
@@ -263,7 +263,9 @@ class Trainer:
         """Train from ``self.step`` to ``total_steps``. Returns the last logged metrics, the best validation
         value (``best/<metric>``, ``best/step``) and the step reached."""
         self._start_outputs()
-        if self.resume_rng is not None:
+        if isinstance(self.resume_rng, int):  # a process that the checkpoint has no random state for
+            seed_everything(self.resume_rng)
+        elif self.resume_rng is not None:
             set_rng_state(self.resume_rng)  # last, after everything that drew random numbers while building
         if self.step >= self.total_steps:
             print(f"Already at step {self.step} of {self.total_steps}: nothing to train", file=sys.stderr)
@@ -324,9 +326,9 @@ class Trainer:
         if t.val_every and due(t.val_every):
             self.validate_and_keep_best()
         if due(t.checkpoint_every):
-            self.save(numbered=True)
+            self.save(numbered=True, replicas=True)
         if stop.requested:
-            self.save()
+            self.save(replicas=True)
             distributed.barrier()
             print(f"Stopped at step {self.step}; checkpoint: {self.checkpointer.last}\nto continue: translate train "
                   f"resume={self.run_dir}", file=sys.stderr)
@@ -467,8 +469,13 @@ class Trainer:
     def _weights_finite(self) -> bool:
         return weights_finite({name: net.state_dict() for name, net in self.nets.items()})
 
-    def save(self, *, numbered: bool = False, name: str = LAST) -> Path:
-        return self.checkpointer.save(self.state_dict(), numbered=numbered, name=name)
+    def save(self, *, numbered: bool = False, name: str = LAST, replicas: bool = False) -> Path:
+        """Write the training state. ``replicas``: every process is saving (under torchrun), so each one's random
+        streams and ADA tally go in too, and a resume with as many processes continues each exactly."""
+        state = self.state_dict()
+        if replicas and self.world > 1:
+            state["replicas"] = distributed.gather({"rng": rng_state(), "augment": self.model.augment.state_dict()})
+        return self.checkpointer.save(state, numbered=numbered, name=name)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -503,19 +510,36 @@ class Trainer:
             print(f"The run's length changed from {ckpt['total_steps']} to {self.total_steps} steps: the "
                   "learning-rate schedule now follows the new length", file=sys.stderr)
         self.model.load_extra_state(ckpt["model_state"])
-        if ckpt.get("augment"):  # ADA's probability where it left off (a run that had none starts afresh)
+        self.resume_rng, augment = self._own_state(ckpt)
+        if augment:  # ADA's probability where it left off (a run that had none starts afresh)
             try:
-                self.model.augment.load_state_dict(ckpt["augment"])
+                self.model.augment.load_state_dict(augment)
             except RuntimeError as e:
                 raise CheckpointError(f"{source}: its augment state does not fit augment= ({first_line(e)})") from None
         self.step, self.epoch, self.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         self.wandb_run_id = ckpt.get("wandb_run_id")
         self.last_metrics = dict(ckpt.get("metrics") or {})
         self.best.best = dict(ckpt.get("best") or {})
-        self.resume_rng = ckpt["rng"]
         if self.is_main:
             self.folder.rewind_metrics(self.step)
             print(f"Resumed from {source} at step {self.step}", file=sys.stderr)
+
+    def _own_state(self, ckpt: dict[str, Any]) -> tuple[dict[str, Any] | int, dict[str, Any] | None]:
+        """This process's random state (or a seed for fresh streams) and ADA state. Under torchrun, each
+        process's own where the checkpoint holds one per process (``replicas``, from as many processes);
+        otherwise rank 0 takes the saved state and the others fresh streams, without the partial ADA tally
+        (rank 0's, which would be counted once per process)."""
+        if self.world == 1:
+            return ckpt["rng"], ckpt.get("augment")
+        replicas = ckpt.get("replicas") or []
+        if len(replicas) == self.world:
+            return replicas[self.rank]["rng"], replicas[self.rank].get("augment")
+        if self.is_main:
+            print(f"The checkpoint holds {len(replicas) or 1} process's random state, not {self.world}: the other "
+                  "processes' random streams start afresh (not an exact resume)", file=sys.stderr)
+            return ckpt["rng"], ckpt.get("augment")
+        augment = {k: (torch.zeros_like(v) if k == "tally" else v) for k, v in (ckpt.get("augment") or {}).items()}
+        return int(self.cfg.trainer.seed) + self.rank + self.world * (int(ckpt["step"]) + 1), augment
 
     def _load_networks(self, ckpt: dict[str, Any]) -> None:
         if set(ckpt["networks"]) != set(self.nets):
