@@ -26,7 +26,6 @@ from translate.data import AlignedData, UnalignedData
 from translate.data.files import sample_grid, save_image
 from translate.data.fixed import truth_batches
 from translate.data.semantic import LabelData
-from translate.evaluation.leaks import LeakScore
 from translate.evaluation.metrics import dropout_layers, higher_is_better
 from translate.evaluation.segmentation import SegmentationScore, cached_segmenter
 from translate.evaluation.validation import FirstImages, Validator
@@ -75,18 +74,14 @@ def _evaluation_data(cfg: DictConfig, loaded: Pipeline):
 
 def _collectors(cfg: DictConfig, data, shown: FirstImages, device: torch.device):
     """What each evaluated batch is shown to: the grid's first images (label maps in their classes' colours), for
-    label-map data the segmentation score (``metrics.segmentation``), for paired data the augmentation leak check
-    (``metrics.leaks``); and the scores among them, whose ``result()`` joins the metrics."""
+    label-map data the segmentation score (``metrics.segmentation``); and the scores among them, whose ``result()``
+    joins the metrics (the augmentation leak check, ``metrics.leaks``, is the Validator's)."""
     encoding = data.label_encoding() if isinstance(data, LabelData) else None
     scores: list[Any] = []
     if encoding is not None and cfg.metrics.get("segmentation", "auto") not in (False, "off", None):
         segmenter = cached_segmenter(data, steps=int(cfg.metrics.get("segmenter_steps", 1000)),
                                      seed=int(cfg.metrics.get("segmenter_seed", 0)), device=device)
         scores.append(SegmentationScore(segmenter, encoding, device))
-    if cfg.metrics.get("leaks"):
-        if isinstance(data, UnalignedData):
-            raise ConfigError("metrics.leaks compares outputs with their true photos: paired data only")
-        scores.append(LeakScore())
 
     def collect(x: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
         if encoding is None:

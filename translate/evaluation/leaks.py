@@ -11,22 +11,38 @@ this is measured directly:
 
 Both have a chance level above 0 (a blurry output can be as near to a flipped photo; a mild random recolouring
 can land nearer than the photo): compare a run against the same measure of one trained without augmentation.
+
+Without a true photo per output (a generator from noise, an unpaired translation), ``DistributionLeakScore``
+asks the same of the outputs against real images of the target domain: half of them are the reference, clean
+and transformed, and the other half are scored like the outputs, as the chance level (``leak_*_real``):
+
+- ``leak_orientation``: the share of outputs whose nearest reference image (L1 at 32x32) is a rotated or
+  flipped one rather than a clean one (each reference image also turned once, at random, by one of the
+  transforms other than the mirror image, which most datasets treat as natural);
+- ``leak_colour``: the share whose nearest reference image in colour statistics is a recoloured one (each
+  reference image also through one draw of ADA's colour transforms) rather than a clean one.
+
+Realistic outputs land near the held-out reals' level and leaked ones above it; outputs unlike any real image
+(early in training) can land anywhere, as neither set is near them: compare with a run trained without
+augmentation too.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from translate.models.augment import colour_matrix, recolour
 
 
-def _symmetries(y: torch.Tensor) -> list[torch.Tensor]:
-    """The flips and rotations of ``y`` [N, C, H, W] other than itself (all seven when square)."""
+def _symmetries(y: torch.Tensor, mirror: bool = True) -> list[torch.Tensor]:
+    """The flips and rotations of ``y`` [N, C, H, W] other than itself (all seven when square; without the
+    left-right mirror image unless ``mirror``)."""
     square = y.shape[-1] == y.shape[-2]
     turns = (1, 2, 3) if square else (2,)
     out = [torch.rot90(y, k, (-2, -1)) for k in turns]
     flipped = torch.flip(y, (-1,))
-    out += [flipped] + [torch.rot90(flipped, k, (-2, -1)) for k in turns]
+    out += ([flipped] if mirror else []) + [torch.rot90(flipped, k, (-2, -1)) for k in turns]
     return out
 
 
@@ -34,12 +50,30 @@ def _stats(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x.mean((-2, -1)), x.std((-2, -1))], 1)
 
 
-class LeakScore:
+class _OwnDraws:
+    """Random draws from a generator of the score's own, never moving the caller's global RNG."""
+
+    def __init__(self, seed: int):
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def recoloured(self, y: torch.Tensor) -> torch.Tensor:
+        """``y`` through one random draw of ADA's colour transforms (at p = 1)."""
+        state = torch.random.get_rng_state()
+        torch.random.set_rng_state(self.generator.get_state())
+        try:
+            out = recolour(y, colour_matrix(y, 1.0))
+            self.generator.set_state(torch.random.get_rng_state())
+        finally:
+            torch.random.set_rng_state(state)
+        return out
+
+
+class LeakScore(_OwnDraws):
     """Accumulates ``leak_orientation`` and ``leak_colour`` over batches of (input, output, true photo)."""
 
     def __init__(self, draws: int = 16, seed: int = 0):
+        super().__init__(seed)
         self.draws = int(draws)
-        self.generator = torch.Generator().manual_seed(int(seed))
         self.oriented = self.coloured = self.count = 0
 
     @torch.no_grad()
@@ -53,16 +87,55 @@ class LeakScore:
 
     def _recoloured_distance(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The nearest of ``draws`` ADA recolourings of each photo to its output, in colour statistics."""
-        state = torch.random.get_rng_state()
-        torch.random.set_rng_state(self.generator.get_state())  # its own draws: never the caller's RNG
-        try:
-            distances = [(_stats(out) - _stats(recolour(y, colour_matrix(y, 1.0)))).abs().sum(1)
-                         for _ in range(self.draws)]
-            self.generator.set_state(torch.random.get_rng_state())
-        finally:
-            torch.random.set_rng_state(state)
+        distances = [(_stats(out) - _stats(self.recoloured(y))).abs().sum(1) for _ in range(self.draws)]
         return torch.stack(distances).min(0).values
 
     def result(self) -> dict[str, float]:
         n = max(self.count, 1)
         return {"leak_orientation": self.oriented / n, "leak_colour": self.coloured / n}
+
+
+class DistributionLeakScore(_OwnDraws):
+    """Accumulates outputs and real target images over batches of (input, output, real images), without pairing
+    them; ``result()`` scores the outputs and held-out reals against the other reals (see the module docstring)."""
+
+    def __init__(self, size: int = 32, seed: int = 0):
+        super().__init__(seed)
+        self.size = int(size)
+        self.outputs: list[torch.Tensor] = []
+        self.reals: list[torch.Tensor] = []
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+        self.outputs.append(self._small(out))
+        if len(y):
+            self.reals.append(self._small(y))
+
+    def _small(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.detach().float().cpu()
+        return F.interpolate(images, size=(self.size, self.size), mode="area") if images.shape[-1] > self.size else images
+
+    def result(self) -> dict[str, float]:
+        reals = torch.cat(self.reals) if self.reals else torch.empty(0)
+        if len(reals) < 4 or not self.outputs:
+            return {}
+        reference, held_out = reals[0::2], reals[1::2]
+        # One transform of each reference image: as many changed as clean images, so neither set wins by its size.
+        options = torch.stack(_symmetries(reference, mirror=False))
+        pick = torch.randint(len(options), (len(reference),), generator=self.generator)
+        turned = options[pick, torch.arange(len(reference))]
+        recoloured = self.recoloured(reference)
+        result = {}
+        for name, queries in (("", torch.cat(self.outputs)), ("_real", held_out)):
+            result[f"leak_orientation{name}"] = _nearer_share(queries.flatten(1), reference.flatten(1),
+                                                              turned.flatten(1))
+            result[f"leak_colour{name}"] = _nearer_share(_stats(queries), _stats(reference), _stats(recoloured))
+        return result
+
+
+def _nearer_share(queries: torch.Tensor, clean: torch.Tensor, changed: torch.Tensor) -> float:
+    """The share of ``queries`` (rows of features) whose nearest row (L1) is in ``changed`` rather than ``clean``."""
+    def nearest(rows: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(queries, rows, p=1).min(1).values
+
+    return float((nearest(changed) < nearest(clean)).float().mean())

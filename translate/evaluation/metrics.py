@@ -222,27 +222,31 @@ def evaluate_paired(G: nn.Module, batches: Iterable[dict[str, torch.Tensor]], *,
 
 
 @torch.no_grad()
-def evaluate_distribution(G: nn.Module, batches: Iterable[dict[str, torch.Tensor]], distribution: DistributionMetrics,
-                          *, device: torch.device | str, source: str = "A", target: str = "B", autocast=nullcontext,
-                          prefix: str = "val/", on_batch=None) -> dict[str, float]:
+def evaluate_distribution(G: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
+                          distribution: DistributionMetrics | None, *, device: torch.device | str, source: str = "A",
+                          target: str = "B", autocast=nullcontext, prefix: str = "val/", on_batch=None) -> dict[str, float]:
     """FID and KID of ``G(batch[source])`` against the real ``batch[target]`` images (other images of the target
     domain, not references), with G in eval mode. Either side of a batch may be empty (unpaired folders of
     different sizes). The real images are encoded on the first call only. ``on_batch(x, out, y)`` as in
-    ``evaluate_paired``."""
-    distribution.reset()
+    ``evaluate_paired`` (y: the batch's real images, not x's); with no ``distribution``, only that."""
+    if distribution is not None:
+        distribution.reset()
     with eval_mode(G):
         for batch in batches:
             x, y = batch[source], batch[target]
-            if len(y) and distribution.num_real < distribution.max_real:
+            if distribution is not None and len(y) and distribution.num_real < distribution.max_real:
                 distribution.update(y.to(device), real=True)
             if not len(x):
                 continue
             with autocast():
                 out = G(x.to(device))
             out = out.float()
-            distribution.update(out, real=False)
+            if distribution is not None:
+                distribution.update(out, real=False)
             if on_batch is not None:
                 on_batch(x, out, y[: len(x)])
+    if distribution is None:
+        return {}
     distribution.max_real = distribution.num_real
     return {f"{prefix}{k}": v for k, v in distribution.compute().items()}
 

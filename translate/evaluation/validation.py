@@ -22,6 +22,7 @@ from torch import nn
 from translate.config.compose import build
 from translate.core.errors import ConfigError
 from translate.core.runtime import autocast
+from translate.evaluation.leaks import DistributionLeakScore, LeakScore
 from translate.evaluation.metrics import (
     DistributionMetrics,
     evaluate_distribution,
@@ -39,7 +40,8 @@ class Validator:
     """Metrics of ``translations`` (direction -> Translation) on batches of ``{"A": ..., "B": ...}``.
 
     ``metrics`` is the ``metrics`` config node: ``lpips`` (backbone or null), ``fid`` (bool),
-    ``inception_weights``, ``features`` (a ``_target_`` extractor instead of Inception). ``distribution``:
+    ``inception_weights``, ``features`` (a ``_target_`` extractor instead of Inception), ``leaks`` (bool: the
+    augmentation leak check, ``evaluation.leaks``, against true photos or, unpaired, real images). ``distribution``:
     whether paired models also get FID/KID (unpaired ones always do, when ``metrics.fid``). ``truth_batches``:
     aligned ``{"A", "B"}`` batches of val images and their true translations, for an unpaired model (each
     translation is scored on them from its source key to its target key, so B -> A runs night to day, as
@@ -54,6 +56,7 @@ class Validator:
                  styles: torch.Tensor | int | None = None, truncation: float = 1.0):
         self.translations, self.paired, self.device = translations, paired, device
         self.styles, self.truncation = styles, truncation
+        self.leaks = bool(metrics.get("leaks", False))  # do augmentations leak into the outputs? (evaluation.leaks)
         self.truth_batches = [] if paired else list(truth_batches or [])
         self.autocast = functools.partial(autocast, device, amp_dtype)
         self.skipped: dict[str, str] = {}
@@ -82,8 +85,9 @@ class Validator:
 
     @property
     def active(self) -> bool:
-        """Whether any metric can be computed (unpaired models need a feature extractor or true translations)."""
-        return self.paired or bool(self.distributions) or bool(self.truth_batches)
+        """Whether any metric can be computed (unpaired models need a feature extractor, true translations or
+        the leak check)."""
+        return self.paired or bool(self.distributions) or bool(self.truth_batches) or self.leaks
 
     def prefix(self, direction: str, base: str = "val/") -> str:
         primary = next(iter(self.translations))
@@ -96,19 +100,37 @@ class Validator:
         result: dict[str, float] = {}
         for direction, t in self.translations.items():
             G, where = generators[t.generator], self.prefix(direction, prefix)
+            leaks = (LeakScore() if self.paired else DistributionLeakScore()) if self.leaks else None
             common = dict(device=self.device, source=t.source, target=t.target, autocast=self.autocast,
-                          prefix=where, on_batch=on_batch)
+                          prefix=where, on_batch=_both(on_batch, leaks))
             if self.paired:
                 result |= evaluate_paired(G, batches, lpips_net=self.lpips, styles=self.styles,
                                           truncation=self.truncation, distribution=self.distributions.get(direction),
                                           **common)
             else:
-                if direction in self.distributions:
-                    result |= evaluate_distribution(G, batches, self.distributions[direction], **common)
+                if direction in self.distributions or leaks is not None:
+                    result |= evaluate_distribution(G, batches, self.distributions.get(direction), **common)
                 if self.truth_batches:
                     result |= evaluate_paired(G, self.truth_batches, lpips_net=self.lpips,
                                               **(common | {"prefix": f"{where}paired_", "on_batch": None}))
+            if leaks is not None:
+                found = leaks.result()
+                result |= {f"{where}{k}": v for k, v in found.items()}
+                if not found:
+                    self.skipped["leaks"] = "fewer than 4 real images to compare the outputs with"
         return result
+
+
+def _both(first: OnBatch | None, second: OnBatch | None) -> OnBatch | None:
+    """One ``on_batch`` that calls both (either may be None)."""
+    if first is None or second is None:
+        return first or second
+
+    def both(x: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+        first(x, out, y)
+        second(x, out, y)
+
+    return both
 
 
 class FirstImages:
