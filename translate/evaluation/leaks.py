@@ -1,38 +1,38 @@
-"""Do augmentations leak into what a generator makes? (``translate evaluate metrics.leaks=true``, paired data.)
+"""Do augmentations leak into what a generator makes? (``metrics.leaks=true``: ``translate evaluate`` and training's
+validation.)
 
 A discriminator shown flipped, rotated or recoloured reals could teach its generator that such images are real;
-the generator's outputs would then come out rotated or recoloured. With the true photo of each output at hand
-this is measured directly:
+the generator's outputs would then come out rotated or recoloured. "Recoloured" here means plainly wrong
+colours, by ADA's own transforms: the luma flipped (an inverted image), the hue rotated by 90 to 180 degrees, or
+both. ADA's milder brightness, contrast and saturation draws are left out, since a generator's ordinary colour
+errors lie nearer to them than to the true colours. With the true photo of each output at hand (``LeakScore``,
+paired data):
 
 - ``leak_orientation``: the share of outputs nearer (L1) to a flipped or rotated copy of their true photo (the
   seven other symmetries of the square; flips and the half turn for other shapes) than to the photo as it is;
 - ``leak_colour``: the share of outputs whose colour statistics (per-channel mean and spread) are nearer to one
-  of ``draws`` recolourings of their true photo by ADA's colour transforms than to the photo itself.
-
-Both have a chance level above 0 (a blurry output can be as near to a flipped photo; a mild random recolouring
-can land nearer than the photo): compare a run against the same measure of one trained without augmentation.
+  of ``draws`` recolourings of their true photo than to the photo itself.
 
 Without a true photo per output (a generator from noise, an unpaired translation), ``DistributionLeakScore``
-asks the same of the outputs against real images of the target domain: half of them are the reference, clean
-and transformed, and the other half are scored like the outputs, as the chance level (``leak_*_real``):
+asks the same of the outputs against real images of the target domain: half of them are the reference, each also
+turned once (at random, by one of the symmetries other than the mirror image, which most datasets treat as
+natural) and recoloured once; the other half are scored like the outputs, as the chance level (``leak_*_real``):
 
-- ``leak_orientation``: the share of outputs whose nearest reference image (L1 at 32x32) is a rotated or
-  flipped one rather than a clean one (each reference image also turned once, at random, by one of the
-  transforms other than the mirror image, which most datasets treat as natural);
-- ``leak_colour``: the share whose nearest reference image in colour statistics is a recoloured one (each
-  reference image also through one draw of ADA's colour transforms) rather than a clean one.
+- ``leak_orientation``: the share of outputs whose nearest reference image (L1 at 32x32) is a turned one;
+- ``leak_colour``: the share whose nearest reference image in colour statistics is a recoloured one.
 
-Realistic outputs land near the held-out reals' level and leaked ones above it; outputs unlike any real image
-(early in training) can land anywhere, as neither set is near them: compare with a run trained without
-augmentation too.
+All have a chance level above 0 (a blurry output can be as near to a flipped photo), and an output unlike any
+real image can land on either side: compare a run with one trained without augmentation too.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-from translate.models.augment import colour_matrix, recolour
+from translate.models.augment import hue_rotation, luma_flip, recolour
 
 
 def _symmetries(y: torch.Tensor, mirror: bool = True) -> list[torch.Tensor]:
@@ -51,21 +51,22 @@ def _stats(x: torch.Tensor) -> torch.Tensor:
 
 
 class _OwnDraws:
-    """Random draws from a generator of the score's own, never moving the caller's global RNG."""
+    """Random draws from a generator of the score's own (never the caller's global RNG)."""
 
     def __init__(self, seed: int):
         self.generator = torch.Generator().manual_seed(int(seed))
 
     def recoloured(self, y: torch.Tensor) -> torch.Tensor:
-        """``y`` through one random draw of ADA's colour transforms (at p = 1)."""
-        state = torch.random.get_rng_state()
-        torch.random.set_rng_state(self.generator.get_state())
-        try:
-            out = recolour(y, colour_matrix(y, 1.0))
-            self.generator.set_state(torch.random.get_rng_state())
-        finally:
-            torch.random.set_rng_state(state)
-        return out
+        """``y`` [N, C, H, W] with its colours plainly wrong, by ADA's own transforms: each image luma-flipped,
+        hue-rotated by 90 to 180 degrees either way, or both (a third each). ADA's milder brightness, contrast and
+        saturation draws are left out: a generator's ordinary colour errors lie nearer to them than to the
+        clean images, so they would count an imperfect generator as a leaking one."""
+        n, g = len(y), self.generator
+        kind = torch.randint(3, (n,), generator=g)  # 0: flip, 1: hue, 2: both
+        side = torch.randint(2, (n,), generator=g).float() * 2 - 1
+        angle = (torch.rand(n, generator=g) * 0.5 + 0.5) * math.pi * side * (kind > 0)
+        m = hue_rotation(angle) @ luma_flip((kind != 1).float())
+        return recolour(y, m.to(y.device))
 
 
 class LeakScore(_OwnDraws):

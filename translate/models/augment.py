@@ -257,24 +257,34 @@ def colour_matrix(x: torch.Tensor, p: float) -> torch.Tensor:
     brightness (+N(0, 0.2)), contrast (x lognormal, 0.5 octave), luma flip, hue rotation, saturation (1 octave)."""
     n, dev, ln2 = len(x), x.device, math.log(2)
     eye = torch.eye(4, device=dev).expand(n, 4, 4)
-    luma = torch.tensor([1.0, 1.0, 1.0, 0.0], device=dev) / math.sqrt(3)
-    outer = torch.outer(luma, luma)
+    outer = _luma_outer(dev)
     b = _chosen(x, p, torch.randn(n, device=dev) * 0.2, 0)
     m = eye.clone()
     m[:, :3, 3] = b.unsqueeze(1)
     c = _chosen(x, p, torch.exp(torch.randn(n, device=dev) * 0.5 * ln2), 1)
     m = torch.diag_embed(torch.stack([c, c, c, torch.ones_like(c)], 1)) @ m
-    flip = _chosen(x, p, torch.randint(0, 2, (n,), device=dev).float(), 0)
-    m = (eye - 2 * outer * flip.view(n, 1, 1)) @ m
-    m = _hue(_chosen(x, p, (torch.rand(n, device=dev) * 2 - 1) * math.pi, 0), luma) @ m
+    m = luma_flip(_chosen(x, p, torch.randint(0, 2, (n,), device=dev).float(), 0)) @ m
+    m = hue_rotation(_chosen(x, p, (torch.rand(n, device=dev) * 2 - 1) * math.pi, 0)) @ m
     s = _chosen(x, p, torch.exp(torch.randn(n, device=dev) * ln2), 1)
     saturation = outer + (eye - outer) * torch.stack([s, s, s, torch.ones_like(s)], 1).unsqueeze(1)
     return saturation @ m
 
 
-def _hue(theta: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
-    """Rotations by ``theta`` [N] about the unit ``axis`` (Rodrigues), as [N, 4, 4]."""
-    a = axis[:3]
+def _luma_outer(device: torch.device) -> torch.Tensor:
+    """The projection onto the gray axis (r = g = b), homogeneous [4, 4]."""
+    luma = torch.tensor([1.0, 1.0, 1.0, 0.0], device=device) / math.sqrt(3)
+    return torch.outer(luma, luma)
+
+
+def luma_flip(flip: torch.Tensor) -> torch.Tensor:
+    """[N, 4, 4]: the luma of RGB mirrored (its hue kept) where ``flip`` [N] is 1, the identity where 0."""
+    eye = torch.eye(4, device=flip.device)
+    return eye - 2 * _luma_outer(flip.device) * flip.view(-1, 1, 1)
+
+
+def hue_rotation(theta: torch.Tensor) -> torch.Tensor:
+    """Rotations of RGB by ``theta`` [N] about the gray axis (Rodrigues), as [N, 4, 4]."""
+    a = torch.ones(3, device=theta.device) / math.sqrt(3)
     k = torch.tensor([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]], device=theta.device)
     c, s = theta.cos().view(-1, 1, 1), theta.sin().view(-1, 1, 1)
     r = torch.eye(3, device=theta.device) + s * k + (1 - c) * (k @ k)
