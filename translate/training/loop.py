@@ -535,8 +535,8 @@ class Trainer:
         if len(replicas) == self.world:
             return replicas[self.rank]["rng"], replicas[self.rank].get("augment")
         if self.is_main:
-            print(f"The checkpoint holds {len(replicas) or 1} process's random state, not {self.world}: the other "
-                  "processes' random streams start afresh (not an exact resume)", file=sys.stderr)
+            print(f"The checkpoint holds the random state of {len(replicas) or 1} process(es), not {self.world}: "
+                  "the others' random streams start afresh (not an exact resume)", file=sys.stderr)
             return ckpt["rng"], ckpt.get("augment")
         augment = {k: (torch.zeros_like(v) if k == "tally" else v) for k, v in (ckpt.get("augment") or {}).items()}
         return int(self.cfg.trainer.seed) + self.rank + self.world * (int(ckpt["step"]) + 1), augment
