@@ -21,7 +21,7 @@ def _torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(ROOT / "train.py"), *args]
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_sampler_splits_each_epoch_between_processes():
@@ -71,6 +71,32 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
 
     G = load_generator(run)
     assert G(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+
+
+@pytest.mark.slow
+def test_torchrun_resumes_a_single_process_checkpoint_with_ada_midway_through_its_interval(tmp_path):
+    """One process's checkpoint holds one random state and ADA tally: the second process starts fresh streams and
+    ADA's count of D steps from it, so both pool at the same step (else they would wait for each other forever)."""
+    from omegaconf import open_dict
+
+    from translate.config.compose import compose
+    from translate.training.loop import fit
+
+    for i in range(8):
+        write_image(tmp_path / "data" / "train" / "A" / f"{i}.png", (64, 64), seed=i)
+        write_image(tmp_path / "data" / "train" / "B" / f"{i}.png", (64, 64), seed=10 + i)
+    common = ["debug=fast", "data=aligned", f"data.root={tmp_path / 'data'}", "generator=unet_64",
+              "augment=ada", "augment.initial_p=0.5", "augment.interval=3", "trainer.progress_bar=false"]
+    cfg = compose([*common, "trainer.max_steps=2"])
+    with open_dict(cfg):
+        cfg.run_dir = str(tmp_path / "run")
+    fit(cfg)  # two D steps of ADA's three counted
+    proc = _torchrun(f"resume={tmp_path / 'run'}", "trainer.max_steps=5", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "the others' random streams start afresh" in proc.stderr
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt["step"] == 5 and len(ckpt["replicas"]) == 2
+    assert not torch.equal(ckpt["replicas"][0]["rng"]["torch"], ckpt["replicas"][1]["rng"]["torch"])
 
 
 @pytest.mark.slow
