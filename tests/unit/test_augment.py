@@ -141,6 +141,8 @@ def test_ada_resumes_its_p_and_its_count_from_a_state_dict():
     fresh = ADA(speed_kimg=0.1, interval=2)
     fresh.load_state_dict(ada.state_dict())
     assert fresh.probability == 0.3 and fresh.active
+    shared = ADA.shared_state(ada.state_dict())  # for another process: p and the step count, not the sums
+    assert shared["p"] == ada.p and shared["tally"].tolist() == [0.0, 0.0, 1.0] and ada.tally[0] == 1.0
     fresh.observe(torch.tensor(1.0), 4)  # the second step: both adjust now
     ada.observe(torch.tensor(1.0), 4)
     assert fresh.probability == ada.probability == pytest.approx(0.38)

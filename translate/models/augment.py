@@ -68,6 +68,12 @@ class Augment(nn.Module):
         """Whether ``forward`` changes anything now."""
         return False
 
+    @staticmethod
+    def shared_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Of one process's saved state, what another process may load (torchrun, resuming a checkpoint that
+        holds one process's state): all of it unless a subclass keeps per-process counts."""
+        return state
+
 
 class DiffAugment(Augment):
     """DiffAugment's ``policy`` (a list or comma-separated: color, translation, cutout), in that order."""
@@ -166,6 +172,15 @@ class ADA(Augment):
     @property
     def active(self) -> bool:
         return self._p > 0
+
+    @staticmethod
+    def shared_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``p`` and the count of D steps since the last adjustment (every process must pool at the same step,
+        or they wait for each other forever), without the saving process's sums of real_sign and images, which
+        would be pooled once per process."""
+        if "tally" not in state:
+            return state
+        return {**state, "tally": state["tally"] * torch.tensor([0.0, 0.0, 1.0], dtype=state["tally"].dtype)}
 
     @torch.no_grad()
     def observe(self, real_sign: torch.Tensor, images: int) -> None:

@@ -527,9 +527,8 @@ class Trainer:
     def _own_state(self, ckpt: dict[str, Any]) -> tuple[dict[str, Any] | int, dict[str, Any] | None]:
         """This process's random state (or a seed for fresh streams) and ADA state. Under torchrun, each
         process's own where the checkpoint holds one per process (``replicas``, from as many processes);
-        otherwise rank 0 takes the saved state and the others fresh streams, and ADA's partial sums only
-        (rank 0's, which would be counted once per process) but its count of D steps (or the processes would
-        pool at different steps and wait for each other forever)."""
+        otherwise rank 0 takes the saved state and the others fresh streams and what of the augmentation's
+        state another process may load (``Augment.shared_state``)."""
         if self.world == 1:
             return ckpt["rng"], ckpt.get("augment")
         replicas = ckpt.get("replicas") or []
@@ -539,9 +538,7 @@ class Trainer:
             print(f"The checkpoint holds the random state of {len(replicas) or 1} process(es), not {self.world}: "
                   "the others' random streams start afresh (not an exact resume)", file=sys.stderr)
             return ckpt["rng"], ckpt.get("augment")
-        augment = dict(ckpt.get("augment") or {})
-        if "tally" in augment:  # rank 0's sums are rank 0's to pool; the step count keeps every process in step
-            augment["tally"] = augment["tally"] * torch.tensor([0.0, 0.0, 1.0], dtype=augment["tally"].dtype)
+        augment = self.model.augment.shared_state(ckpt.get("augment") or {})
         return int(self.cfg.trainer.seed) + self.rank + self.world * (int(ckpt["step"]) + 1), augment
 
     def _load_networks(self, ckpt: dict[str, Any]) -> None:
