@@ -83,12 +83,13 @@ class LeakScore(_OwnDraws):
         clean = (out - y).abs().flatten(1).mean(1)
         turned = torch.stack([(out - s).abs().flatten(1).mean(1) for s in _symmetries(y)]).min(0).values
         self.oriented += int((turned < clean).sum())
-        self.coloured += int((self._recoloured_distance(out, y) < (_stats(out) - _stats(y)).abs().sum(1)).sum())
+        stats = _stats(out)
+        self.coloured += int((self._recoloured_distance(stats, y) < (stats - _stats(y)).abs().sum(1)).sum())
         self.count += len(out)
 
-    def _recoloured_distance(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The nearest of ``draws`` ADA recolourings of each photo to its output, in colour statistics."""
-        distances = [(_stats(out) - _stats(self.recoloured(y))).abs().sum(1) for _ in range(self.draws)]
+    def _recoloured_distance(self, stats: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The nearest of ``draws`` recolourings of each photo to its output's colour statistics ``stats``."""
+        distances = [(stats - _stats(self.recoloured(y))).abs().sum(1) for _ in range(self.draws)]
         return torch.stack(distances).min(0).values
 
     def result(self) -> dict[str, float]:
@@ -114,7 +115,8 @@ class DistributionLeakScore(_OwnDraws):
 
     def _small(self, images: torch.Tensor) -> torch.Tensor:
         images = images.detach().float().cpu()
-        return F.interpolate(images, size=(self.size, self.size), mode="area") if images.shape[-1] > self.size else images
+        too_big = max(images.shape[-2:]) > self.size
+        return F.interpolate(images, size=(self.size, self.size), mode="area") if too_big else images
 
     def result(self) -> dict[str, float]:
         reals = torch.cat(self.reals) if self.reals else torch.empty(0)
